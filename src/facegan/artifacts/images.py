@@ -1,0 +1,47 @@
+"""Image grids and PNG output (numpy + PIL; no TensorFlow)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def make_grid(images: np.ndarray, columns: int | None = None, padding: int = 2,
+              background: int = 32) -> np.ndarray:
+    """Tiles uint8 images [N, H, W, C] into one uint8 image [rows*H', cols*W', C].
+
+    Args:
+        images: uint8 [N, H, W, C], C in {1, 3}.
+        columns: images per row; default ceil(sqrt(N)) (a square grid when N is square).
+        padding: pixels between tiles and around the border.
+        background: gray level of the padding.
+    """
+    assert images.ndim == 4 and images.dtype == np.uint8, (images.shape, images.dtype)
+    count, height, width, channels = images.shape
+    columns = columns or max(1, math.ceil(math.sqrt(count)))
+    rows = max(1, math.ceil(count / columns))
+    grid = np.full((rows * (height + padding) + padding, columns * (width + padding) + padding,
+                    channels), background, np.uint8)
+    for i, image in enumerate(images):
+        row, col = divmod(i, columns)
+        top, left = padding + row * (height + padding), padding + col * (width + padding)
+        grid[top:top + height, left:left + width] = image
+    return grid
+
+
+def save_png(image: np.ndarray, path: str | Path) -> Path:
+    """Writes uint8 [H, W, C] (C in {1, 3}) as a PNG, creating parent folders.
+
+    Written to a temporary name and renamed, so a reader never sees half a file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "L" if image.shape[-1] == 1 else "RGB"
+    pixels = image[..., 0] if mode == "L" else image
+    partial = path.with_name(path.name + ".partial")
+    Image.fromarray(pixels, mode=mode).save(partial, format="PNG")
+    partial.replace(path)
+    return path

@@ -1,0 +1,222 @@
+"""The `facegan` command: parse -> config -> call the API.
+
+User errors (bad values, missing paths, an existing run) print one line and
+exit with code 2, before any model is built. TensorFlow is imported only by
+commands that need it, so `--help` and config errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from facegan import __version__
+from facegan.config import Config, ConfigError
+from facegan.errors import Interrupted, UserError
+from facegan.presets import DEFAULT_PRESET, describe_presets, get_preset, preset_names
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+_EPILOG_TRAIN = f"""\
+presets:
+{describe_presets()}
+
+examples:
+  facegan train                                   # quick-32 on the embedded LFW faces
+  facegan train --data ~/faces --preset dcgan-64 --steps 20000
+  facegan train --config my.toml --set optim.g_lr=1e-4 --run-dir runs/exp1
+  facegan train --resume runs/exp1 --steps 40000  # continue until step 40000
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit code 2 like every user error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USER_ERROR, f"facegan: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="facegan", description="Train GANs that generate realistic human faces.")
+    parser.add_argument("--version", action="version", version=f"facegan {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    train = commands.add_parser(
+        "train", help="train a new run, or resume one",
+        description="Train a GAN on face photos. Writes a run directory with config.json, "
+                    "checkpoints, sample grids, TensorBoard logs and metrics.jsonl.",
+        epilog=_EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("--data", metavar="PATH",
+                       help="folder of images (recursive), a .zip of images, or embedded:lfw "
+                            "(default: the preset's, embedded:lfw)")
+    train.add_argument("--preset", metavar="NAME",
+                       help=f"starting config: {', '.join(preset_names())} (default {DEFAULT_PRESET})")
+    train.add_argument("--config", metavar="FILE", help="TOML or JSON config applied on the preset")
+    train.add_argument("--steps", type=_positive_int, metavar="N",
+                       help="total training steps of the run (with --resume: continue until N)")
+    train.add_argument("--batch-size", type=_positive_int, metavar="B", help="images per step")
+    train.add_argument("--seed", type=int, metavar="S", help="seed for weights, noise and data order")
+    train.add_argument("--jit", action="store_true", default=None,
+                       help="compile the train step with XLA (slower on CPU)")
+    train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       dest="overrides", help="override any config value (repeatable)")
+    train.add_argument("--run-dir", metavar="DIR", help="where to write (default runs/<preset>-<time>)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="if --run-dir exists, move it aside (renamed, never deleted)")
+    train.add_argument("--resume", metavar="DIR",
+                       help="continue the run in DIR from its latest checkpoint")
+    _add_progress_flag(train)
+    train.set_defaults(handler=_cmd_train)
+
+    generate = commands.add_parser(
+        "generate", help="generate faces from a trained run",
+        description="Generate images from a run's latest checkpoint. The same --seed always "
+                    "gives the same images.")
+    generate.add_argument("--run", required=True, metavar="DIR", help="run directory")
+    generate.add_argument("-n", "--num", type=_positive_int, default=64, metavar="N",
+                          help="number of images (default 64)")
+    generate.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default 0)")
+    generate.add_argument("--out", required=True, metavar="PATH",
+                          help="a .png file for one grid, or a folder for one PNG per image")
+    generate.set_defaults(handler=_cmd_generate)
+
+    presets = commands.add_parser("presets", help="list the named presets")
+    presets.set_defaults(handler=lambda args: print(describe_presets()) or 0)
+
+    show = commands.add_parser(
+        "config", help="print a resolved config as TOML (a starting point for --config)",
+        description="Print the config that `facegan train` would use, as TOML.")
+    show.add_argument("--preset", metavar="NAME")
+    show.add_argument("--config", metavar="FILE")
+    show.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                      dest="overrides")
+    show.set_defaults(handler=lambda args: print(_config_from_args(args).to_toml(), end="") or 0)
+    return parser
+
+
+def _add_progress_flag(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--progress", dest="progress", action="store_true", default=None,
+                       help="always show the progress bar (default: on a terminal)")
+    group.add_argument("--no-progress", dest="progress", action="store_false",
+                       help="log lines instead of a progress bar")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; received {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; received {text!r}")
+    return value
+
+
+def _parse_overrides(items: Sequence[str]) -> dict[str, str]:
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set takes SECTION.KEY=VALUE; received {item!r}")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def _config_from_args(args: argparse.Namespace) -> Config:
+    """Preset, then config file, then flags: later ones win."""
+    file_preset = None
+    if getattr(args, "config", None):
+        file_preset = Config.from_file(args.config).preset
+    preset = args.preset or file_preset or DEFAULT_PRESET
+    config = get_preset(preset)
+    if args.config:
+        config = Config.from_file(args.config, base=config)
+    config = Config.from_dict({"preset": preset}, base=config)
+    flags = {
+        "data.source": getattr(args, "data", None),
+        "train.steps": getattr(args, "steps", None),
+        "train.batch_size": getattr(args, "batch_size", None),
+        "train.seed": getattr(args, "seed", None),
+        "train.jit": getattr(args, "jit", None),
+    }
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    overrides.update(_parse_overrides(args.overrides))
+    return config.with_overrides(overrides) if overrides else config
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    if args.resume:
+        clashing = [flag for flag, value in (
+            ("--data", args.data), ("--preset", args.preset), ("--config", args.config),
+            ("--batch-size", args.batch_size), ("--seed", args.seed), ("--jit", args.jit),
+            ("--set", args.overrides), ("--run-dir", args.run_dir),
+            ("--overwrite", args.overwrite)) if value]
+        if clashing:
+            raise ConfigError(f"--resume continues a run with its saved config; it takes only "
+                              f"--steps and --progress, not {', '.join(clashing)}")
+        _quiet_tensorflow()
+        from facegan.training.loop import resume
+
+        run = resume(args.resume, steps=args.steps, progress=args.progress)
+    else:
+        config = _config_from_args(args)  # validated here, before TensorFlow is imported
+        _quiet_tensorflow()
+        from facegan.training.loop import train
+
+        run = train(config, args.run_dir, overwrite=args.overwrite, progress=args.progress)
+    print(run.directory)
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix.lower() not in ("", ".png"):
+        raise ConfigError(f"--out must be a .png file (one grid) or a folder; received {args.out!r}")
+    if out.suffix.lower() == ".png" and out.exists():
+        raise ConfigError(f"--out {args.out!r} already exists; choose another name")
+    if out.suffix == "" and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--out {args.out!r} exists and is not an empty folder")
+    _quiet_tensorflow()
+    from facegan.artifacts.images import make_grid, save_png
+    from facegan.artifacts.run import load
+
+    images = load(args.run).generate(args.num, seed=args.seed)
+    if out.suffix.lower() == ".png":
+        save_png(make_grid(images), out)
+    else:
+        for i, image in enumerate(images):
+            save_png(image, out / f"seed{args.seed}-{i:05d}.png")
+    print(out)
+    return 0
+
+
+def _quiet_tensorflow() -> None:
+    # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) hides our own
+    # output; the user can still ask for it by setting the variable themselves.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `facegan` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except UserError as err:
+        print(f"facegan: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Interrupted as err:
+        print(f"facegan: {err}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("facegan: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,370 @@
+"""Typed, frozen configuration for a facegan run.
+
+A `Config` is the whole description of a run: data, model, loss, optimizers and
+the training schedule. It is validated when it is built, so a bad value fails
+before any data is read or any model is built, with a message that names the
+field, the value received and what is allowed.
+
+This module imports no TensorFlow: the CLI can validate a config (and print
+`--help`) in milliseconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Mapping
+
+from facegan.errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on Python 3.10
+    import tomli as tomllib
+
+
+class ConfigError(UserError, ValueError):
+    """A user-supplied configuration value is not allowed."""
+
+
+EMBEDDED_LFW = "embedded:lfw"
+ARCHITECTURES = ("dcgan",)
+LOSSES = ("nonsaturating",)
+
+
+def _fail(field: str, message: str, value: Any) -> None:
+    raise ConfigError(f"`{field}` {message}; received {value!r}")
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the training images come from and how they are prepared.
+
+    Attributes:
+        source: a folder of images (searched recursively), a `.zip` of images,
+            or `embedded:lfw` (the 100 LFW face crops that scikit-image ships).
+        flip: randomly mirror images left-right (a free 2x for faces).
+    """
+
+    source: str = EMBEDDED_LFW
+    flip: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.source:
+            _fail("data.source", "must be a folder, a .zip file or `embedded:lfw`", self.source)
+        if self.source.startswith("embedded:") and self.source != EMBEDDED_LFW:
+            _fail("data.source", f"names an unknown embedded dataset; allowed: {EMBEDDED_LFW}",
+                  self.source)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Generator and discriminator shape.
+
+    Attributes:
+        arch: network family.
+        resolution: square image side, a power of two from 16 to 256.
+        channels: 3 (RGB) or 1 (grayscale); None means "from the data" and is
+            resolved when a run starts (1 for `embedded:lfw`, else 3).
+        latent_dim: size of the generator's noise input.
+        width: channels of the widest-resolution layer (DCGAN's ngf/ndf).
+        max_width: cap on channels at the low resolutions.
+    """
+
+    arch: str = "dcgan"
+    resolution: int = 64
+    channels: int | None = None
+    latent_dim: int = 128
+    width: int = 64
+    max_width: int = 512
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            _fail("model.arch", f"must be one of {', '.join(ARCHITECTURES)}", self.arch)
+        if not (_is_power_of_two(self.resolution) and 16 <= self.resolution <= 256):
+            _fail("model.resolution", "must be a power of two from 16 to 256", self.resolution)
+        if self.channels not in (None, 1, 3):
+            _fail("model.channels", "must be 1 (grayscale) or 3 (RGB)", self.channels)
+        if not 1 <= self.latent_dim <= 4096:
+            _fail("model.latent_dim", "must be an integer from 1 to 4096", self.latent_dim)
+        if not 1 <= self.width <= 4096:
+            _fail("model.width", "must be an integer from 1 to 4096", self.width)
+        if not self.width <= self.max_width <= 8192:
+            _fail("model.max_width", f"must be from model.width ({self.width}) to 8192",
+                  self.max_width)
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """Adversarial loss.
+
+    Attributes:
+        kind: `nonsaturating` is the classic GAN loss (binary cross-entropy on
+            logits; the generator maximises log D(G(z))).
+    """
+
+    kind: str = "nonsaturating"
+
+    def __post_init__(self) -> None:
+        if self.kind not in LOSSES:
+            _fail("loss.kind", f"must be one of {', '.join(LOSSES)}", self.kind)
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    """Two Adam optimizers, one per network (DCGAN's defaults)."""
+
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+
+    def __post_init__(self) -> None:
+        for name in ("g_lr", "d_lr"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 < value <= 1):
+                _fail(f"optim.{name}", "must be a number in (0, 1]", value)
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 <= value < 1):
+                _fail(f"optim.{name}", "must be a number in [0, 1)", value)
+        if not (math.isfinite(self.epsilon) and 0 < self.epsilon <= 1):
+            _fail("optim.epsilon", "must be a number in (0, 1]", self.epsilon)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The training schedule.
+
+    Attributes:
+        steps: total number of training steps of the run (a resumed run
+            continues until it reaches this number).
+        batch_size: images per step.
+        seed: seeds weights, noise, data order and the fixed sample batch.
+        jit: compile the train step with XLA (slower on CPU, measured).
+        log_every: steps between log lines (metrics.jsonl, TensorBoard).
+        sample_every: steps between sample grids.
+        checkpoint_every: steps between checkpoints (one is also written at the end).
+        keep_checkpoints: how many recent checkpoints to keep.
+        sample_grid: number of images in a sample grid (a square number is tidiest).
+    """
+
+    steps: int = 2000
+    batch_size: int = 64
+    seed: int = 0
+    jit: bool = False
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    sample_grid: int = 64
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.steps <= 10**9:
+            _fail("train.steps", "must be an integer from 1 to 1000000000", self.steps)
+        if not 1 <= self.batch_size <= 65536:
+            _fail("train.batch_size", "must be an integer from 1 to 65536", self.batch_size)
+        if not 0 <= self.seed < 2**31:
+            _fail("train.seed", "must be an integer from 0 to 2147483647", self.seed)
+        for name in ("log_every", "sample_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                _fail(f"train.{name}", "must be a positive integer", getattr(self, name))
+        if not 1 <= self.keep_checkpoints <= 1000:
+            _fail("train.keep_checkpoints", "must be an integer from 1 to 1000",
+                  self.keep_checkpoints)
+        if not 1 <= self.sample_grid <= 1024:
+            _fail("train.sample_grid", "must be an integer from 1 to 1024", self.sample_grid)
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "loss": LossConfig,
+    "optim": OptimConfig,
+    "train": TrainConfig,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A whole run's configuration: one frozen section per concern."""
+
+    preset: str | None = None
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    # -- conversions -------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, JSON-serialisable dict (sections as nested dicts)."""
+        out: dict[str, Any] = {"preset": self.preset}
+        for name in SECTIONS:
+            out[name] = dataclasses.asdict(getattr(self, name))
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    def to_toml(self) -> str:
+        """TOML text that `Config.from_file` reads back to an equal config."""
+        lines = []
+        if self.preset is not None:
+            lines.append(f"preset = {_toml_value(self.preset)}")
+        for name in SECTIONS:
+            lines.append(f"\n[{name}]")
+            for key, value in dataclasses.asdict(getattr(self, name)).items():
+                if value is None:  # TOML has no null: an absent key means "default"
+                    lines.append(f"# {key} is unset (automatic)")
+                else:
+                    lines.append(f"{key} = {_toml_value(value)}")
+        return "\n".join(lines).lstrip() + "\n"
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], base: "Config | None" = None) -> "Config":
+        """Builds a config from nested dicts, on top of `base` (defaults if None).
+
+        Unknown sections or keys are errors, so a typo never goes unnoticed.
+        """
+        base = base or cls()
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"a config must be a table of sections; received {type(raw).__name__}")
+        preset = base.preset
+        sections = {name: getattr(base, name) for name in SECTIONS}
+        for key, value in raw.items():
+            if key == "preset":
+                if value is not None and not isinstance(value, str):
+                    _fail("preset", "must be a preset name", value)
+                preset = value
+            elif key in SECTIONS:
+                if not isinstance(value, Mapping):
+                    _fail(key, "must be a table of settings", value)
+                sections[key] = _replace_section(sections[key], key, value)
+            else:
+                raise ConfigError(
+                    f"unknown config section `{key}`; allowed: preset, {', '.join(SECTIONS)}")
+        return cls(preset=preset, **sections)
+
+    @classmethod
+    def from_file(cls, path: str | Path, base: "Config | None" = None) -> "Config":
+        """Reads a `.toml` or `.json` file (parsed as data, never executed)."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist or is not a file")
+        text = path.read_bytes()
+        try:
+            if path.suffix.lower() == ".json":
+                raw = json.loads(text)
+            elif path.suffix.lower() == ".toml":
+                raw = tomllib.loads(text.decode("utf-8"))
+            else:
+                raise ConfigError(
+                    f"config file {str(path)!r} must end in .toml or .json; received {path.suffix!r}")
+        except (ValueError, UnicodeDecodeError) as err:
+            if isinstance(err, ConfigError):
+                raise
+            raise ConfigError(f"config file {str(path)!r} is not valid {path.suffix[1:].upper()}: {err}")
+        return cls.from_dict(raw, base=base)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "Config":
+        """Applies dotted overrides: {"model.width": 32, "train.steps": "100"}.
+
+        String values are parsed according to the field's type, so command-line
+        `--set model.width=32` works.
+        """
+        nested: dict[str, dict[str, Any]] = {}
+        for dotted, value in overrides.items():
+            section, _, key = dotted.partition(".")
+            if section not in SECTIONS or not key:
+                raise ConfigError(
+                    f"override `{dotted}` must be SECTION.KEY with SECTION one of "
+                    f"{', '.join(SECTIONS)}")
+            nested.setdefault(section, {})[key] = value
+        return Config.from_dict(nested, base=self)
+
+
+def _replace_section(current: Any, section: str, values: Mapping[str, Any]) -> Any:
+    cls = type(current)
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    changes = {}
+    for key, value in values.items():
+        if key not in names:
+            raise ConfigError(f"unknown config key `{section}.{key}`; allowed: {', '.join(names)}")
+        changes[key] = _coerce(f"{section}.{key}", value, hints[key])
+    return dataclasses.replace(current, **changes)
+
+
+def _coerce(field: str, value: Any, annotation: Any) -> Any:
+    """Checks (and, for strings from the command line, parses) one value."""
+    allowed = typing.get_args(annotation) if _is_union(annotation) else (annotation,)
+    optional = type(None) in allowed
+    kinds = [a for a in allowed if a is not type(None)]
+    assert len(kinds) == 1, f"unsupported annotation {annotation!r}"
+    kind = kinds[0]
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "auto", "")):
+        if optional:
+            return None
+        _fail(field, f"must be {_kind_name(kind)}", value)
+    if isinstance(value, str) and kind is not str:
+        value = _parse_scalar(field, value, kind)
+    if kind is bool:
+        if not isinstance(value, bool):
+            _fail(field, "must be true or false", value)
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            _fail(field, "must be an integer", value)
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _fail(field, "must be a number", value)
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            _fail(field, "must be a string", value)
+        return value
+    raise AssertionError(f"unsupported field type {kind!r}")
+
+
+def _parse_scalar(field: str, text: str, kind: type) -> Any:
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        _fail(field, "must be true or false", text)
+    try:
+        return kind(float(text)) if kind is int and "e" in text.lower() else kind(text)
+    except ValueError:
+        _fail(field, f"must be {_kind_name(kind)}", text)
+
+
+def _kind_name(kind: type) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[kind]
+
+
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(value)  # a JSON string is a valid TOML basic string

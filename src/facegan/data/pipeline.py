@@ -1,0 +1,148 @@
+"""The tf.data input pipeline.
+
+Two stages:
+
+1. `decode_source` decodes every image once, in parallel through tf.data, to
+   uint8 at the training resolution, and keeps them in memory (the cache).
+   A file that fails to decode is skipped, counted and named; it never stops
+   the run.
+2. `training_dataset` streams batches from that cache forever. The order is a
+   pure function of (seed, step): epoch `e` uses a permutation drawn from
+   (seed, e), and each image's flip is drawn the same way. Resuming at step `s`
+   therefore yields exactly the batches an uninterrupted run would have seen,
+   with no iterator state to checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import numpy as np
+import tensorflow as tf
+
+from facegan.data.decode import prepare
+from facegan.data.sources import DataError, ImageSource
+
+# Keeps the data order's random stream apart from the model's.
+_ORDER_STREAM = 0x5EED
+_FLIP_STREAM = 0xF11B
+
+
+@dataclasses.dataclass
+class DecodedImages:
+    """The decoded training set.
+
+    Attributes:
+        pixels: uint8 [N, R, R, C].
+        names: the N item names, in `pixels` order.
+        failures: (name, reason) for every item that could not be decoded.
+        description: where the images came from, for logs.
+    """
+
+    pixels: np.ndarray
+    names: list[str]
+    failures: list[tuple[str, str]]
+    description: str
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+
+def decode_source(source: ImageSource, resolution: int, channels: int,
+                  progress: bool = False) -> DecodedImages:
+    """Decodes all images of `source` to uint8 [N, resolution, resolution, channels].
+
+    Decoding runs in parallel through tf.data (PIL releases the GIL while it
+    decodes). Broken files are skipped and reported in `failures`.
+
+    Raises:
+        DataError: if no image at all could be decoded.
+    """
+    count = len(source)
+    failures: dict[int, str] = {}
+    lock = threading.Lock()
+    blank = np.zeros((resolution, resolution, channels), np.uint8)
+
+    def load(index: np.int64) -> tuple[np.ndarray, np.bool_]:
+        index = int(index)
+        try:
+            with source.open(index) as image:
+                return prepare(image, resolution, channels), np.bool_(True)
+        except Exception as err:  # any broken file is skipped, whatever PIL raised
+            reason = f"{type(err).__name__}: {err}".strip()
+            with lock:
+                failures[index] = reason
+            return blank, np.bool_(False)
+
+    def load_tf(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        pixels, ok = tf.numpy_function(load, [index], [tf.uint8, tf.bool], stateful=False)
+        pixels.set_shape(blank.shape)
+        ok.set_shape([])
+        return index, pixels, ok
+
+    dataset = (tf.data.Dataset.range(count)
+               .map(load_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+               .batch(256))
+    kept_pixels, kept_indices = [], []
+    bar = _progress_bar(count, f"decoding {source.description}") if progress else None
+    for indices, pixels, ok in dataset.as_numpy_iterator():
+        kept_pixels.append(pixels[ok])
+        kept_indices.extend(indices[ok].tolist())
+        if bar is not None:
+            bar.update(len(indices))
+    if bar is not None:
+        bar.close()
+
+    names = source.names
+    failure_list = [(names[i], failures[i]) for i in sorted(failures)]
+    if not kept_indices:
+        first = f" (first: {failure_list[0][0]}: {failure_list[0][1]})" if failure_list else ""
+        raise DataError(f"`data.source` {source.description}: none of its {count} images "
+                        f"could be decoded{first}")
+    return DecodedImages(
+        pixels=np.concatenate(kept_pixels),
+        names=[names[i] for i in kept_indices],
+        failures=failure_list,
+        description=source.description,
+    )
+
+
+def training_dataset(pixels: np.ndarray, batch_size: int, seed: int, flip: bool,
+                     start_step: int = 0) -> tf.data.Dataset:
+    """An endless dataset of float32 batches [B, R, R, C] in [-1, 1].
+
+    Batch `k` of the returned dataset is the batch of global step
+    `start_step + k`, identical to what a run started at step 0 would see.
+    """
+    count = len(pixels)
+    assert count > 0, "training_dataset needs at least one image"
+    images = tf.constant(pixels)  # uint8 [N, R, R, C]: 4x smaller than float
+    first = start_step * batch_size
+    first_epoch, offset = divmod(first, count)
+
+    def epoch_order(epoch: tf.Tensor) -> tf.data.Dataset:
+        order_seed = tf.stack([tf.constant(seed + _ORDER_STREAM, tf.int64), epoch])
+        flip_seed = tf.stack([tf.constant(seed + _FLIP_STREAM, tf.int64), epoch])
+        order = tf.argsort(tf.random.stateless_uniform([count], seed=order_seed))
+        flips = tf.random.stateless_uniform([count], seed=flip_seed) < 0.5
+        return tf.data.Dataset.from_tensor_slices((order, flips))
+
+    def gather(indices: tf.Tensor, flips: tf.Tensor) -> tf.Tensor:
+        batch = tf.cast(tf.gather(images, indices), tf.float32) * (2.0 / 255.0) - 1.0
+        if flip:
+            batch = tf.where(flips[:, None, None, None], tf.reverse(batch, axis=[2]), batch)
+        return batch
+
+    return (tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
+            .flat_map(epoch_order)
+            .skip(offset)
+            .batch(batch_size, drop_remainder=True)
+            .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def _progress_bar(total: int, description: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="img", leave=False, dynamic_ncols=True)

@@ -1,0 +1,1 @@
+"""Realism metrics (FID, KID, precision/recall, face rate): see issue #3."""

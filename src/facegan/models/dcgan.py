@@ -1,0 +1,96 @@
+"""DCGAN generator and discriminator (Radford, Metz & Chintala, 2015).
+
+All-convolutional: 4x4 kernels with stride 2 double (generator, transposed
+convolutions) or halve (discriminator) the resolution at each block; batch norm
+everywhere except the generator's output and the discriminator's input layer;
+ReLU in the generator, LeakyReLU(0.2) in the discriminator; tanh output; weights
+drawn from N(0, 0.02).
+
+Channel widths follow the reference implementation: a block at resolution `r`
+of a model for resolution `R` has `width * R / (2 r)` channels, capped at
+`max_width`. With width 64 at 64 px that is 512-256-128-64, as in the paper.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import keras
+from keras import layers
+
+from facegan.config import ModelConfig
+
+# PyTorch's batch-norm defaults, which the DCGAN recipe was tuned with
+# (Keras' own momentum of 0.99 makes the inference statistics lag far behind
+# a generator that changes every step).
+_BN = dict(momentum=0.9, epsilon=1e-5)
+
+
+def block_channels(cfg: ModelConfig, resolution: int) -> int:
+    """Channels of the block whose output is `resolution` pixels square."""
+    return min(cfg.width * cfg.resolution // (2 * resolution), cfg.max_width)
+
+
+def _initializers(seed: int):
+    """Distinct seeded N(0, 0.02) initializers, so building twice gives equal weights."""
+    counter = itertools.count(seed * 1000)
+    while True:
+        yield keras.initializers.RandomNormal(0.0, 0.02, seed=next(counter))
+
+
+def _batch_norm(inits, name: str) -> layers.Layer:
+    gamma = keras.initializers.RandomNormal(1.0, 0.02, seed=next(inits).seed)
+    return layers.BatchNormalization(gamma_initializer=gamma, name=name, **_BN)
+
+
+def build_generator(cfg: ModelConfig, seed: int = 0) -> keras.Model:
+    """Noise [B, latent_dim] -> images [B, R, R, channels] in [-1, 1] (float32)."""
+    assert cfg.channels is not None, "resolve model.channels before building models"
+    inits = _initializers(seed)
+    z = keras.Input(shape=(cfg.latent_dim,), name="latent")
+    width = block_channels(cfg, 4)
+    x = layers.Dense(4 * 4 * width, use_bias=False, kernel_initializer=next(inits),
+                     name="project")(z)
+    x = layers.Reshape((4, 4, width), name="to_4x4")(x)
+    x = _batch_norm(inits, "bn_4")(x)
+    x = layers.ReLU(name="relu_4")(x)
+    resolution = 4
+    while resolution * 2 < cfg.resolution:
+        resolution *= 2
+        x = layers.Conv2DTranspose(block_channels(cfg, resolution), 4, strides=2, padding="same",
+                                   use_bias=False, kernel_initializer=next(inits),
+                                   name=f"up_{resolution}")(x)
+        x = _batch_norm(inits, f"bn_{resolution}")(x)
+        x = layers.ReLU(name=f"relu_{resolution}")(x)
+    x = layers.Conv2DTranspose(cfg.channels, 4, strides=2, padding="same",
+                               kernel_initializer=next(inits), name=f"up_{cfg.resolution}")(x)
+    # float32 output even under a mixed-precision policy: images leave the model.
+    images = layers.Activation("tanh", dtype="float32", name="tanh")(x)
+    return keras.Model(z, images, name="generator")
+
+
+def build_discriminator(cfg: ModelConfig, seed: int = 0) -> keras.Model:
+    """Images [B, R, R, channels] -> real/fake logits [B, 1] (float32)."""
+    assert cfg.channels is not None, "resolve model.channels before building models"
+    inits = _initializers(seed + 1)
+    images = keras.Input(shape=(cfg.resolution, cfg.resolution, cfg.channels), name="images")
+    resolution = cfg.resolution // 2
+    x = layers.Conv2D(block_channels(cfg, resolution), 4, strides=2, padding="same",
+                      kernel_initializer=next(inits), name=f"down_{resolution}")(images)
+    x = layers.LeakyReLU(0.2, name=f"lrelu_{resolution}")(x)
+    while resolution > 4:
+        resolution //= 2
+        x = layers.Conv2D(block_channels(cfg, resolution), 4, strides=2, padding="same",
+                          use_bias=False, kernel_initializer=next(inits),
+                          name=f"down_{resolution}")(x)
+        x = _batch_norm(inits, f"bn_{resolution}")(x)
+        x = layers.LeakyReLU(0.2, name=f"lrelu_{resolution}")(x)
+    x = layers.Conv2D(1, 4, padding="valid", kernel_initializer=next(inits), name="logit")(x)
+    logits = layers.Flatten(dtype="float32", name="logits")(x)
+    return keras.Model(images, logits, name="discriminator")
+
+
+def num_blocks(cfg: ModelConfig) -> int:
+    """Number of resolution doublings from 4x4 to the output."""
+    return int(math.log2(cfg.resolution)) - 2

@@ -1,0 +1,152 @@
+"""The `facegan` command: help, exit codes, one-line user errors, train -> generate."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facegan.cli import main
+
+
+def _run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("argv", [[], ["train"], ["generate"], ["presets"], ["config"]])
+def test_help_for_every_command(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--help"])
+    assert exit_.value.code == 0
+    assert "usage: facegan" in capsys.readouterr().out
+
+
+def test_train_help_lists_presets_and_examples(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    for needle in ("dcgan-64", "quick-32", "--resume", "--data", "--steps", "--run-dir", "--jit"):
+        assert needle in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--set", "model.resolution=100"],
+     "`model.resolution` must be a power of two from 16 to 256; received 100"),
+    (["train", "--preset", "nope"], "`preset` must be one of dcgan-64, quick-32; received 'nope'"),
+    (["train", "--data", "/definitely/not/here"], "'/definitely/not/here' does not exist"),
+    (["train", "--set", "model.width"], "--set takes SECTION.KEY=VALUE; received 'model.width'"),
+    (["train", "--config", "missing.toml"], "config file 'missing.toml' does not exist"),
+    (["train", "--resume", "runs/x", "--seed", "3"], "--resume continues a run with its saved config"),
+    (["train", "--resume", "no-such-run"], "run directory 'no-such-run' does not exist"),
+    (["generate", "--run", "no-such-run", "--out", "g.png"], "run directory 'no-such-run' does not exist"),
+    (["generate", "--run", "r", "--out", "g.jpg"], "--out must be a .png file"),
+])
+def test_user_errors_are_one_line_exit_2_and_create_nothing(argv, message, capsys, tmp_path,
+                                                             monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run_cli(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("facegan: error: ")
+    assert message in err
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # no run directory, no files
+
+
+def test_argparse_errors_also_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--steps", "0"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--steps: must be a positive integer; received '0'" in err and err.count("\n") == 1
+
+
+def test_config_command_prints_loadable_toml(capsys, tmp_path):
+    code, out, _ = _run_cli(capsys, "config", "--preset", "dcgan-64", "--set", "train.steps=77")
+    assert code == 0
+    path = tmp_path / "c.toml"
+    path.write_text(out)
+    from facegan.config import Config
+
+    assert Config.from_file(path).train.steps == 77
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory, face_folder):
+    root = tmp_path_factory.mktemp("cli")
+    config = root / "tiny.toml"
+    config.write_text("""
+[model]
+resolution = 16
+width = 8
+max_width = 32
+latent_dim = 16
+
+[train]
+batch_size = 8
+log_every = 2
+sample_every = 2
+checkpoint_every = 2
+sample_grid = 4
+""")
+    run_dir = root / "run"
+    code = main(["train", "--data", str(face_folder), "--config", str(config), "--steps", "2",
+                 "--run-dir", str(run_dir), "--no-progress"])
+    assert code == 0
+    return run_dir
+
+
+def test_existing_run_dir_is_never_overwritten(cli_run, capsys):
+    before = sorted(p.name for p in cli_run.rglob("*"))
+    code, _, err = _run_cli(capsys, "train", "--run-dir", str(cli_run), "--steps", "1")
+    assert code == 2 and "already exists; use --resume" in err
+    assert sorted(p.name for p in cli_run.rglob("*")) == before
+
+
+def test_overwrite_moves_the_old_run_aside(tmp_path, face_folder, capsys):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    (run_dir / "precious.txt").write_text("keep me")
+    code, _, _ = _run_cli(capsys, "train", "--data", str(face_folder), "--run-dir", str(run_dir),
+                          "--steps", "1", "--set", "model.resolution=16", "--set", "model.width=4",
+                          "--batch-size", "4", "--no-progress", "--overwrite")
+    assert code == 0
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("r.old-")]
+    assert len(aside) == 1 and (aside[0] / "precious.txt").read_text() == "keep me"
+    assert (run_dir / "config.json").exists()
+
+
+def test_resume_continues_to_the_new_total(cli_run, capsys, tmp_path):
+    code, _, _ = _run_cli(capsys, "train", "--resume", str(cli_run), "--steps", "4", "--no-progress")
+    assert code == 0
+    assert (cli_run / "checkpoints" / "ckpt-4.index").exists()
+    assert (cli_run / "samples" / "step-0000004.png").exists()
+
+
+def test_generate_grid_and_folder(cli_run, capsys, tmp_path):
+    code, _, _ = _run_cli(capsys, "generate", "--run", str(cli_run), "-n", "9", "--seed", "7",
+                          "--out", str(tmp_path / "grid.png"))
+    assert code == 0
+    grid = Image.open(tmp_path / "grid.png")
+    assert grid.size == (3 * 18 + 2, 3 * 18 + 2)  # 3x3 tiles of 16 px, 2 px padding
+    code, _, _ = _run_cli(capsys, "generate", "--run", str(cli_run), "-n", "3", "--seed", "7",
+                          "--out", str(tmp_path / "single"))
+    assert code == 0
+    files = sorted((tmp_path / "single").iterdir())
+    assert [f.name for f in files] == ["seed7-00000.png", "seed7-00001.png", "seed7-00002.png"]
+    first = np.asarray(Image.open(files[0]))
+    np.testing.assert_array_equal(first, np.asarray(grid)[2:18, 2:18])  # same seed, same face
+    # an existing output is refused, not overwritten
+    code, _, err = _run_cli(capsys, "generate", "--run", str(cli_run), "--out",
+                            str(tmp_path / "grid.png"))
+    assert code == 2 and "already exists" in err
+
+
+def test_installed_entry_point_answers_help():
+    result = subprocess.run(["facegan", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "train" in result.stdout and "generate" in result.stdout
+    module = subprocess.run([sys.executable, "-m", "facegan.cli", "presets"], capture_output=True,
+                            text=True, timeout=60)
+    assert module.returncode == 0 and "quick-32" in module.stdout

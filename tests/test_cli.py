@@ -150,3 +150,47 @@ def test_installed_entry_point_answers_help():
     module = subprocess.run([sys.executable, "-m", "facegan.cli", "presets"], capture_output=True,
                             text=True, timeout=60)
     assert module.returncode == 0 and "quick-32" in module.stdout
+
+
+TINY_TOML = """
+[model]
+resolution = 16
+width = 8
+max_width = 32
+latent_dim = 16
+
+[train]
+batch_size = 8
+log_every = 2
+sample_every = 1000
+checkpoint_every = 1000
+"""
+
+
+def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path, face_folder):
+    import signal
+
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML)
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        ["facegan", "train", "--data", str(face_folder), "--config", str(config),
+         "--steps", "1000000", "--run-dir", str(run_dir), "--no-progress"],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        for line in process.stderr:  # wait until training is under way
+            if line.startswith("step 4/"):
+                break
+        process.send_signal(signal.SIGINT)
+        _, rest = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert "interrupted at step" in rest and f"--resume {run_dir}" in rest
+    saved = sorted(run_dir.glob("checkpoints/ckpt-*.index"))
+    assert len(saved) == 1
+    step = int(saved[0].name.split("-")[1].split(".")[0])
+    assert step >= 4
+    # and the run continues from there
+    assert main(["train", "--resume", str(run_dir), "--steps", str(step + 2), "--no-progress"]) == 0
+    assert (run_dir / "checkpoints" / f"ckpt-{step + 2}.index").exists()

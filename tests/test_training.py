@@ -139,3 +139,15 @@ def test_resume_of_a_finished_run_does_nothing(tiny_run):
     run = facegan.resume(tiny_run.directory, progress=False)
     assert run.step == 6
     assert sorted(p.name for p in (tiny_run.directory / "checkpoints").iterdir()) == before
+
+
+def test_broken_files_are_skipped_counted_and_named(tmp_path, mixed_folder):
+    from conftest import MIXED_BROKEN, MIXED_GOOD
+
+    run = facegan.train(tiny_config(str(mixed_folder), steps=1), tmp_path / "r", progress=False)
+    log = (run.directory / "train.log").read_text()
+    assert f"data: {MIXED_GOOD} images" in log
+    assert f"skipped {len(MIXED_BROKEN)} file(s) that could not be decoded" in log
+    for name in MIXED_BROKEN:
+        assert f"skipped {name}: " in log
+    assert run.step == 1

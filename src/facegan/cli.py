@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser(
         "train", help="train a new run, or resume one",
-        description="Train a GAN on face photos. Writes a run directory with config.json, "
+        description="Train a GAN on face photos. Writes a run directory with config.json,\n"
                     "checkpoints, sample grids, TensorBoard logs and metrics.jsonl.",
         epilog=_EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--data", metavar="PATH",

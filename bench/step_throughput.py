@@ -111,10 +111,14 @@ def main() -> None:
         time_steps(step, same_batch(), args.warmup)  # traces, then warms caches
 
     seconds = {name: 0.0 for name in sides}
+    round_ratios = []
     for round_ in range(args.rounds):
         order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
+        this_round = {}
         for name in order:
-            seconds[name] += time_steps(sides[name], same_batch(), args.steps)
+            this_round[name] = time_steps(sides[name], same_batch(), args.steps)
+            seconds[name] += this_round[name]
+        round_ratios.append(this_round["reference"] / this_round["facegan"])
     images = args.rounds * args.steps * args.batch
     rate = {name: images / s for name, s in seconds.items()}
 
@@ -131,7 +135,8 @@ def main() -> None:
           f"{args.rounds} alternating rounds x {args.steps} steps per side")
     print(f"reference tutorial step : {rate['reference']:8.1f} img/s")
     print(f"facegan train step      : {rate['facegan']:8.1f} img/s")
-    print(f"ratio facegan/reference : {rate['facegan'] / rate['reference']:8.3f}")
+    print(f"ratio facegan/reference : {rate['facegan'] / rate['reference']:8.3f}  "
+          f"(per round: min {min(round_ratios):.3f}, max {max(round_ratios):.3f})")
     print(f"facegan step + tf.data  : {piped:8.1f} img/s")
 
 

@@ -81,8 +81,9 @@ def test_resume_gives_the_same_weights_as_one_go(tmp_path):
     assert any("g_optimizer" in k for k in a) and any("rng" in k for k in a)
     for key in a:
         np.testing.assert_allclose(a[key], b[key], rtol=1e-6, atol=1e-6, err_msg=key)
-    # the resumed run appended to its metrics history
-    assert [r["step"] for r in read_metrics(tmp_path / "half" / "metrics.jsonl")] == [2, 3, 4, 6]
+    # the resumed run appended to its metrics history, marking where it resumed
+    history = [(r["step"], r.get("event")) for r in read_metrics(tmp_path / "half" / "metrics.jsonl")]
+    assert history == [(2, None), (3, None), (3, "resume"), (4, None), (6, None)]
 
 
 def test_train_step_is_traced_once_and_runs_under_a_strategy():

@@ -196,9 +196,28 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _quiet_tensorflow() -> None:
-    # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) hides our own
-    # output; the user can still ask for it by setting the variable themselves.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Imports TensorFlow without its start-up chatter.
+
+    TensorFlow's C++ side prints CUDA probing and CPU-feature notes straight to
+    file descriptor 2 while it loads, which buries facegan's own output. Unless
+    the user set TF_CPP_MIN_LOG_LEVEL (then they see everything), stderr is
+    muted while TensorFlow loads and initialises its devices; the training log
+    then names the devices in use, which is the part of that chatter that matters.
+    """
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_logical_devices()  # device initialisation logs too
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

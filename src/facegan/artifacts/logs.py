@@ -34,6 +34,15 @@ class MetricsLog:
         self._writer.flush()
         return record
 
+    def event(self, step: int, event: str, **fields) -> None:
+        """Appends a non-metric line, e.g. {"step": 500, "event": "resume"}.
+
+        A resumed run re-runs the steps after its last checkpoint, so lines
+        after a "resume" event supersede earlier lines with larger steps.
+        """
+        with self.jsonl_path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps({"step": int(step), "event": event, **fields}) + "\n")
+
     def image(self, step: int, name: str, image: np.ndarray) -> None:
         """Logs one uint8 image [H, W, C] to TensorBoard."""
         with self._writer.as_default(step=int(step)):

@@ -81,6 +81,7 @@ def _run(paths: RunPaths, config: Config, source: ImageSource, progress: bool | 
                                progress=_want_progress(progress))
         _report_data(log, images)
 
+        log.info("devices: %s", _describe_devices())
         strategy = tf.distribute.get_strategy()  # the default (one device) strategy for now
         with strategy.scope():
             state = TrainState.create(config)
@@ -110,6 +111,8 @@ def _loop(paths: RunPaths, config: Config, state: TrainState, checkpoints: Check
     train_step = make_gan_train_step(state, config, strategy)
     sample_latents = latents_for_seed(train.sample_grid, config.model.latent_dim, train.seed)
     metrics = MetricsLog(paths.metrics, paths.logs)
+    if start > 0:
+        metrics.event(start, "resume", time=time.time())
     bar = _progress_bar(train.steps, start, progress)
 
     sums: dict[str, tf.Tensor] = {}
@@ -180,6 +183,13 @@ def _report_data(log: logging.Logger, images: DecodedImages) -> None:
         for i, (name, reason) in enumerate(images.failures):
             level = logging.WARNING if i < _MAX_NAMED_FAILURES else logging.DEBUG
             log.log(level, "  skipped %s: %s", name, reason)
+
+
+def _describe_devices() -> str:
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        return f"{len(gpus)} GPU ({', '.join(d.name for d in gpus)})"
+    return "CPU only (no GPU visible to TensorFlow)"
 
 
 def _want_progress(progress: bool | None) -> bool:

@@ -73,17 +73,20 @@ def test_config_command_prints_loadable_toml(capsys, tmp_path):
     assert Config.from_file(path).train.steps == 77
 
 
-@pytest.fixture(scope="module")
-def cli_run(tmp_path_factory, face_folder):
-    root = tmp_path_factory.mktemp("cli")
-    config = root / "tiny.toml"
-    config.write_text("""
+TINY_MODEL_TOML = """
 [model]
 resolution = 16
 width = 8
 max_width = 32
 latent_dim = 16
+"""
 
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory, face_folder):
+    root = tmp_path_factory.mktemp("cli")
+    config = root / "tiny.toml"
+    config.write_text(TINY_MODEL_TOML + """
 [train]
 batch_size = 8
 log_every = 2
@@ -152,13 +155,7 @@ def test_installed_entry_point_answers_help():
     assert module.returncode == 0 and "quick-32" in module.stdout
 
 
-TINY_TOML = """
-[model]
-resolution = 16
-width = 8
-max_width = 32
-latent_dim = 16
-
+TINY_TOML = TINY_MODEL_TOML + """
 [train]
 batch_size = 8
 log_every = 2

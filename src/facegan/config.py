@@ -157,6 +157,10 @@ class TrainConfig:
         checkpoint_every: steps between checkpoints (one is also written at the end).
         keep_checkpoints: how many recent checkpoints to keep.
         sample_grid: number of images in a sample grid (a square number is tidiest).
+        eval_every: steps between in-training evaluations (FID and face rate on
+            `eval_num` generator samples against the training data); 0 = never.
+            The checkpoint with the best FID is kept in checkpoints/best/.
+        eval_num: generated (and at most real) images per in-training evaluation.
     """
 
     steps: int = 2000
@@ -168,6 +172,8 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     sample_grid: int = 64
+    eval_every: int = 0
+    eval_num: int = 1000
 
     def __post_init__(self) -> None:
         if not 1 <= self.steps <= 10**9:
@@ -184,6 +190,10 @@ class TrainConfig:
                   self.keep_checkpoints)
         if not 1 <= self.sample_grid <= 1024:
             _fail("train.sample_grid", "must be an integer from 1 to 1024", self.sample_grid)
+        if self.eval_every < 0:
+            _fail("train.eval_every", "must be 0 (never) or a positive integer", self.eval_every)
+        if not 2 <= self.eval_num <= 100000:
+            _fail("train.eval_num", "must be an integer from 2 to 100000", self.eval_num)
 
 
 SECTIONS: dict[str, type] = {

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import sys
 import time
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import tensorflow as tf
 
 from facegan.artifacts.images import make_grid, save_png
@@ -25,6 +27,7 @@ from facegan.artifacts.rundir import (RunPaths, create_run_dir, default_run_dir,
                                       write_config)
 from facegan.config import Config
 from facegan.errors import Interrupted
+from facegan.evaluate import Evaluator, ImageSet
 from facegan.data.pipeline import DecodedImages, decode_source, training_dataset
 from facegan.data.sources import ImageSource, open_source
 from facegan.models import latents_for_seed, to_uint8
@@ -59,9 +62,10 @@ def train(config: Config, run_dir: str | Path | None = None, *, overwrite: bool 
     """
     source = open_source(config.data.source)
     config = resolve_config(config, source)
+    evaluator = _evaluator(config)  # missing Inception weights fail here, before the run exists
     paths = create_run_dir(run_dir or default_run_dir(config), overwrite=overwrite)
     write_config(paths, config)
-    return _run(paths, config, source, progress)
+    return _run(paths, config, source, progress, evaluator)
 
 
 def resume(run_dir: str | Path, steps: int | None = None, *,
@@ -72,10 +76,21 @@ def resume(run_dir: str | Path, steps: int | None = None, *,
         config = config.with_overrides({"train.steps": steps})
         write_config(paths, config)
     source = open_source(config.data.source)
-    return _run(paths, config, source, progress)
+    return _run(paths, config, source, progress, _evaluator(config))
 
 
-def _run(paths: RunPaths, config: Config, source: ImageSource, progress: bool | None) -> Run:
+def _evaluator(config: Config) -> Evaluator | None:
+    if not config.train.eval_every:
+        return None
+    from facegan.metrics.inception import cache_dir
+
+    evaluator = Evaluator(cache_dir=cache_dir())
+    evaluator.check_weights()
+    return evaluator
+
+
+def _run(paths: RunPaths, config: Config, source: ImageSource, progress: bool | None,
+         evaluator: Evaluator | None) -> Run:
     with _run_logging(paths) as log:
         images = decode_source(source, config.model.resolution, config.model.channels,
                                progress=_want_progress(progress))
@@ -98,13 +113,17 @@ def _run(paths: RunPaths, config: Config, source: ImageSource, progress: bool | 
                  config.preset or "custom config", start, total, config.train.batch_size,
                  config.model.resolution, config.model.resolution, config.model.channels,
                  paths.root)
-        _loop(paths, config, state, checkpoints, images, strategy, start, progress, log)
+        in_training_eval = (InTrainingEval(evaluator, config, paths, state, images, log)
+                            if evaluator is not None else None)
+        _loop(paths, config, state, checkpoints, images, strategy, start, progress, log,
+              in_training_eval)
     return Run(paths, config)
 
 
 def _loop(paths: RunPaths, config: Config, state: TrainState, checkpoints: Checkpoints,
           images: DecodedImages, strategy: tf.distribute.Strategy, start: int,
-          progress: bool | None, log: logging.Logger) -> None:
+          progress: bool | None, log: logging.Logger,
+          in_training_eval: "InTrainingEval | None") -> None:
     train = config.train
     batches = iter(training_dataset(images.pixels, train.batch_size, train.seed,
                                     config.data.flip, start_step=start))
@@ -146,6 +165,8 @@ def _loop(paths: RunPaths, config: Config, state: TrainState, checkpoints: Check
                 grid = make_grid(to_uint8(state.generator(sample_latents, training=False)))
                 save_png(grid, paths.sample_grid(step))
                 metrics.image(step, "samples", grid)
+            if in_training_eval and (step % train.eval_every == 0 or step == train.steps):
+                in_training_eval(step, metrics)
             if step % train.checkpoint_every == 0 or step == train.steps:
                 log.debug("checkpoint %s", checkpoints.save())
     except KeyboardInterrupt:
@@ -160,6 +181,51 @@ def _loop(paths: RunPaths, config: Config, state: TrainState, checkpoints: Check
             bar.close()
     log.info("done: step %d; samples in %s; checkpoint %s", step, paths.samples,
              checkpoints.latest)
+
+
+class InTrainingEval:
+    """FID and face rate of the current generator, and the best-FID checkpoint.
+
+    The same `eval_num` latents are used at every evaluation, so successive
+    numbers differ only by the weights. The best checkpoint lives in
+    checkpoints/best/ with best.json beside it ({"step", "fid"}), so a resumed
+    run keeps comparing against the best FID so far.
+    """
+
+    METRICS = ("fid", "face_rate")
+
+    def __init__(self, evaluator: Evaluator, config: Config, paths: RunPaths, state: TrainState,
+                 images: DecodedImages, log: logging.Logger):
+        self.evaluator, self.state, self.log = evaluator, state, log
+        train = config.train
+        count = min(train.eval_num, len(images))
+        pick = np.sort(np.random.default_rng(train.seed).permutation(len(images))[:count])
+        self.real = ImageSet.real(images.pixels[pick], f"{count} training images")
+        self.latents = latents_for_seed(train.eval_num, config.model.latent_dim, train.seed + 1)
+        self.best_dir = paths.checkpoints / "best"
+        self.best_file = self.best_dir / "best.json"
+        self.best = tf.train.CheckpointManager(state.checkpoint(), str(self.best_dir),
+                                               max_to_keep=1, checkpoint_name="best")
+        self.best_fid = (json.loads(self.best_file.read_text())["fid"]
+                         if self.best_file.exists() else float("inf"))
+
+    def __call__(self, step: int, metrics: MetricsLog) -> None:
+        generator = self.state.generator
+        pixels = np.concatenate([to_uint8(generator(self.latents[i:i + 100], training=False))
+                                 for i in range(0, len(self.latents), 100)])
+        fake = ImageSet(pixels, f"{len(pixels)} samples at step {step}")
+        results = self.evaluator.compare(fake, self.real, self.METRICS)
+        metrics.scalars(step, {"eval/fid": results["fid"], "eval/face_rate": results["face_rate"]},
+                        event="evaluate", time=time.time())
+        improved = results["fid"] < self.best_fid
+        if improved:
+            self.best_fid = results["fid"]
+            self.best.save(checkpoint_number=step)
+            partial = self.best_file.with_name("best.json.partial")
+            partial.write_text(json.dumps({"step": step, "fid": self.best_fid}) + "\n")
+            partial.replace(self.best_file)
+        self.log.info("eval at step %d: FID %.2f, face rate %.3f%s", step, results["fid"],
+                      results["face_rate"], "  (best so far)" if improved else "")
 
 
 def _show(log: logging.Logger, bar, record: dict, total: int) -> None:

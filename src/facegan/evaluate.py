@@ -1,0 +1,289 @@
+"""Evaluation: generated (or real) images against real ones, through the FID
+Inception network and the MTCNN face detector.
+
+Every metric is a pure function in `facegan.metrics`; this module only gathers
+the images, extracts (and caches) features, and reports. Images reach the
+network as: uint8 -> bilinear resize to 299 -> /128 - 1 (see
+`facegan.metrics.inception.preprocess`).
+
+Real-image features are cached under the user's cache directory, keyed by a
+hash of the decoded pixels (so by content, resolution and count) and of the
+network's weights: change one photo and the cache misses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from facegan.config import ConfigError
+from facegan.data.pipeline import decode_source
+from facegan.data.sources import open_source
+
+METRICS = ("fid", "kid", "pr", "face_rate", "memorization")
+FEATURE_METRICS = frozenset({"fid", "kid", "pr", "memorization"})
+
+
+def parse_metrics(text: str | Sequence[str]) -> tuple[str, ...]:
+    """'fid,kid' -> ('fid', 'kid'), validated against METRICS (order kept, no repeats)."""
+    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    unknown = [n for n in names if n not in METRICS]
+    if unknown or not names:
+        raise ConfigError(f"--metrics must be a comma-separated list of {', '.join(METRICS)}; "
+                          f"received {','.join(names) if names else repr(text)}")
+    return tuple(dict.fromkeys(names))
+
+
+@dataclasses.dataclass
+class ImageSet:
+    """uint8 images [N, H, W, C] and where they came from."""
+
+    pixels: np.ndarray
+    description: str
+    #: identifies the content for caching (None: do not cache, e.g. generated images)
+    content_key: str | None = None
+
+    @classmethod
+    def real(cls, pixels: np.ndarray, description: str) -> "ImageSet":
+        """A real image set, cached by a hash of its pixels (content, size and count)."""
+        digest = hashlib.sha256()
+        digest.update(repr(pixels.shape).encode())
+        digest.update(np.ascontiguousarray(pixels).tobytes())
+        return cls(pixels, description, digest.hexdigest()[:32])
+
+
+def real_image_set(spec: str, resolution: int, channels: int, num: int | None,
+                   seed: int = 0, progress: bool = False, skip: int = 0) -> ImageSet:
+    """Decodes a dataset at `resolution` and picks `num` images (all if None).
+
+    The pick is a seeded permutation; `skip` drops its first images, so two
+    calls with the same seed and skip=0 / skip=num give disjoint sets.
+    """
+    decoded = decode_source(open_source(spec), resolution, channels, progress=progress)
+    order = np.random.default_rng(seed).permutation(len(decoded.pixels))[skip:]
+    if num is not None:
+        order = order[:num]
+    if len(order) == 0:
+        raise ConfigError(f"{spec!r} has {len(decoded.pixels)} decodable images; "
+                          f"none left after skipping {skip}")
+    pixels = decoded.pixels[np.sort(order)]
+    return ImageSet.real(pixels, f"{decoded.description} ({len(pixels)} images at {resolution} px)")
+
+
+class Evaluator:
+    """Computes metrics; loads the Inception network and the face detector once.
+
+    Args:
+        weights: explicit Inception weights path (else the standard search).
+        cache_dir: where real-image features are cached (None: no caching).
+        progress: show progress bars for feature extraction.
+    """
+
+    def __init__(self, weights: str | Path | None = None, cache_dir: Path | None = None,
+                 progress: bool = False):
+        self._weights = weights
+        self._inception = None
+        self._detector = None
+        self.cache_dir = cache_dir
+        self.progress = progress
+        self.cache_hits = 0
+
+    # -- lazily built heavy objects ---------------------------------------
+    @property
+    def inception(self):
+        if self._inception is None:
+            from facegan.metrics.inception import load_fid_inception
+
+            self._inception = load_fid_inception(self._weights)
+        return self._inception
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            from facegan.metrics.face_rate import FaceDetector
+
+            self._detector = FaceDetector()
+        return self._detector
+
+    def check_weights(self) -> None:
+        """Fails early (WeightsNotFound) if no Inception weights can be found."""
+        _ = self.inception
+
+    # -- features ---------------------------------------------------------
+    def features(self, images: ImageSet) -> np.ndarray:
+        """Inception pool3 features [N, 2048] (cached for real image sets)."""
+        from facegan.metrics.inception import extract_features
+
+        path = self._cache_path(images)
+        if path is not None and path.exists():
+            try:
+                with np.load(path) as cached:
+                    self.cache_hits += 1
+                    return cached["features"]
+            except (OSError, ValueError, KeyError):
+                pass  # a torn or foreign file: recompute and replace it
+        features = extract_features(self.inception, images.pixels, progress=self.progress)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(path.name + ".partial.npz")
+            np.savez(partial, features=features)
+            partial.replace(path)
+        return features
+
+    def _cache_path(self, images: ImageSet) -> Path | None:
+        if self.cache_dir is None or images.content_key is None:
+            return None
+        network = hashlib.sha256()
+        for weight in self.inception.weights[:2] + self.inception.weights[-2:]:
+            network.update(np.asarray(weight.numpy()).tobytes())
+        return self.cache_dir / "features" / f"{images.content_key}-{network.hexdigest()[:12]}.npz"
+
+    # -- metrics ------------------------------------------------------------
+    def compare(self, generated: ImageSet, real: ImageSet, metrics: Sequence[str],
+                train: ImageSet | None = None) -> dict:
+        """Metrics of `generated` against `real`; memorization against `train` (default `real`).
+
+        Returns a flat dict of numbers, plus `memorization_pairs` (list of
+        (generated index, train index)) when memorization was asked for.
+        """
+        results: dict = {"num_generated": len(generated.pixels), "num_real": len(real.pixels)}
+        timings: dict[str, float] = {}
+        if FEATURE_METRICS & set(metrics):
+            began = time.perf_counter()
+            fake_features = self.features(generated)
+            real_features = self.features(real)
+            timings["features_s"] = time.perf_counter() - began
+        if "fid" in metrics:
+            from facegan.metrics.fid import fid
+
+            results["fid"] = fid(real_features, fake_features)
+        if "kid" in metrics:
+            from facegan.metrics.kid import kid
+
+            results["kid"], results["kid_std"] = kid(real_features, fake_features)
+        if "pr" in metrics:
+            from facegan.metrics.precision_recall import precision_recall
+
+            results["precision"], results["recall"] = precision_recall(real_features, fake_features)
+        if "face_rate" in metrics:
+            from facegan.metrics.face_rate import face_rate
+
+            began = time.perf_counter()
+            results["face_rate"] = face_rate(generated.pixels, detector=self.detector)
+            timings["face_rate_s"] = time.perf_counter() - began
+        if "memorization" in metrics:
+            from facegan.metrics.memorization import memorization
+
+            train_features = real_features if train is None else self.features(train)
+            found = memorization(fake_features, train_features)
+            results["memorization"] = found.share
+            results["memorization_threshold"] = found.threshold
+            results["memorization_pairs"] = [(int(g), int(t)) for g, t in found.closest(8)]
+        results.update(timings)
+        return results
+
+
+def format_table(results: dict, title: str) -> str:
+    """A small aligned table of the numeric results, for the terminal."""
+    rows = []
+    labels = {
+        "fid": "FID", "kid": "KID", "precision": "precision", "recall": "recall",
+        "face_rate": "face rate", "memorization": "memorized share",
+    }
+    for key, label in labels.items():
+        if key not in results:
+            continue
+        value = results[key]
+        if key == "kid":
+            text = f"{value:.5f} ± {results.get('kid_std', float('nan')):.5f}"
+        elif key == "fid":
+            text = f"{value:.2f}"
+        else:
+            text = f"{value:.3f}"
+        rows.append((label, text))
+    rows.append(("images", f"{results['num_generated']} vs {results['num_real']}"))
+    width = max(len(label) for label, _ in rows)
+    lines = [title, "-" * max(len(title), width + 20)]
+    lines += [f"{label:<{width}}  {text}" for label, text in rows]
+    return "\n".join(lines)
+
+
+def evaluate_run(run, evaluator: Evaluator, data: str | None = None,
+                 metrics: Sequence[str] = METRICS, num: int = 2000, seed: int = 0) -> dict:
+    """Evaluates a run's latest generator against real images; logs and returns the results.
+
+    Args:
+        run: a `facegan.artifacts.run.Run`.
+        evaluator: holds the networks and the feature cache.
+        data: real images to compare with (default: the run's own training data).
+        metrics: names from METRICS.
+        num: generated images, and at most this many real ones.
+        seed: seeds the generated latents and the choice of real images.
+
+    The results are appended to the run's metrics.jsonl (event "evaluate") and
+    TensorBoard as eval/<name>; a memorization grid (generated | nearest
+    training image) is written to evaluation/ when memorization is measured.
+    """
+    from facegan.artifacts.images import make_grid, save_png
+    from facegan.artifacts.logs import MetricsLog
+
+    model = run.config.model
+    real = real_image_set(data or run.config.data.source, model.resolution, model.channels,
+                          num, seed, progress=evaluator.progress)
+    train = None
+    if data is not None and "memorization" in metrics:
+        train = real_image_set(run.config.data.source, model.resolution, model.channels, num,
+                               seed, progress=evaluator.progress)
+    step = run.step
+    generated = ImageSet(run.generate(num, seed=seed),
+                         f"{num} samples of {run.directory} at step {step}")
+    results = evaluator.compare(generated, real, metrics, train)
+    results["step"] = step
+    results["real"] = real.description
+
+    pairs = results.pop("memorization_pairs", None)
+    if pairs:
+        train_pixels = (train or real).pixels
+        tiles = [tile for g, t in pairs for tile in (generated.pixels[g], train_pixels[t])]
+        grid_path = run.paths.root / "evaluation" / f"memorization-step-{step:07d}.png"
+        save_png(make_grid(np.stack(tiles), columns=2), grid_path)
+        results["memorization_grid"] = str(grid_path)
+
+    numbers = {f"eval/{k}": v for k, v in results.items()
+               if isinstance(v, float) and not k.endswith("_s")}
+    log = MetricsLog(run.paths.metrics, run.paths.logs)
+    try:
+        log.scalars(step, numbers, event="evaluate", time=time.time(), real=real.description,
+                    num_generated=results["num_generated"], num_real=results["num_real"])
+    finally:
+        log.close()
+    return results
+
+
+def evaluate_real(evaluator: Evaluator, first: str, second: str, resolution: int = 64,
+                  channels: int = 3, metrics: Sequence[str] = METRICS, num: int | None = None,
+                  seed: int = 0) -> dict:
+    """Metrics between two real image sets (a sanity baseline: how low can FID go?).
+
+    The first set plays "real", the second "generated"; face rate is measured
+    on the second. When both name the same dataset, the two sets are disjoint
+    parts of it (`num` images each, default half of it).
+    """
+    if first == second:
+        total = len(open_source(first))
+        num = num or total // 2
+        real = real_image_set(first, resolution, channels, num, seed, evaluator.progress)
+        other = real_image_set(second, resolution, channels, num, seed, evaluator.progress,
+                               skip=num)
+    else:
+        real = real_image_set(first, resolution, channels, num, seed, evaluator.progress)
+        other = real_image_set(second, resolution, channels, num, seed, evaluator.progress)
+    results = evaluator.compare(other, real, metrics)
+    results.pop("memorization_pairs", None)
+    results["real"], results["generated"] = real.description, other.description
+    return results

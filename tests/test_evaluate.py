@@ -39,8 +39,10 @@ def _fake_inception():
     return keras.Model(images, features)
 
 
-def test_real_features_are_cached_by_content(tmp_path, face_folder):
+def test_real_features_are_cached_by_content(tmp_path, face_folder, monkeypatch):
     import shutil
+
+    import facegan.evaluate
 
     evaluator = Evaluator(cache_dir=tmp_path / "cache")
     evaluator._inception = _fake_inception()
@@ -48,17 +50,23 @@ def test_real_features_are_cached_by_content(tmp_path, face_folder):
     again = evaluator.features(real_image_set(str(face_folder), 16, 3, None))
     assert evaluator.cache_hits == 1
     np.testing.assert_array_equal(first, again)
+    # a cache hit needs no decoding at all (file bytes are hashed, not pixels)
+    with monkeypatch.context() as patch:
+        patch.setattr(facegan.evaluate, "decode_source", lambda *a, **k: 1 / 0)
+        np.testing.assert_array_equal(
+            evaluator.features(real_image_set(str(face_folder), 16, 3, None)), first)
+    assert evaluator.cache_hits == 2
     assert len(list((tmp_path / "cache" / "features").glob("*.npz"))) == 1
     # other resolution or count: another key
     evaluator.features(real_image_set(str(face_folder), 32, 3, None))
     evaluator.features(real_image_set(str(face_folder), 16, 3, 10))
-    assert evaluator.cache_hits == 1
+    assert evaluator.cache_hits == 2
     # change one photo: the cache misses
     changed = tmp_path / "changed"
     shutil.copytree(face_folder, changed)
     Image.new("RGB", (20, 20), (255, 0, 0)).save(changed / "face00.png")
     evaluator.features(real_image_set(str(changed), 16, 3, None))
-    assert evaluator.cache_hits == 1
+    assert evaluator.cache_hits == 2
     assert len(list((tmp_path / "cache" / "features").glob("*.npz"))) == 4
     # generated images are never cached
     evaluator.features(ImageSet(np.zeros((2, 16, 16, 3), np.uint8), "fake"))

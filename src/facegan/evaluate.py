@@ -13,11 +13,10 @@ network's weights: change one photo and the cache misses.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -39,14 +38,29 @@ def parse_metrics(text: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-@dataclasses.dataclass
 class ImageSet:
-    """uint8 images [N, H, W, C] and where they came from."""
+    """uint8 images [N, H, W, C] and where they came from.
 
-    pixels: np.ndarray
-    description: str
-    #: identifies the content for caching (None: do not cache, e.g. generated images)
-    content_key: str | None = None
+    Args:
+        pixels: the images, or None when `load` will produce them on first use
+            (a cached real set then never needs decoding).
+        description: for tables and logs.
+        content_key: identifies the content for caching (None: never cached,
+            e.g. generated images).
+        load: a function returning the pixels, called at most once.
+    """
+
+    def __init__(self, pixels: np.ndarray | None, description: str,
+                 content_key: str | None = None, load: Callable[[], np.ndarray] | None = None):
+        assert pixels is not None or load is not None, "an ImageSet needs pixels or a loader"
+        self._pixels, self._load = pixels, load
+        self.description, self.content_key = description, content_key
+
+    @property
+    def pixels(self) -> np.ndarray:
+        if self._pixels is None:
+            self._pixels = self._load()
+        return self._pixels
 
     @classmethod
     def real(cls, pixels: np.ndarray, description: str) -> "ImageSet":
@@ -59,20 +73,30 @@ class ImageSet:
 
 def real_image_set(spec: str, resolution: int, channels: int, num: int | None,
                    seed: int = 0, progress: bool = False, skip: int = 0) -> ImageSet:
-    """Decodes a dataset at `resolution` and picks `num` images (all if None).
+    """A dataset at `resolution`, `num` images of it (all if None), decoded lazily.
 
-    The pick is a seeded permutation; `skip` drops its first images, so two
-    calls with the same seed and skip=0 / skip=num give disjoint sets.
+    The pick is a seeded permutation of the decodable images; `skip` drops its
+    first ones, so two calls with the same seed and skip=0 / skip=num give
+    disjoint sets. The cache key hashes the files' bytes and these settings,
+    so a cached set is never decoded.
     """
-    decoded = decode_source(open_source(spec), resolution, channels, progress=progress)
-    order = np.random.default_rng(seed).permutation(len(decoded.pixels))[skip:]
-    if num is not None:
-        order = order[:num]
-    if len(order) == 0:
-        raise ConfigError(f"{spec!r} has {len(decoded.pixels)} decodable images; "
-                          f"none left after skipping {skip}")
-    pixels = decoded.pixels[np.sort(order)]
-    return ImageSet.real(pixels, f"{decoded.description} ({len(pixels)} images at {resolution} px)")
+    source = open_source(spec)
+    key = hashlib.sha256(f"{source.fingerprint()}|{resolution}|{channels}|{num}|{seed}|{skip}"
+                         .encode()).hexdigest()[:32]
+
+    def load() -> np.ndarray:
+        decoded = decode_source(source, resolution, channels, progress=progress)
+        order = np.random.default_rng(seed).permutation(len(decoded.pixels))[skip:]
+        if num is not None:
+            order = order[:num]
+        if len(order) == 0:
+            raise ConfigError(f"{spec!r} has {len(decoded.pixels)} decodable images; "
+                              f"none left after skipping {skip}")
+        return decoded.pixels[np.sort(order)]
+
+    expected = max(0, len(source) - skip) if num is None else min(num, max(0, len(source) - skip))
+    return ImageSet(None, f"{source.description} ({expected} images at {resolution} px)", key,
+                    load)
 
 
 class Evaluator:
@@ -151,13 +175,16 @@ class Evaluator:
         Returns a flat dict of numbers, plus `memorization_pairs` (list of
         (generated index, train index)) when memorization was asked for.
         """
-        results: dict = {"num_generated": len(generated.pixels), "num_real": len(real.pixels)}
         timings: dict[str, float] = {}
         if FEATURE_METRICS & set(metrics):
             began = time.perf_counter()
             fake_features = self.features(generated)
             real_features = self.features(real)
             timings["features_s"] = time.perf_counter() - began
+            counts = len(fake_features), len(real_features)
+        else:
+            counts = len(generated.pixels), len(real.pixels)
+        results: dict = {"num_generated": counts[0], "num_real": counts[1]}
         if "fid" in metrics:
             from facegan.metrics.fid import fid
 

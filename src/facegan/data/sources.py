@@ -47,7 +47,26 @@ class ImageSource:
 
     def open(self, index: int) -> Image.Image:
         """Opens item `index` as a PIL image (not yet fully decoded)."""
+        return Image.open(io.BytesIO(self.read_bytes(index)))
+
+    def read_bytes(self, index: int) -> bytes:
+        """The stored bytes of item `index` (its file content)."""
         raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """A hash of every item's name and bytes: equal iff the data is equal.
+
+        Reading bytes is far cheaper than decoding, so caches keyed by this
+        can answer without decoding a large dataset.
+        """
+        import hashlib
+
+        digest = hashlib.sha256()
+        for index, name in enumerate(self.names):
+            content = self.read_bytes(index)
+            digest.update(f"{name}\0{len(content)}\0".encode("utf-8", "surrogateescape"))
+            digest.update(content)
+        return digest.hexdigest()
 
 
 class FolderSource(ImageSource):
@@ -64,6 +83,9 @@ class FolderSource(ImageSource):
 
     def open(self, index: int) -> Image.Image:
         return Image.open(self.root / self._names[index])
+
+    def read_bytes(self, index: int) -> bytes:
+        return (self.root / self._names[index]).read_bytes()
 
 
 class ZipSource(ImageSource):
@@ -88,11 +110,11 @@ class ZipSource(ImageSource):
     def names(self) -> list[str]:
         return self._names
 
-    def open(self, index: int) -> Image.Image:
+    def read_bytes(self, index: int) -> bytes:
         archive = getattr(self._local, "archive", None)
         if archive is None:
             archive = self._local.archive = zipfile.ZipFile(self.path)
-        return Image.open(io.BytesIO(archive.read(self._names[index])))
+        return archive.read(self._names[index])
 
 
 class EmbeddedLFWSource(ImageSource):
@@ -114,6 +136,9 @@ class EmbeddedLFWSource(ImageSource):
 
     def open(self, index: int) -> Image.Image:
         return Image.fromarray(self._pixels[index], mode="L")
+
+    def read_bytes(self, index: int) -> bytes:
+        return self._pixels[index].tobytes()
 
 
 def _list_images(root: Path) -> list[str]:

@@ -235,7 +235,7 @@ def format_table(results: dict, title: str) -> str:
         rows.append((label, text))
     rows.append(("images", f"{results['num_generated']} vs {results['num_real']}"))
     width = max(len(label) for label, _ in rows)
-    lines = [title, "-" * max(len(title), width + 20)]
+    lines = [title, "-" * min(max(len(title), width + 20), 72)]
     lines += [f"{label:<{width}}  {text}" for label, text in rows]
     return "\n".join(lines)
 

@@ -7,6 +7,7 @@
       logs/              TensorBoard event files
       metrics.jsonl      one JSON object per log interval
       train.log          human-readable log: data report, checkpoints, warnings
+      lock               present while a trainer works in the run (PID and host)
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import dataclasses
 import datetime as _dt
 import json
 import os
+import socket
+import time
 from pathlib import Path
 
 from facegan.config import Config, ConfigError, UserError
@@ -115,3 +118,91 @@ def write_config(paths: RunPaths, config: Config) -> None:
     partial = paths.config.with_name("config.json.partial")
     partial.write_text(config.to_json())
     os.replace(partial, paths.config)
+
+
+class RunLock:
+    """Keeps two trainers out of one run directory.
+
+    The lock is a file `<run>/lock` created with O_EXCL and holding the owner's
+    PID and host. A second trainer is refused with the holder's PID. A lock left
+    by a process that no longer exists on this host (a kill -9, a power cut) is
+    stale: it is moved aside and taken over. A lock from another host cannot be
+    checked and is never taken over automatically.
+    """
+
+    def __init__(self, paths: RunPaths):
+        self.path = paths.root / "lock"
+        self._held = False
+
+    def acquire(self) -> None:
+        """Takes the lock, or raises RunDirError naming the process that holds it."""
+        for _ in range(3):
+            try:
+                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not self._take_over_if_stale():
+                    raise self._in_use() from None
+                continue
+            with os.fdopen(descriptor, "w") as out:
+                json.dump({"pid": os.getpid(), "host": socket.gethostname(),
+                           "since": _dt.datetime.now(_dt.timezone.utc).isoformat()}, out)
+            self._held = True
+            return
+        raise self._in_use()
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass
+
+    def __enter__(self) -> "RunLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
+    def holder(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _take_over_if_stale(self) -> bool:
+        holder = self.holder()
+        if not holder:
+            # Being written this very moment, or torn by a crash mid-write: look again.
+            time.sleep(0.2)
+            holder = self.holder()
+        pid, host = holder.get("pid"), holder.get("host")
+        if host != socket.gethostname() and holder:
+            return False
+        if isinstance(pid, int) and _process_exists(pid):
+            return False
+        # Rename, not delete: of two trainers racing for a stale lock, only one rename
+        # succeeds, and the O_EXCL create decides between them afterwards.
+        try:
+            os.replace(self.path, self.path.with_name(f"lock.stale-{pid}"))
+        except FileNotFoundError:
+            pass
+        return True
+
+    def _in_use(self) -> RunDirError:
+        holder = self.holder()
+        return RunDirError(
+            f"run directory {str(self.path.parent)!r} is in use by PID {holder.get('pid', '?')} "
+            f"on {holder.get('host', '?')} since {holder.get('since', '?')}; stop that trainer "
+            f"first (if it is gone for good, delete {str(self.path)!r})")
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True

@@ -23,8 +23,8 @@ import tensorflow as tf
 from facegan.artifacts.images import make_grid, save_png
 from facegan.artifacts.logs import MetricsLog
 from facegan.artifacts.run import Run
-from facegan.artifacts.rundir import (RunPaths, create_run_dir, default_run_dir, open_run_dir,
-                                      write_config)
+from facegan.artifacts.rundir import (RunLock, RunPaths, create_run_dir, default_run_dir,
+                                      open_run_dir, write_config)
 from facegan.config import Config
 from facegan.errors import Interrupted
 from facegan.evaluate import Evaluator, ImageSet
@@ -64,19 +64,21 @@ def train(config: Config, run_dir: str | Path | None = None, *, overwrite: bool 
     config = resolve_config(config, source)
     evaluator = _evaluator(config)  # missing Inception weights fail here, before the run exists
     paths = create_run_dir(run_dir or default_run_dir(config), overwrite=overwrite)
-    write_config(paths, config)
-    return _run(paths, config, source, progress, evaluator)
+    with RunLock(paths):
+        write_config(paths, config)
+        return _run(paths, config, source, progress, evaluator)
 
 
 def resume(run_dir: str | Path, steps: int | None = None, *,
            progress: bool | None = None) -> Run:
     """Continues a run from its latest checkpoint until `steps` (default: the run's own)."""
     paths, config = open_run_dir(run_dir)
-    if steps is not None and steps != config.train.steps:
-        config = config.with_overrides({"train.steps": steps})
-        write_config(paths, config)
-    source = open_source(config.data.source)
-    return _run(paths, config, source, progress, _evaluator(config))
+    with RunLock(paths):  # before anything is written: another trainer may be at work here
+        if steps is not None and steps != config.train.steps:
+            config = config.with_overrides({"train.steps": steps})
+            write_config(paths, config)
+        source = open_source(config.data.source)
+        return _run(paths, config, source, progress, _evaluator(config))
 
 
 def _evaluator(config: Config) -> Evaluator | None:

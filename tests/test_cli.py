@@ -155,29 +155,13 @@ def test_installed_entry_point_answers_help():
     assert module.returncode == 0 and "quick-32" in module.stdout
 
 
-TINY_TOML = TINY_MODEL_TOML + """
-[train]
-batch_size = 8
-log_every = 2
-sample_every = 1000
-checkpoint_every = 1000
-"""
-
-
 def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path, face_folder):
     import signal
 
-    config = tmp_path / "tiny.toml"
-    config.write_text(TINY_TOML)
-    run_dir = tmp_path / "run"
-    process = subprocess.Popen(
-        ["facegan", "train", "--data", str(face_folder), "--config", str(config),
-         "--steps", "1000000", "--run-dir", str(run_dir), "--no-progress"],
-        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    from conftest import endless_training
+
+    process, run_dir = endless_training(tmp_path, face_folder)
     try:
-        for line in process.stderr:  # wait until training is under way
-            if line.startswith("step 4/"):
-                break
         process.send_signal(signal.SIGINT)
         _, rest = process.communicate(timeout=120)
     finally:

@@ -65,21 +65,11 @@ def test_resume_refused_while_another_trainer_holds_the_run(tmp_path, capsys):
 def test_kill_9_leaves_a_stale_lock_that_resume_takes_over(tmp_path, face_folder):
     import signal
 
+    from conftest import endless_training
     from facegan.cli import main
 
-    config = tmp_path / "tiny.toml"
-    config.write_text("[model]\nresolution = 16\nwidth = 8\nmax_width = 32\nlatent_dim = 16\n"
-                      "[train]\nbatch_size = 8\nlog_every = 2\ncheckpoint_every = 2\n"
-                      "sample_every = 1000\n")
-    run_dir = tmp_path / "run"
-    process = subprocess.Popen(
-        ["facegan", "train", "--data", str(face_folder), "--config", str(config),
-         "--steps", "1000000", "--run-dir", str(run_dir), "--no-progress"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    process, run_dir = endless_training(tmp_path, face_folder, checkpoint_every=2)
     try:
-        for line in process.stderr:
-            if line.startswith("step 4/"):
-                break
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
     finally:

@@ -113,6 +113,7 @@ class Evaluator:
         self._weights = weights
         self._inception = None
         self._detector = None
+        self._network: str | None = None
         self.cache_dir = cache_dir
         self.progress = progress
         self.cache_hits = 0
@@ -162,10 +163,16 @@ class Evaluator:
     def _cache_path(self, images: ImageSet) -> Path | None:
         if self.cache_dir is None or images.content_key is None:
             return None
-        network = hashlib.sha256()
-        for weight in self.inception.weights[:2] + self.inception.weights[-2:]:
-            network.update(np.asarray(weight.numpy()).tobytes())
-        return self.cache_dir / "features" / f"{images.content_key}-{network.hexdigest()[:12]}.npz"
+        return self.cache_dir / "features" / f"{images.content_key}-{self._network_id()}.npz"
+
+    def _network_id(self) -> str:
+        """A short hash of the network's first and last weights: other weights, other cache."""
+        if self._network is None:
+            digest = hashlib.sha256()
+            for weight in self.inception.weights[:2] + self.inception.weights[-2:]:
+                digest.update(np.asarray(weight.numpy()).tobytes())
+            self._network = digest.hexdigest()[:12]
+        return self._network
 
     # -- metrics ------------------------------------------------------------
     def compare(self, generated: ImageSet, real: ImageSet, metrics: Sequence[str],

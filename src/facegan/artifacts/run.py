@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from facegan.artifacts.rundir import RunDirError, RunPaths, open_run_dir
 from facegan.config import Config
-from facegan.models import build_generator, latents_for_seed, to_uint8
+from facegan.models import build_generator, generate_uint8, latents_for_seed
 
 
 class Run:
@@ -63,12 +63,11 @@ class Run:
         images, and `generate(8, s)` is the first 8 of `generate(64, s)`.
         """
         generator = self.generator()
-        latents = latents_for_seed(n, self.config.model.latent_dim, seed)
-        chunks = [to_uint8(generator(latents[i:i + batch_size], training=False))
-                  for i in range(0, n, batch_size)]
-        return np.concatenate(chunks) if chunks else np.zeros(
-            (0, self.config.model.resolution, self.config.model.resolution,
-             self.config.model.channels), np.uint8)
+        if n == 0:
+            model = self.config.model
+            return np.zeros((0, model.resolution, model.resolution, model.channels), np.uint8)
+        return generate_uint8(generator, latents_for_seed(n, self.config.model.latent_dim, seed),
+                              batch_size)
 
 
 def load(run_dir: str | Path) -> Run:

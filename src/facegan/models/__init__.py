@@ -32,3 +32,10 @@ def to_uint8(images: tf.Tensor) -> np.ndarray:
     """Generator output in [-1, 1] -> uint8 numpy [N, H, W, C]."""
     scaled = tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5)
     return tf.cast(tf.clip_by_value(scaled, 0.0, 255.0), tf.uint8).numpy()
+
+
+def generate_uint8(generator: keras.Model, latents: tf.Tensor, batch_size: int = 64) -> np.ndarray:
+    """Runs `generator` in inference mode over `latents` in batches -> uint8 [N, H, W, C]."""
+    chunks = [to_uint8(generator(latents[i:i + batch_size], training=False))
+              for i in range(0, int(latents.shape[0]), batch_size)]
+    return np.concatenate(chunks)

@@ -30,7 +30,7 @@ from facegan.errors import Interrupted
 from facegan.evaluate import Evaluator, ImageSet
 from facegan.data.pipeline import DecodedImages, decode_source, training_dataset
 from facegan.data.sources import ImageSource, open_source
-from facegan.models import latents_for_seed, to_uint8
+from facegan.models import generate_uint8, latents_for_seed
 from facegan.training.state import Checkpoints, TrainState
 from facegan.training.steps import make_gan_train_step
 
@@ -164,7 +164,7 @@ def _loop(paths: RunPaths, config: Config, state: TrainState, checkpoints: Check
                 bar.update(1)
             # Side work below is not counted in img/s: it is not training throughput.
             if step % train.sample_every == 0 or step == train.steps:
-                grid = make_grid(to_uint8(state.generator(sample_latents, training=False)))
+                grid = make_grid(generate_uint8(state.generator, sample_latents))
                 save_png(grid, paths.sample_grid(step))
                 metrics.image(step, "samples", grid)
             if in_training_eval and (step % train.eval_every == 0 or step == train.steps):
@@ -212,9 +212,7 @@ class InTrainingEval:
                          if self.best_file.exists() else float("inf"))
 
     def __call__(self, step: int, metrics: MetricsLog) -> None:
-        generator = self.state.generator
-        pixels = np.concatenate([to_uint8(generator(self.latents[i:i + 100], training=False))
-                                 for i in range(0, len(self.latents), 100)])
+        pixels = generate_uint8(self.state.generator, self.latents)
         fake = ImageSet(pixels, f"{len(pixels)} samples at step {step}")
         results = self.evaluator.compare(fake, self.real, self.METRICS)
         metrics.scalars(step, {"eval/fid": results["fid"], "eval/face_rate": results["face_rate"]},

@@ -45,6 +45,16 @@ def _is_power_of_two(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
 
+# 64 megapixels: above the largest common camera sensors (61 MP), below Pillow's own
+# bomb warning (89 MP). One such image decodes to 192 MB of RGB; a few threads
+# decoding at once stay within a laptop's memory, a 40000x40000 "photo" does not.
+DEFAULT_MAX_PIXELS = 64_000_000
+# Below 8 px on the short side there is no face to learn from (a 1x1 tracking pixel,
+# a favicon); such files are skipped with a reason rather than upscaled.
+DEFAULT_MIN_SIZE = 8
+_MAX_MAX_PIXELS = 2**40
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Where the training images come from and how they are prepared.
@@ -53,10 +63,21 @@ class DataConfig:
         source: a folder of images (searched recursively), a `.zip` of images,
             or `embedded:lfw` (the 100 LFW face crops that scikit-image ships).
         flip: randomly mirror images left-right (a free 2x for faces).
+        max_pixels: images with more pixels (width x height) are skipped before
+            they are decoded: a tiny file can declare 40000x40000 pixels and
+            exhaust memory (a decompression bomb). The default, 64 million,
+            admits every common camera sensor. Above ~179 million Pillow refuses
+            an image itself, whatever this says.
+        min_size: images whose short side is below this many pixels are skipped
+            (a 1x1 tracking pixel holds no face); from 1 to 4096. Images larger
+            than this but smaller than the training resolution are upscaled, with
+            a warning from `facegan inspect-data`.
     """
 
     source: str = EMBEDDED_LFW
     flip: bool = True
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    min_size: int = DEFAULT_MIN_SIZE
 
     def __post_init__(self) -> None:
         if not self.source:
@@ -64,6 +85,11 @@ class DataConfig:
         if self.source.startswith("embedded:") and self.source != EMBEDDED_LFW:
             _fail("data.source", f"names an unknown embedded dataset; allowed: {EMBEDDED_LFW}",
                   self.source)
+        if isinstance(self.max_pixels, bool) or not 1 <= self.max_pixels <= _MAX_MAX_PIXELS:
+            _fail("data.max_pixels", f"must be a positive integer up to {_MAX_MAX_PIXELS}",
+                  self.max_pixels)
+        if isinstance(self.min_size, bool) or not 1 <= self.min_size <= 4096:
+            _fail("data.min_size", "must be an integer from 1 to 4096", self.min_size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +187,11 @@ class TrainConfig:
             `eval_num` generator samples against the training data); 0 = never.
             The checkpoint with the best FID is kept in checkpoints/best/.
         eval_num: generated (and at most real) images per in-training evaluation.
+        max_bad_steps: consecutive steps skipped for a non-finite loss or
+            gradient before the run rolls back to its last checkpoint (K).
+        max_rollbacks: rollbacks allowed before the run stops as diverged (R).
+        rollback_lr_factor: both learning rates are multiplied by this at each
+            rollback.
     """
 
     steps: int = 2000
@@ -174,6 +205,9 @@ class TrainConfig:
     sample_grid: int = 64
     eval_every: int = 0
     eval_num: int = 1000
+    max_bad_steps: int = 20
+    max_rollbacks: int = 3
+    rollback_lr_factor: float = 0.5
 
     def __post_init__(self) -> None:
         if not 1 <= self.steps <= 10**9:
@@ -194,6 +228,12 @@ class TrainConfig:
             _fail("train.eval_every", "must be 0 (never) or a positive integer", self.eval_every)
         if not 2 <= self.eval_num <= 100000:
             _fail("train.eval_num", "must be an integer from 2 to 100000", self.eval_num)
+        if not 1 <= self.max_bad_steps <= 1000000:
+            _fail("train.max_bad_steps", "must be an integer from 1 to 1000000", self.max_bad_steps)
+        if not 0 <= self.max_rollbacks <= 1000:
+            _fail("train.max_rollbacks", "must be an integer from 0 to 1000", self.max_rollbacks)
+        if not (math.isfinite(self.rollback_lr_factor) and 0 < self.rollback_lr_factor <= 1):
+            _fail("train.rollback_lr_factor", "must be a number in (0, 1]", self.rollback_lr_factor)
 
 
 SECTIONS: dict[str, type] = {

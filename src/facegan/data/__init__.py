@@ -1,6 +1,7 @@
-"""Training images: sources (folder, zip, embedded), decoding, tf.data pipeline.
+"""Training images: sources (folder, zip, embedded), decoding, scanning, tf.data pipeline.
 
-`sources` and `decode` need no TensorFlow; `pipeline` does, so import it by name.
+`sources`, `decode`, `problems`, `scan` and `report` need no TensorFlow (so
+`facegan inspect-data` starts at once); `pipeline` does, so import it by name.
 """
 
 from facegan.data.sources import DataError, ImageSource, open_source

@@ -4,13 +4,22 @@ Every mode PIL can open ends up as the configured channels: grayscale and
 1-bit become L, palette images keep their transparency until compositing,
 RGBA/LA are composited on white, 16- and 32-bit integer images are scaled down
 to 8 bits (not clipped), CMYK and other colour spaces become RGB. The EXIF
-orientation is applied, so phone photos are upright.
+orientation is applied, so phone photos are upright; an animation gives its
+first frame.
+
+Sizes are checked from the header, before any pixel is decoded: a file that
+declares more than `max_pixels` (a decompression bomb) or whose short side is
+below `min_size` is refused with a `BadFile` that says why.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from facegan.config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIZE
+from facegan.data import problems as bad
+from facegan.data.problems import BadFile
 
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _WIDE_INT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
@@ -52,15 +61,36 @@ def center_crop_resize(image: Image.Image, resolution: int) -> Image.Image:
     return image.resize((resolution, resolution), resample=resample)
 
 
-def prepare(image: Image.Image, resolution: int, channels: int) -> np.ndarray:
+def check_size(image: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS,
+               min_size: int = DEFAULT_MIN_SIZE) -> None:
+    """Refuses an opened (not yet decoded) image by the size its header declares.
+
+    Raises:
+        BadFile: more than `max_pixels` pixels (TOO_MANY_PIXELS), or a short side
+            below `min_size` (TOO_SMALL).
+    """
+    width, height = image.size
+    if width * height > max_pixels:
+        raise BadFile(bad.TOO_MANY_PIXELS,
+                      f"{width}x{height} = {width * height:,} pixels is above data.max_pixels = "
+                      f"{max_pixels:,}; refused before decoding (a decompression bomb?)")
+    if min(width, height) < min_size:
+        raise BadFile(bad.TOO_SMALL, f"{width}x{height} px: the short side is below "
+                                     f"data.min_size = {min_size} px")
+
+
+def prepare(image: Image.Image, resolution: int, channels: int, *,
+            max_pixels: int = DEFAULT_MAX_PIXELS, min_size: int = DEFAULT_MIN_SIZE) -> np.ndarray:
     """Decodes `image` fully and returns uint8 [resolution, resolution, channels].
 
-    Raises whatever PIL raises for a broken file (OSError, ValueError, ...):
-    callers decide whether that skips the file or stops.
+    Raises:
+        BadFile: the header declares too many pixels or too few (`check_size`);
+            nothing has been decoded then.
+        Exception: whatever PIL raises for a broken file (OSError, ValueError, ...):
+            callers decide whether that skips the file or stops.
     """
+    check_size(image, max_pixels, max(min_size, 1))
     image.load()  # decode now, so truncated files fail here and not later
-    if min(image.size) < 1:
-        raise ValueError(f"image has no pixels ({image.size[0]}x{image.size[1]})")
     square = center_crop_resize(to_channels(image, channels), resolution)
     pixels = np.asarray(square, dtype=np.uint8)
     if channels == 1:

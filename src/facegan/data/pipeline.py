@@ -2,10 +2,12 @@
 
 Two stages:
 
-1. `decode_source` decodes every image once, in parallel through tf.data, to
-   uint8 at the training resolution, and keeps them in memory (the cache).
-   A file that fails to decode is skipped, counted and named; it never stops
-   the run.
+1. `load_training_images` scans the source first (`facegan.data.scan`, cached by
+   file name, size and mtime, so a restart decodes nothing twice to check it),
+   refuses an empty or all-bad dataset with one line, then `decode_source`
+   decodes every good image once, in parallel through tf.data, to uint8 at the
+   training resolution, and keeps them in memory. A file that fails is
+   skipped, counted and named with its reason; it never stops the run.
 2. `training_dataset` streams batches from that cache forever. The order is a
    pure function of (seed, step): epoch `e` uses a permutation drawn from
    (seed, e), and each image's flip is drawn the same way. Resuming at step `s`
@@ -16,12 +18,19 @@ Two stages:
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import threading
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from facegan.config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIZE, DataConfig
 from facegan.data.decode import prepare
+from facegan.data.problems import describe_error, display_name
+from facegan.data.report import DataReport
+from facegan.data.scan import scan_source
 from facegan.data.sources import DataError, ImageSource
 
 # Keeps the data order's random stream apart from the model's.
@@ -36,30 +45,78 @@ class DecodedImages:
     Attributes:
         pixels: uint8 [N, R, R, C].
         names: the N item names, in `pixels` order.
-        failures: (name, reason) for every item that could not be decoded.
+        failures: (name, reason) for every file that was skipped; names are in
+            display form (`display_name`), safe to print and log.
         description: where the images came from, for logs.
+        report: the dataset scan, when the images came from `load_training_images`.
     """
 
     pixels: np.ndarray
     names: list[str]
     failures: list[tuple[str, str]]
     description: str
+    report: DataReport | None = None
 
     def __len__(self) -> int:
         return len(self.pixels)
 
 
+def load_training_images(source: ImageSource, data_cfg: DataConfig, resolution: int,
+                         channels: int, *, cache_dir: str | Path | None = None,
+                         progress: bool = False) -> DecodedImages:
+    """Scans `source` (cached), refuses it if nothing is usable, decodes the good images.
+
+    Args:
+        source: the training images.
+        data_cfg: the limits (`max_pixels`, `min_size`) and `source` (named in errors).
+        resolution: square side of the decoded images.
+        channels: 1 or 3.
+        cache_dir: where the scan cache lives; default `facegan.data.scan.default_cache_dir()`.
+        progress: show progress bars.
+
+    Returns:
+        The decoded images; `failures` names every skipped file with its reason
+        and `report` holds the whole scan (duplicates, sizes, warnings).
+
+    Raises:
+        DataError: the source holds no image file, or none of them is usable
+            (one line naming the count and the first reasons).
+    """
+    report = scan_source(source, resolution=resolution, max_pixels=data_cfg.max_pixels,
+                         min_size=data_cfg.min_size, cache_dir=cache_dir, progress=progress)
+    if not report.usable:
+        command = f"facegan inspect-data {shlex.quote(display_name(data_cfg.source))}"
+        raise DataError(f"`data.source` {report.refusal()}. Details: {command}")
+    decoded = decode_source(source, resolution, channels, progress=progress,
+                            indices=report.good_indices(), max_pixels=data_cfg.max_pixels,
+                            min_size=data_cfg.min_size)
+    scan_failures = [(display_name(item.name), item.reason) for item in report.bad]
+    return dataclasses.replace(decoded, failures=scan_failures + decoded.failures, report=report)
+
+
 def decode_source(source: ImageSource, resolution: int, channels: int,
-                  progress: bool = False) -> DecodedImages:
-    """Decodes all images of `source` to uint8 [N, resolution, resolution, channels].
+                  progress: bool = False, *, indices: Sequence[int] | None = None,
+                  max_pixels: int = DEFAULT_MAX_PIXELS,
+                  min_size: int = DEFAULT_MIN_SIZE) -> DecodedImages:
+    """Decodes images of `source` to uint8 [N, resolution, resolution, channels].
 
     Decoding runs in parallel through tf.data (PIL releases the GIL while it
     decodes). Broken files are skipped and reported in `failures`.
 
+    Args:
+        source: the images.
+        resolution, channels: the output shape.
+        progress: show a progress bar.
+        indices: decode only these items (e.g. those a scan found good); default all,
+            and then the entries refused while listing are reported as failures too.
+        max_pixels, min_size: images outside these limits are skipped undecoded.
+
     Raises:
         DataError: if no image at all could be decoded.
     """
-    count = len(source)
+    subset = np.arange(len(source), dtype=np.int64) if indices is None \
+        else np.asarray(indices, dtype=np.int64)
+    count = len(subset)
     failures: dict[int, str] = {}
     lock = threading.Lock()
     blank = np.zeros((resolution, resolution, channels), np.uint8)
@@ -68,9 +125,10 @@ def decode_source(source: ImageSource, resolution: int, channels: int,
         index = int(index)
         try:
             with source.open(index) as image:
-                return prepare(image, resolution, channels), np.bool_(True)
+                return (prepare(image, resolution, channels, max_pixels=max_pixels,
+                                min_size=min_size), np.bool_(True))
         except Exception as err:  # any broken file is skipped, whatever PIL raised
-            reason = f"{type(err).__name__}: {err}".strip()
+            _, reason = describe_error(err)
             with lock:
                 failures[index] = reason
             return blank, np.bool_(False)
@@ -81,21 +139,23 @@ def decode_source(source: ImageSource, resolution: int, channels: int,
         ok.set_shape([])
         return index, pixels, ok
 
-    dataset = (tf.data.Dataset.range(count)
+    dataset = (tf.data.Dataset.from_tensor_slices(subset)
                .map(load_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                .batch(256))
     kept_pixels, kept_indices = [], []
     bar = _progress_bar(count, f"decoding {source.description}") if progress else None
-    for indices, pixels, ok in dataset.as_numpy_iterator():
+    for batch_indices, pixels, ok in dataset.as_numpy_iterator():
         kept_pixels.append(pixels[ok])
-        kept_indices.extend(indices[ok].tolist())
+        kept_indices.extend(batch_indices[ok].tolist())
         if bar is not None:
-            bar.update(len(indices))
+            bar.update(len(batch_indices))
     if bar is not None:
         bar.close()
 
     names = source.names
-    failure_list = [(names[i], failures[i]) for i in sorted(failures)]
+    failure_list = [(display_name(names[i]), failures[i]) for i in sorted(failures)]
+    if indices is None:
+        failure_list += [(display_name(name), reason) for name, _, reason in source.problems]
     if not kept_indices:
         first = f" (first: {failure_list[0][0]}: {failure_list[0][1]})" if failure_list else ""
         raise DataError(f"`data.source` {source.description}: none of its {count} images "

@@ -54,6 +54,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from facegan import cachepaths
 from facegan.errors import UserError
 from facegan.metrics.torchscript import load_torch_archive
 
@@ -66,7 +67,7 @@ PT_NAME = "default_1.pt"
 PT_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 CACHE_NAME = "fid_inception_v3.npz"
 ENV_WEIGHTS = "FACEGAN_INCEPTION_WEIGHTS"
-ENV_CACHE = "FACEGAN_CACHE_DIR"
+ENV_CACHE = cachepaths.ENV_CACHE  # the cache root: see facegan.cachepaths
 
 _BN_EPSILON = 1e-3  # the TF graph's; torch's default (1e-5) would shift every feature
 # Marks a converted file as ours (and its layout version) among other .npz files.
@@ -258,11 +259,7 @@ def _assign(model: keras.Model, weights: dict[str, np.ndarray], source: str) -> 
 
 def cache_dir() -> Path:
     """``$FACEGAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/facegan``, else ``~/.cache/facegan``."""
-    if os.environ.get(ENV_CACHE):
-        return Path(os.environ[ENV_CACHE]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "facegan"
-    return Path.home() / ".cache" / "facegan"
+    return cachepaths.cache_root()
 
 
 def cache_path() -> Path:

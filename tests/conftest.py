@@ -99,25 +99,3 @@ def face_folder(tmp_path_factory) -> Path:
     for i in range(24):
         _face_like(20, 100 + i).save(root / f"face{i:02d}.png")
     return root
-
-
-def endless_training(tmp_path: Path, data: Path, checkpoint_every: int = 1000):
-    """Starts `facegan train` on a tiny model in a subprocess and returns once it logged step 4.
-
-    Returns (process, run_dir); the caller signals, waits for and finally kills the process.
-    """
-    import subprocess
-
-    config = tmp_path / "tiny.toml"
-    config.write_text("[model]\nresolution = 16\nwidth = 8\nmax_width = 32\nlatent_dim = 16\n"
-                      f"[train]\nbatch_size = 8\nlog_every = 2\ncheckpoint_every = {checkpoint_every}\n"
-                      "sample_every = 1000\n")
-    run_dir = tmp_path / "run"
-    process = subprocess.Popen(
-        ["facegan", "train", "--data", str(data), "--config", str(config), "--steps", "1000000",
-         "--run-dir", str(run_dir), "--no-progress"],
-        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    for line in process.stderr:  # training is under way once step 4 is logged
-        if line.startswith("step 4/"):
-            break
-    return process, run_dir

@@ -99,7 +99,9 @@ def test_train_step_is_traced_once_and_runs_under_a_strategy():
     assert step.experimental_get_tracing_count() == 1
     assert int(state.step.numpy()) == 25
     assert int(state.g_optimizer.iterations.numpy()) == 25
-    assert set(out) == {"g_loss", "d_loss", "d_real", "d_fake"}
+    assert set(out) == {"g_loss", "d_loss", "d_real", "d_fake", "d_real_positive", "skipped",
+                        "bad_streak"}
+    assert float(out["skipped"]) == 0 and int(out["bad_streak"]) == 0
     assert not np.allclose(before, state.generator.trainable_variables[0].numpy())
     with pytest.raises((ValueError, TypeError)):
         step(tf.zeros([4, 16, 16, 1]))  # the signature is fixed: no silent retrace
@@ -148,7 +150,7 @@ def test_broken_files_are_skipped_counted_and_named(tmp_path, mixed_folder):
     run = facegan.train(tiny_config(str(mixed_folder), steps=1), tmp_path / "r", progress=False)
     log = (run.directory / "train.log").read_text()
     assert f"data: {MIXED_GOOD} images" in log
-    assert f"skipped {len(MIXED_BROKEN)} file(s) that could not be decoded" in log
+    assert f"skipped {len(MIXED_BROKEN)} file(s) that cannot be used" in log
     for name in MIXED_BROKEN:
         assert f"skipped {name}: " in log
     assert run.step == 1

@@ -63,20 +63,31 @@ def test_resume_refused_while_another_trainer_holds_the_run(tmp_path, capsys):
 
 
 def test_kill_9_leaves_a_stale_lock_that_resume_takes_over(tmp_path, face_folder):
-    import signal
-
-    from conftest import endless_training
     from facegan.cli import main
+    from trainer_process import listed_checkpoint_steps, start_trainer, wait_for_line
 
-    process, run_dir = endless_training(tmp_path, face_folder, checkpoint_every=2)
+    run_dir = tmp_path / "run"
+    process, log = start_trainer(tmp_path, run_dir, face_folder, checkpoint_every=2)
     try:
-        process.send_signal(signal.SIGKILL)
+        wait_for_line(log, r"^step 4/", process)
+        process.kill()
         process.wait(timeout=60)
     finally:
         process.kill()
     holder = json.loads((run_dir / "lock").read_text())
     assert holder["pid"] == process.pid  # left behind by the killed trainer
-    step = max(int(p.name.split("-")[1].split(".")[0]) for p in run_dir.glob("checkpoints/ckpt-*.index"))
+    step = listed_checkpoint_steps(run_dir)[-1]
     assert main(["train", "--resume", str(run_dir), "--steps", str(step + 2), "--no-progress"]) == 0
     assert (run_dir / f"lock.stale-{process.pid}").exists() and not (run_dir / "lock").exists()
-    assert (run_dir / "checkpoints" / f"ckpt-{step + 2}.index").exists()
+    assert listed_checkpoint_steps(run_dir)[-1] == step + 2
+
+
+def test_two_trainers_racing_for_one_new_run_directory(tmp_path):
+    """The second `create_run_dir` on the same path loses cleanly; the winner's files stay."""
+    from facegan.artifacts.rundir import create_run_dir
+
+    first = create_run_dir(tmp_path / "r", config=tiny_config())
+    with pytest.raises(RunDirError, match="already exists"):
+        create_run_dir(tmp_path / "r", config=tiny_config())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+    assert first.config.is_file()

@@ -16,6 +16,7 @@ import dataclasses
 import datetime as _dt
 import json
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -69,12 +70,15 @@ def default_run_dir(config: Config, parent: str | Path = "runs") -> Path:
     return candidate
 
 
-def create_run_dir(path: str | Path, overwrite: bool = False) -> RunPaths:
-    """Creates a fresh run directory.
+def create_run_dir(path: str | Path, overwrite: bool = False,
+                   config: Config | None = None) -> RunPaths:
+    """Creates a fresh run directory, with its config.json if `config` is given.
 
     An existing non-empty directory is never written into: without `overwrite`
     it is an error; with it, the old directory is moved aside (renamed with a
-    timestamp), not deleted.
+    timestamp), not deleted. The directory appears complete or not at all: it
+    is assembled under a temporary name and renamed into place, so a trainer
+    killed at any moment never leaves a run without its config.
 
     Raises:
         RunDirError: if the path exists and `overwrite` is False.
@@ -82,17 +86,34 @@ def create_run_dir(path: str | Path, overwrite: bool = False) -> RunPaths:
     root = Path(path)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         if not overwrite:
-            raise RunDirError(
-                f"run directory {str(root)!r} already exists; use --resume {str(root)!r} to "
-                f"continue it, --overwrite to move it aside, or another --run-dir")
+            raise _exists_error(root)
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
         aside = root.with_name(f"{root.name}.old-{stamp}")
         n = 2
         while aside.exists():
             aside, n = root.with_name(f"{root.name}.old-{stamp}-{n}"), n + 1
         root.rename(aside)
-    root.mkdir(parents=True, exist_ok=True)
-    return RunPaths(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    stage = root.with_name(f".{root.name}.creating-{os.getpid()}")
+    shutil.rmtree(stage, ignore_errors=True)  # our own leftover from a reused PID
+    stage.mkdir()
+    paths = RunPaths(root)
+    if config is not None:
+        write_config(RunPaths(stage), config)
+    try:
+        # rename() onto an empty directory replaces it; onto a non-empty one it fails,
+        # which is how a trainer that lost a race for this path finds out.
+        os.rename(stage, root)
+    except OSError:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise _exists_error(root) from None
+    return paths
+
+
+def _exists_error(root: Path) -> RunDirError:
+    return RunDirError(
+        f"run directory {str(root)!r} already exists; use --resume {str(root)!r} to "
+        f"continue it, --overwrite to move it aside, or another --run-dir")
 
 
 def open_run_dir(path: str | Path) -> tuple[RunPaths, Config]:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Iterator
 import numpy as np
 import tensorflow as tf
 
+from facegan.artifacts.checkpoints import CheckpointStore, CheckpointWriteError, all_finite
 from facegan.artifacts.images import make_grid, save_png
 from facegan.artifacts.logs import MetricsLog
 from facegan.artifacts.run import Run
@@ -28,11 +31,13 @@ from facegan.artifacts.rundir import (RunLock, RunPaths, create_run_dir, default
 from facegan.config import Config
 from facegan.errors import Interrupted
 from facegan.evaluate import Evaluator, ImageSet
-from facegan.data.pipeline import DecodedImages, decode_source, training_dataset
+from facegan.data.pipeline import DecodedImages, load_training_images, training_dataset
 from facegan.data.sources import ImageSource, open_source
 from facegan.models import generate_uint8, latents_for_seed
-from facegan.training.state import Checkpoints, TrainState
+from facegan.training.health import CollapseMonitor, Diverged, Divergence, OverfitMonitor
+from facegan.training.state import TrainState
 from facegan.training.steps import make_gan_train_step
+from facegan.training.stopping import StopRequests
 
 LOGGER_NAME = "facegan"
 _MAX_NAMED_FAILURES = 20  # on the console; train.log names every skipped file
@@ -63,10 +68,10 @@ def train(config: Config, run_dir: str | Path | None = None, *, overwrite: bool 
     source = open_source(config.data.source)
     config = resolve_config(config, source)
     evaluator = _evaluator(config)  # missing Inception weights fail here, before the run exists
-    paths = create_run_dir(run_dir or default_run_dir(config), overwrite=overwrite)
+    images = _load_images(source, config, progress)  # and unusable data too
+    paths = create_run_dir(run_dir or default_run_dir(config), overwrite=overwrite, config=config)
     with RunLock(paths):
-        write_config(paths, config)
-        return _run(paths, config, source, progress, evaluator)
+        return _run(paths, config, images, progress, evaluator)
 
 
 def resume(run_dir: str | Path, steps: int | None = None, *,
@@ -77,8 +82,9 @@ def resume(run_dir: str | Path, steps: int | None = None, *,
         if steps is not None and steps != config.train.steps:
             config = config.with_overrides({"train.steps": steps})
             write_config(paths, config)
-        source = open_source(config.data.source)
-        return _run(paths, config, source, progress, _evaluator(config))
+        evaluator = _evaluator(config)
+        images = _load_images(open_source(config.data.source), config, progress)
+        return _run(paths, config, images, progress, evaluator)
 
 
 def _evaluator(config: Config) -> Evaluator | None:
@@ -91,98 +97,249 @@ def _evaluator(config: Config) -> Evaluator | None:
     return evaluator
 
 
-def _run(paths: RunPaths, config: Config, source: ImageSource, progress: bool | None,
-         evaluator: Evaluator | None) -> Run:
-    with _run_logging(paths) as log:
-        images = decode_source(source, config.model.resolution, config.model.channels,
-                               progress=_want_progress(progress))
-        _report_data(log, images)
+def _load_images(source: ImageSource, config: Config, progress: bool | None) -> DecodedImages:
+    """The same scan as `facegan inspect-data` (cached), then a decode of the good files."""
+    return load_training_images(source, config.data, config.model.resolution,
+                                config.model.channels, progress=_want_progress(progress))
 
-        log.info("devices: %s", _describe_devices())
-        strategy = tf.distribute.get_strategy()  # the default (one device) strategy for now
-        with strategy.scope():
-            state = TrainState.create(config)
-        checkpoints = Checkpoints(state, paths.checkpoints, config.train.keep_checkpoints)
-        restored = checkpoints.restore_latest()
-        start = int(state.step.numpy())
-        total = config.train.steps
-        if restored:
-            log.info("resumed from %s at step %d", restored, start)
-        if start >= total:
-            log.info("run is already at step %d of %d; nothing to do", start, total)
-            return Run(paths, config)
-        log.info("training %s steps %d -> %d, batch %d, %dx%d px, %d channel(s) in %s",
-                 config.preset or "custom config", start, total, config.train.batch_size,
-                 config.model.resolution, config.model.resolution, config.model.channels,
-                 paths.root)
-        in_training_eval = (InTrainingEval(evaluator, config, paths, state, images, log)
-                            if evaluator is not None else None)
-        _loop(paths, config, state, checkpoints, images, strategy, start, progress, log,
-              in_training_eval)
+
+def _run(paths: RunPaths, config: Config, images: DecodedImages, progress: bool | None,
+         evaluator: Evaluator | None) -> Run:
+    with _run_logging(paths) as log, StopRequests(paths.root) as stops:
+        try:
+            _train_in(paths, config, images, progress, evaluator, log, stops)
+        except OSError as err:
+            if err.errno not in _DISK_FULL:
+                raise
+            latest = tf.train.latest_checkpoint(str(paths.checkpoints))
+            raise CheckpointWriteError(
+                f"cannot write to {str(paths.root)!r}: {os.strerror(err.errno)}; "
+                + (f"the last checkpoint {Path(latest).name} is intact" if latest
+                   else "no checkpoint was written yet"), err.errno) from None
     return Run(paths, config)
 
 
-def _loop(paths: RunPaths, config: Config, state: TrainState, checkpoints: Checkpoints,
-          images: DecodedImages, strategy: tf.distribute.Strategy, start: int,
-          progress: bool | None, log: logging.Logger,
-          in_training_eval: "InTrainingEval | None") -> None:
-    train = config.train
-    batches = iter(training_dataset(images.pixels, train.batch_size, train.seed,
-                                    config.data.flip, start_step=start))
-    train_step = make_gan_train_step(state, config, strategy)
-    sample_latents = latents_for_seed(train.sample_grid, config.model.latent_dim, train.seed)
-    metrics = MetricsLog(paths.metrics, paths.logs)
-    if start > 0:
-        metrics.event(start, "resume", time=time.time())
-    bar = _progress_bar(train.steps, start, progress)
+def _train_in(paths: RunPaths, config: Config, images: DecodedImages, progress: bool | None,
+              evaluator: Evaluator | None, log: logging.Logger, stops: StopRequests) -> None:
+    _report_data(log, images)
 
-    sums: dict[str, tf.Tensor] = {}
-    interval_steps, timed_steps, timed_seconds = 0, 0, 0.0
-    step = start
-    try:
-        while step < train.steps:
-            began = time.perf_counter()
-            out = train_step(next(batches))
-            sums = {k: sums[k] + v for k, v in out.items()} if sums else dict(out)
-            step += 1
-            interval_steps += 1
-            log_now = step % train.log_every == 0 or step == train.steps
-            if log_now:
-                values = {k: float(v) / interval_steps for k, v in sums.items()}  # syncs
-            seconds = time.perf_counter() - began
-            if step == start + 1:  # tracing and graph optimisation: not throughput
-                log.info("compiled the train step in %.1f s", seconds)
-            else:
-                timed_steps, timed_seconds = timed_steps + 1, timed_seconds + seconds
-            if log_now:
-                if timed_steps:
-                    values["img_per_s"] = timed_steps * train.batch_size / timed_seconds
-                record = metrics.scalars(step, values, time=time.time())
-                _show(log, bar, record, train.steps)
-                sums, interval_steps, timed_steps, timed_seconds = {}, 0, 0, 0.0
-            if bar is not None:
-                bar.update(1)
-            # Side work below is not counted in img/s: it is not training throughput.
-            if step % train.sample_every == 0 or step == train.steps:
-                grid = make_grid(generate_uint8(state.generator, sample_latents))
-                save_png(grid, paths.sample_grid(step))
-                metrics.image(step, "samples", grid)
-            if in_training_eval and (step % train.eval_every == 0 or step == train.steps):
-                in_training_eval(step, metrics)
-            if step % train.checkpoint_every == 0 or step == train.steps:
-                log.debug("checkpoint %s", checkpoints.save())
-    except KeyboardInterrupt:
-        if bar is not None:
-            bar.close()
-        saved = checkpoints.save()
-        log.warning("interrupted by the user at step %d; saved %s", int(state.step.numpy()), saved)
-        raise Interrupted(paths.root, int(state.step.numpy())) from None
-    finally:
-        metrics.close()
-        if bar is not None:
-            bar.close()
-    log.info("done: step %d; samples in %s; checkpoint %s", step, paths.samples,
-             checkpoints.latest)
+    log.info("devices: %s", _describe_devices())
+    strategy = tf.distribute.get_strategy()  # the default (one device) strategy for now
+    with strategy.scope():
+        state = TrainState.create(config)
+    store = CheckpointStore(state.checkpoint(), paths.checkpoints, config.train.keep_checkpoints)
+    restored = store.restore_latest(log)
+    start = int(state.step.numpy())
+    total = config.train.steps
+    if restored:
+        log.info("resumed from %s at step %d", restored, start)
+    if start >= total:
+        log.info("run is already at step %d of %d; nothing to do", start, total)
+        return
+    log.info("training %s steps %d -> %d, batch %d, %dx%d px, %d channel(s) in %s",
+             config.preset or "custom config", start, total, config.train.batch_size,
+             config.model.resolution, config.model.resolution, config.model.channels,
+             paths.root)
+    in_training_eval = (InTrainingEval(evaluator, config, paths, state, images, log)
+                        if evaluator is not None else None)
+    _Loop(paths, config, state, store, images, strategy, log, stops, in_training_eval,
+          progress).run(start)
+
+
+# errno values that mean "the disk (or the quota, or the size limit) is full".
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+class _Loop:
+    """The outer loop of one training session: step, log, sample, evaluate, checkpoint.
+
+    Per step it reads one scalar back from the device (the streak of skipped
+    steps) so that a diverging run is rolled back promptly; everything else
+    is converted to Python numbers only at log intervals.
+    """
+
+    def __init__(self, paths: RunPaths, config: Config, state: TrainState, store: CheckpointStore,
+                 images: DecodedImages, strategy: tf.distribute.Strategy, log: logging.Logger,
+                 stops: StopRequests, in_training_eval: "InTrainingEval | None",
+                 progress: bool | None):
+        self.paths, self.config, self.state, self.store = paths, config, state, store
+        self.images, self.log, self.stops, self.eval = images, log, stops, in_training_eval
+        self.progress, self.strategy = progress, strategy
+        train = config.train
+        self.train_step = make_gan_train_step(state, config, strategy)
+        self.sample_latents = latents_for_seed(train.sample_grid, config.model.latent_dim,
+                                               train.seed)
+        self.divergence = Divergence(train.max_bad_steps, train.max_rollbacks,
+                                     train.rollback_lr_factor)
+        pick = np.random.default_rng(train.seed).choice(
+            len(images), size=min(train.sample_grid, len(images)), replace=False)
+        self.collapse = CollapseMonitor(images.pixels[np.sort(pick)])
+        self.overfit = OverfitMonitor()
+        self.metrics = MetricsLog(paths.metrics, paths.logs)
+        self.checkpoint_due = False
+        self._reset_interval()
+        self.pending: dict[str, float] = {}  # health numbers for the next log line
+
+    def _reset_interval(self) -> None:
+        self.sums: dict[str, tf.Tensor] = {}
+        self.interval_steps, self.timed_steps, self.timed_seconds = 0, 0, 0.0
+
+    def _batches(self, step: int) -> Iterator[tf.Tensor]:
+        train = self.config.train
+        return iter(training_dataset(self.images.pixels, train.batch_size, train.seed,
+                                     self.config.data.flip, start_step=step))
+
+    def run(self, start: int) -> None:
+        train = self.config.train
+        if start > 0:
+            self.metrics.event(start, "resume", time=time.time())
+        self.bar = _progress_bar(train.steps, start, self.progress)
+        batches = self._batches(start)
+        step, first = start, True
+        self.stops.training_started()
+        try:
+            while step < train.steps:
+                began = time.perf_counter()
+                out = self.train_step(next(batches))
+                step += 1
+                bad_streak = int(out["bad_streak"])  # syncs: the step has finished
+                self._accumulate(out, time.perf_counter() - began, first)
+                first = False
+                if self.bar is not None:
+                    self.bar.update(1)
+                if bad_streak:
+                    if bad_streak == 1:
+                        self.log.warning("step %d: non-finite loss or gradient; update skipped",
+                                         step)
+                    if self.divergence.needs_rollback(bad_streak):
+                        step = self._roll_back(step, bad_streak)
+                        batches = self._batches(step)
+                        continue
+                # Side work is not counted in img/s: it is not training throughput.
+                if step % train.sample_every == 0 or step == train.steps:
+                    self._sample(step)  # before the log line, which carries its diversity
+                if step % train.log_every == 0 or step == train.steps:
+                    self._log(step)
+                self._side_work(step, bad_streak)
+                if self.stops.requested:
+                    self._stop(step)
+        except KeyboardInterrupt:
+            self.log.warning("aborted by a second Ctrl-C at step %d without a checkpoint; the "
+                             "last checkpoint is %s", step, self.store.latest)
+            raise
+        finally:
+            self.metrics.close()
+            if self.bar is not None:
+                self.bar.close()
+        self.log.info("done: step %d; samples in %s; checkpoint %s", step, self.paths.samples,
+                      self.store.latest)
+
+    def _accumulate(self, out: dict[str, tf.Tensor], seconds: float, first: bool) -> None:
+        out = {k: v for k, v in out.items() if k != "bad_streak"}
+        self.sums = {k: self.sums[k] + v for k, v in out.items()} if self.sums else dict(out)
+        self.interval_steps += 1
+        if first:  # tracing and graph optimisation: not throughput
+            self.log.info("compiled the train step in %.1f s", seconds)
+        else:
+            self.timed_steps, self.timed_seconds = self.timed_steps + 1, self.timed_seconds + seconds
+
+    def _log(self, step: int) -> None:
+        train = self.config.train
+        sums = {k: float(v) for k, v in self.sums.items()}
+        skipped = int(round(sums.pop("skipped", 0.0)))
+        good = self.interval_steps - skipped
+        # Skipped steps contribute zeros: average over the steps that trained.
+        values = {k: (v / good if good else float("nan")) for k, v in sums.items()}
+        values["skipped"] = float(skipped)
+        if self.timed_steps:
+            values["img_per_s"] = self.timed_steps * train.batch_size / self.timed_seconds
+        values.update(self.pending)
+        self.pending = {}
+        record = self.metrics.scalars(step, values, time=time.time())
+        _show(self.log, self.bar, record, train.steps)
+        warning = self.overfit.check(record.get("d_real_positive"))
+        if warning:
+            self.log.warning("step %d: %s", step, warning)
+            self.metrics.event(step, "health", warning=warning)
+        self._reset_interval()
+
+    def _side_work(self, step: int, bad_streak: int) -> None:
+        train = self.config.train
+        last = step == train.steps
+        if self.eval and (step % train.eval_every == 0 or last):
+            self.eval(step, self.metrics)
+        self.checkpoint_due |= step % train.checkpoint_every == 0
+        # A streak of skipped steps may be the start of a divergence: wait for a good
+        # step, so that a rollback target is never taken from inside a streak.
+        if (self.checkpoint_due and not bad_streak) or last:
+            self._save()
+
+    def _sample(self, step: int) -> None:
+        samples = generate_uint8(self.state.generator, self.sample_latents)
+        grid = make_grid(samples)
+        save_png(grid, self.paths.sample_grid(step))
+        self.metrics.image(step, "samples", grid)
+        ratio, warning = self.collapse.check(samples)
+        self.pending["diversity"] = ratio
+        if warning:
+            self.log.warning("step %d: %s", step, warning)
+            self.metrics.event(step, "health", warning=warning)
+
+    def _save(self) -> str:
+        if not all_finite(self.state.checkpoint_variables()):
+            # Unreachable while the step guards its updates; refuse rather than save NaN.
+            raise AssertionError("refusing to write a checkpoint with non-finite values")
+        saved = self.store.save(int(self.state.step.numpy()))
+        self.checkpoint_due = False
+        self.log.debug("checkpoint %s", saved)
+        return saved
+
+    def _roll_back(self, step: int, bad_streak: int) -> int:
+        done = int(self.state.rollbacks.numpy())
+        first_bad = step - bad_streak + 1
+        latest = self.store.latest
+        if not self.divergence.may_roll_back(done):
+            kept = (f"the last good checkpoint {Path(latest).name} is intact" if latest
+                    else "no checkpoint had been written yet")
+            raise Diverged(
+                f"training diverged: steps {first_bad}-{step} all had non-finite losses or "
+                f"gradients, after {done} rollback(s) (train.max_rollbacks = "
+                f"{self.divergence.max_rollbacks}); {kept}. Start a new run with lower "
+                f"optim.g_lr and optim.d_lr, or check the data")
+        rates = (float(self.state.g_optimizer.learning_rate.numpy()),
+                 float(self.state.d_optimizer.learning_rate.numpy()))
+        if latest is not None:
+            restored = Path(self.store.restore_latest(self.log)).name
+        else:
+            # Before the first checkpoint the target is the initial state, which the
+            # seed reproduces exactly.
+            with self.strategy.scope():
+                self.state.reset_to_initial(self.config)
+            restored = "the initial weights"
+        # The restore brought back the checkpoint's rates and count: set them from before.
+        factor = self.divergence.lr_factor
+        self.state.set_learning_rates(rates[0] * factor, rates[1] * factor)
+        self.state.rollbacks.assign(done + 1)
+        self.state.bad_streak.assign(0)
+        back_to = int(self.state.step.numpy())
+        self.log.warning(
+            "rollback %d of %d: steps %d-%d had non-finite losses or gradients; back to step %d "
+            "(%s) with learning rates G %.3g, D %.3g", done + 1, self.divergence.max_rollbacks,
+            first_bad, step, back_to, restored, rates[0] * factor, rates[1] * factor)
+        self.metrics.event(step, "rollback", to_step=back_to, g_lr=rates[0] * factor,
+                           d_lr=rates[1] * factor, time=time.time())
+        self._reset_interval()
+        self.checkpoint_due = False
+        if self.bar is not None:
+            self.bar.n = back_to
+            self.bar.refresh()
+        return back_to
+
+    def _stop(self, step: int) -> None:
+        self.log.warning("%s", self.stops.describe())
+        saved = self._save()
+        self.log.warning("stopped at step %d; saved %s", step, saved)
+        raise Interrupted(self.paths.root, step, self.stops.signum)
 
 
 class InTrainingEval:
@@ -206,8 +363,7 @@ class InTrainingEval:
         self.latents = latents_for_seed(train.eval_num, config.model.latent_dim, train.seed + 1)
         self.best_dir = paths.checkpoints / "best"
         self.best_file = self.best_dir / "best.json"
-        self.best = tf.train.CheckpointManager(state.checkpoint(), str(self.best_dir),
-                                               max_to_keep=1, checkpoint_name="best")
+        self.best = CheckpointStore(state.checkpoint(), self.best_dir, keep=1, name="best")
         self.best_fid = (json.loads(self.best_file.read_text())["fid"]
                          if self.best_file.exists() else float("inf"))
 
@@ -220,7 +376,7 @@ class InTrainingEval:
         improved = results["fid"] < self.best_fid
         if improved:
             self.best_fid = results["fid"]
-            self.best.save(checkpoint_number=step)
+            self.best.save(step)
             partial = self.best_file.with_name("best.json.partial")
             partial.write_text(json.dumps({"step": step, "fid": self.best_fid}) + "\n")
             partial.replace(self.best_file)
@@ -229,11 +385,14 @@ class InTrainingEval:
 
 
 def _show(log: logging.Logger, bar, record: dict, total: int) -> None:
-    summary = (f"G {record['g_loss']:.3f}  D {record['d_loss']:.3f}  "
-               f"D(x) {record['d_real']:.2f}  D(G(z)) {record['d_fake']:.2f}"
-               + (f"  {record['img_per_s']:.0f} img/s" if "img_per_s" in record else "")
-               if None not in (record["g_loss"], record["d_loss"]) else
-               f"non-finite loss: G {record['g_loss']}  D {record['d_loss']}")
+    if None in (record["g_loss"], record["d_loss"]):
+        summary = "every step of this interval was skipped (non-finite values)"
+    else:
+        summary = (f"G {record['g_loss']:.3f}  D {record['d_loss']:.3f}  "
+                   f"D(x) {record['d_real']:.2f}  D(G(z)) {record['d_fake']:.2f}"
+                   + (f"  {record['img_per_s']:.0f} img/s" if "img_per_s" in record else ""))
+    if record.get("skipped"):
+        summary += f"  ({record['skipped']:.0f} step(s) skipped)"
     if bar is not None:
         bar.set_postfix_str(summary, refresh=False)
         log.debug("step %d/%d  %s", record["step"], total, summary)
@@ -243,8 +402,19 @@ def _show(log: logging.Logger, bar, record: dict, total: int) -> None:
 
 def _report_data(log: logging.Logger, images: DecodedImages) -> None:
     log.info("data: %d images from %s", len(images), images.description)
+    report = images.report
+    if report is not None:
+        notes = [f"{count} {what}" for count, what in (
+            (len(report.exact_duplicates), "exact-duplicate group(s)"),
+            (len(report.near_duplicates), "near-duplicate group(s)"),
+            (len(report.smaller_than_resolution()), "image(s) smaller than the resolution"),
+            (len(report.non_square()), "non-square image(s), centre-cropped")) if count]
+        if notes:
+            log.info("data check: %s (all kept; the full report is in train.log)",
+                     ", ".join(notes))
+        log.debug("data report:\n%s", report.format_text(max_names=1000).rstrip())
     if images.failures:
-        log.warning("skipped %d file(s) that could not be decoded (all listed in train.log)",
+        log.warning("skipped %d file(s) that cannot be used (all listed in train.log)",
                     len(images.failures))
         for i, (name, reason) in enumerate(images.failures):
             level = logging.WARNING if i < _MAX_NAMED_FAILURES else logging.DEBUG
@@ -282,13 +452,26 @@ class _ConsoleHandler(logging.Handler):
             self.handleError(record)
 
 
+class _RunLogFile(logging.FileHandler):
+    """train.log; a failed write (a full disk) is reported once on the console, not per line."""
+
+    _failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self._failed:
+            self._failed = True
+            error = sys.exc_info()[1]
+            print(f"facegan: warning: cannot write {self.baseFilename}: {error}; "
+                  f"its later lines are lost", file=sys.stderr)
+
+
 @contextlib.contextmanager
 def _run_logging(paths: RunPaths) -> Iterator[logging.Logger]:
     """Logs to the console (INFO) and to the run's train.log (DEBUG) for one run."""
     log = logging.getLogger(LOGGER_NAME)
     log.setLevel(logging.DEBUG)
     log.propagate = False
-    file_handler = logging.FileHandler(paths.log_file, encoding="utf-8")
+    file_handler = _RunLogFile(paths.log_file, encoding="utf-8", errors="backslashreplace")
     file_handler.setLevel(logging.DEBUG)
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     console = _ConsoleHandler()

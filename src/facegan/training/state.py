@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import keras
 import tensorflow as tf
@@ -22,6 +21,10 @@ class TrainState:
         step: int64 counter of completed train steps.
         rng: the noise generator; its state is checkpointed so a resumed run draws
             the same noise as an uninterrupted one.
+        rollbacks: how many times divergence sent this run back to a checkpoint
+            (checkpointed, so the limit holds across restarts).
+        bad_streak: consecutive steps skipped for a non-finite loss or gradient
+            (not checkpointed: a checkpoint is only ever written from finite state).
     """
 
     generator: keras.Model
@@ -30,6 +33,8 @@ class TrainState:
     d_optimizer: keras.optimizers.Optimizer
     step: tf.Variable
     rng: tf.random.Generator
+    rollbacks: tf.Variable
+    bad_streak: tf.Variable
 
     @classmethod
     def create(cls, config: Config) -> "TrainState":
@@ -51,6 +56,8 @@ class TrainState:
             d_optimizer=d_optimizer,
             step=tf.Variable(0, dtype=tf.int64, trainable=False, name="step"),
             rng=tf.random.Generator.from_seed(seed),
+            rollbacks=tf.Variable(0, dtype=tf.int64, trainable=False, name="rollbacks"),
+            bad_streak=tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_streak"),
         )
 
     def checkpoint(self) -> tf.train.Checkpoint:
@@ -61,29 +68,29 @@ class TrainState:
             d_optimizer=self.d_optimizer,
             step=self.step,
             rng=self.rng,
+            rollbacks=self.rollbacks,
         )
 
+    def set_learning_rates(self, g_lr: float, d_lr: float) -> None:
+        """Sets both learning rates (optimizer variables, so the change is checkpointed)."""
+        self.g_optimizer.learning_rate.assign(g_lr)
+        self.d_optimizer.learning_rate.assign(d_lr)
 
-class Checkpoints:
-    """Saves and restores a `TrainState` through `tf.train.CheckpointManager`."""
+    def reset_to_initial(self, config: Config) -> None:
+        """Puts every checkpointed value back to where `create(config)` starts.
 
-    def __init__(self, state: TrainState, directory: Path, keep: int):
-        self._checkpoint = state.checkpoint()
-        self._step = state.step
-        self.manager = tf.train.CheckpointManager(
-            self._checkpoint, str(directory), max_to_keep=keep, step_counter=state.step)
+        Building is deterministic in the seed, so a fresh state is the initial
+        state; its values are copied in (the step function keeps its variables).
+        Call it in the same distribution-strategy scope as `create`.
+        """
+        fresh = TrainState.create(config)
+        for live, initial in zip(self.checkpoint_variables(), fresh.checkpoint_variables(),
+                                 strict=True):
+            live.assign(initial)
+        self.step.assign(0)
+        self.rng.reset_from_seed(config.train.seed)
 
-    @property
-    def latest(self) -> str | None:
-        return self.manager.latest_checkpoint
-
-    def save(self) -> str:
-        """Writes a checkpoint named after the current step; returns its path."""
-        return self.manager.save(checkpoint_number=int(self._step.numpy()))
-
-    def restore_latest(self) -> str | None:
-        """Restores the latest checkpoint, if any; returns its path."""
-        latest = self.manager.latest_checkpoint
-        if latest is not None:
-            self._checkpoint.restore(latest).assert_existing_objects_matched()
-        return latest
+    def checkpoint_variables(self) -> list[tf.Variable]:
+        """Every variable a checkpoint holds (weights, statistics, optimizer slots)."""
+        return [*self.generator.variables, *self.discriminator.variables,
+                *self.g_optimizer.variables, *self.d_optimizer.variables]

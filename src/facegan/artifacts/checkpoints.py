@@ -1,0 +1,271 @@
+"""Checkpoints that are either complete or absent: atomic writes, careful restores.
+
+A checkpoint `ckpt-N` is two files, `ckpt-N.index` and `ckpt-N.data-00000-of-00001`,
+listed in the text file `checkpoint` (TensorFlow's own format, so
+`tf.train.latest_checkpoint` and TensorBoard read it). A save:
+
+1. writes the files into a staging folder `ckpt-N.partial/` and fsyncs them;
+2. renames them into place (the staging folder is on the same file system);
+3. rewrites `checkpoint` through a temporary file and an atomic rename.
+
+A process killed at any moment therefore leaves `checkpoint` naming only
+complete checkpoints; at worst a staging folder or unlisted files remain, which
+the next start clears. A failed write (a full disk, a quota, a size limit)
+leaves the previous checkpoints and `checkpoint` as they were and raises
+`CheckpointWriteError`, which names the checkpoint that is still good.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+from pathlib import Path
+
+import tensorflow as tf
+
+from facegan.errors import UserError
+
+STATE_FILE = "checkpoint"
+_PARTIAL = ".partial"
+
+
+class CheckpointWriteError(UserError):
+    """A checkpoint could not be written; the previous one is intact."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, errno_: int | None = None):
+        super().__init__(message)
+        self.errno = errno_
+
+
+class CheckpointReadError(UserError):
+    """Checkpoints exist, but none of them can be restored."""
+
+
+class CheckpointStore:
+    """Keeps the last `keep` checkpoints of one `tf.train.Checkpoint` in a folder.
+
+    Args:
+        checkpoint: what to save and restore.
+        directory: the folder (created on first save).
+        keep: how many checkpoints to keep; older ones are deleted after a
+            newer one is safely in place.
+        name: the file name prefix (`ckpt`).
+    """
+
+    def __init__(self, checkpoint: tf.train.Checkpoint, directory: Path, keep: int,
+                 name: str = "ckpt"):
+        assert keep >= 1
+        self.checkpoint = checkpoint
+        self.directory = Path(directory)
+        self.keep = keep
+        self.name = name
+        self._pattern = re.compile(rf"^{re.escape(name)}-(\d+)\.index$")
+
+    # -- what is on disk ----------------------------------------------------
+    def listed(self) -> list[str]:
+        """Prefixes listed in the state file, oldest first (absolute paths)."""
+        state = tf.train.get_checkpoint_state(str(self.directory)) if self._has_state() else None
+        if state is None:
+            return []
+        return [self._absolute(p) for p in state.all_model_checkpoint_paths]
+
+    @property
+    def latest(self) -> str | None:
+        """The newest listed checkpoint (a path prefix), or None."""
+        listed = self.listed()
+        return listed[-1] if listed else None
+
+    def step_of(self, prefix: str) -> int:
+        return int(prefix.rsplit("-", 1)[1])
+
+    # -- saving -------------------------------------------------------------
+    def save(self, number: int) -> str:
+        """Writes `<name>-<number>` atomically and returns its prefix.
+
+        Raises:
+            CheckpointWriteError: the write failed (e.g. no space left); nothing
+                listed before was touched.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        final = self.directory / f"{self.name}-{number}"
+        if str(final) in self.listed():
+            # Already saved at this number (e.g. a stop request right after a scheduled
+            # save). Never replace a listed checkpoint in place: a failure halfway
+            # would leave it damaged.
+            return str(final)
+        stage = self.directory / f"{self.name}-{number}{_PARTIAL}"
+        shutil.rmtree(stage, ignore_errors=True)
+        try:
+            written = Path(self.checkpoint.write(str(stage / "ckpt")))
+            staged = sorted(stage.iterdir())
+            for path in staged:
+                _fsync_file(path)
+            # Publish the data file(s) before the index: an index is what makes a
+            # prefix look complete to TensorFlow.
+            for path in sorted(staged, key=lambda p: p.name.endswith(".index")):
+                os.replace(path, final.with_name(final.name + path.name[len(written.name):]))
+            _fsync_dir(self.directory)
+            listed = sorted([*self.listed(), str(final)], key=self.step_of)
+            dropped, kept = listed[:-self.keep], listed[-self.keep:]
+            self._write_state(kept)
+        except (OSError, tf.errors.OpError) as err:
+            self._remove_unlisted(number)
+            raise self._write_error(number, err) from None
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        for prefix in dropped:
+            self._delete_files(Path(prefix))
+        return str(final)
+
+    def _write_error(self, number: int, err: Exception) -> CheckpointWriteError:
+        code, reason = _describe_io_error(err)
+        latest = self.latest
+        kept = (f"the previous checkpoint {Path(latest).name} is intact" if latest
+                else "no earlier checkpoint exists")
+        return CheckpointWriteError(
+            f"could not write checkpoint {self.name}-{number} in {str(self.directory)!r}: "
+            f"{reason}; {kept}", code)
+
+    def _write_state(self, prefixes: list[str]) -> None:
+        prefixes = sorted(prefixes, key=self.step_of)
+        lines = [f'model_checkpoint_path: "{Path(prefixes[-1]).name}"']
+        lines += [f'all_model_checkpoint_paths: "{Path(p).name}"' for p in prefixes]
+        partial = self.directory / f"{STATE_FILE}{_PARTIAL}"
+        with open(partial, "w", encoding="utf-8") as out:
+            out.write("\n".join(lines) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, self.directory / STATE_FILE)
+        _fsync_dir(self.directory)
+
+    # -- restoring ----------------------------------------------------------
+    def restore_latest(self, log=None) -> str | None:
+        """Restores the newest checkpoint that reads back, and returns its prefix.
+
+        Tries the listed checkpoints newest first, then any complete
+        `<name>-N` files that the state file does not list (a lost or damaged
+        state file must not send a run back to step 0). A checkpoint that fails
+        to read (damaged by a disk fault) is reported through `log` and skipped.
+        Leftovers of interrupted saves are removed first.
+
+        Returns:
+            The restored prefix, or None when the folder holds no checkpoint.
+
+        Raises:
+            CheckpointReadError: checkpoints exist but none can be read (a run
+                is never silently restarted from scratch over them).
+        """
+        self.clean_leftovers()
+        candidates = set(self.listed()) | set(self._complete_on_disk())
+        errors = []
+        for prefix in sorted(candidates, key=self.step_of, reverse=True):
+            try:
+                self.checkpoint.read(prefix).assert_existing_objects_matched()
+            except Exception as err:  # a damaged file fails in many ways (IndexError too)
+                reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+                errors.append(f"{Path(prefix).name}: {reason}")
+                if log is not None:
+                    log.warning("checkpoint %s could not be read (%s); trying an older one",
+                                Path(prefix).name, reason)
+                continue
+            if prefix != self.latest:
+                self._write_state([p for p in self.listed() if self.step_of(p) < self.step_of(prefix)]
+                                  + [prefix])
+            return prefix
+        if errors:
+            raise CheckpointReadError(
+                f"none of the {len(errors)} checkpoint(s) in {str(self.directory)!r} can be read "
+                f"(newest: {errors[0]}); nothing was changed")
+        return None
+
+    def clean_leftovers(self) -> None:
+        """Removes what interrupted saves left: staging folders, a temporary state file.
+
+        Complete but unlisted checkpoints are kept: `restore_latest` can still
+        use them if the state file was lost.
+        """
+        if not self.directory.is_dir():
+            return
+        for stage in self.directory.glob(f"{self.name}-*{_PARTIAL}"):
+            shutil.rmtree(stage, ignore_errors=True)
+        (self.directory / f"{STATE_FILE}{_PARTIAL}").unlink(missing_ok=True)
+
+    def _complete_on_disk(self) -> list[str]:
+        found = []
+        if not self.directory.is_dir():
+            return found
+        for path in self.directory.iterdir():
+            match = self._pattern.match(path.name)
+            prefix = path.with_suffix("")
+            if match and list(self.directory.glob(f"{prefix.name}.data-*")):
+                found.append(str(prefix))
+        return found
+
+    # -- helpers --------------------------------------------------------------
+    def _remove_unlisted(self, number: int) -> None:
+        final = self.directory / f"{self.name}-{number}"
+        if str(final) not in self.listed():
+            self._delete_files(final)
+
+    def _delete_files(self, prefix: Path) -> None:
+        for path in prefix.parent.glob(f"{prefix.name}.*"):
+            if path.name.startswith(prefix.name + ".index") or path.name.startswith(
+                    prefix.name + ".data-"):
+                path.unlink(missing_ok=True)
+
+    def _has_state(self) -> bool:
+        return (self.directory / STATE_FILE).is_file()
+
+    def _absolute(self, prefix: str) -> str:
+        return prefix if os.path.isabs(prefix) else str(self.directory / prefix)
+
+
+def all_finite(checkpoint_variables: list[tf.Variable]) -> bool:
+    """True if every floating-point variable holds only finite values."""
+    for variable in checkpoint_variables:
+        # Keras variables name their dtype as a string; tf.Variables as a DType.
+        if tf.as_dtype(variable.dtype).is_floating and not bool(
+                tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(variable)))):
+            return False
+    return True
+
+
+# File-system errors worth naming plainly; TensorFlow reports them inside long op messages.
+_IO_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EIO)
+
+
+def _describe_io_error(err: Exception) -> tuple[int | None, str]:
+    """(errno, a short reason) for an OSError or a TensorFlow OpError."""
+    code = getattr(err, "errno", None)
+    if code:
+        return code, os.strerror(code)
+    text = str(getattr(err, "message", None) or err)
+    for candidate in _IO_ERRNOS:
+        if os.strerror(candidate) in text:
+            return candidate, os.strerror(candidate)
+    first = (text.strip().splitlines() or [type(err).__name__])[0]
+    return None, re.sub(r"\{\{[^}]*\}\}\s*", "", first)[:300]
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    # A rename is durable only once its directory is synced (POSIX); not every
+    # platform lets a directory be opened, which is harmless to skip.
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)

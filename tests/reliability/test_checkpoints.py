@@ -221,3 +221,23 @@ def test_checkpoints_that_all_fail_to_read_stop_the_run_instead_of_restarting_it
         other.restore_latest()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "checkpoint", "ckpt-5.data-00000-of-00001", "ckpt-5.index"]  # nothing touched
+
+
+def test_a_full_disk_while_listing_the_new_checkpoint_removes_its_files(tmp_path, monkeypatch):
+    """The data and index were renamed into place, then the state file could not be
+    written: the unlisted files go (they take the space the disk lacks) and the old
+    list rules."""
+    store, counter, _ = _store(tmp_path)
+    counter.assign(1)
+    store.save(1)
+
+    def full(self, prefixes):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(CheckpointStore, "_write_state", full)
+    counter.assign(2)
+    with pytest.raises(CheckpointWriteError, match="ckpt-1 is intact"):
+        store.save(2)
+    assert not list(tmp_path.glob("ckpt-2*"))
+    monkeypatch.undo()
+    assert store.restore_latest() == str(tmp_path / "ckpt-1")

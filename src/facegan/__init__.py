@@ -14,8 +14,8 @@ from facegan.presets import get_preset, preset_names
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "ConfigError", "Interrupted", "UserError", "get_preset", "load", "preset_names",
-           "resume", "train", "__version__"]
+__all__ = ["Config", "ConfigError", "Interrupted", "UserError", "get_preset", "load",
+           "make_strategy", "preset_names", "resume", "train", "__version__"]
 
 
 def __getattr__(name: str):
@@ -23,6 +23,10 @@ def __getattr__(name: str):
         from facegan.training import loop
 
         return getattr(loop, name)
+    if name == "make_strategy":
+        from facegan.training.distribute import make_strategy
+
+        return make_strategy
     if name == "load":
         from facegan.artifacts.run import load
 

@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", metavar="FILE", help="TOML or JSON config applied on the preset")
     train.add_argument("--steps", type=_positive_int, metavar="N",
                        help="total training steps of the run (with --resume: continue until N)")
-    train.add_argument("--batch-size", type=_positive_int, metavar="B", help="images per step")
+    train.add_argument("--batch-size", type=_positive_int, metavar="B",
+                       help="images per step: the global batch, split evenly over the replicas")
     train.add_argument("--seed", type=int, metavar="S", help="seed for weights, noise and data order")
     train.add_argument("--jit", action="store_true", default=None,
                        help="compile the train step with XLA (slower on CPU)")
@@ -67,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="every K steps, FID and face rate on train.eval_num (1000) samples; "
                             "keeps the best-FID checkpoint (needs `facegan weights` once; "
                             "each evaluation costs ~eval_num/10 s on a 2-core CPU)")
+    train.add_argument("--strategy", choices=("auto", "default", "mirrored", "multiworker", "tpu"),
+                       help="tf.distribute strategy (default auto: every GPU when there are "
+                            "several); multiworker reads TF_CONFIG, see docs/scaling.md")
+    train.add_argument("--cpu-replicas", type=_positive_int, metavar="N",
+                       help="split the CPU into N logical devices, to try --strategy mirrored "
+                            "without GPUs (no speed-up)")
     train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        dest="overrides", help="override any config value (repeatable)")
     train.add_argument("--run-dir", metavar="DIR", help="where to write (default runs/<preset>-<time>)")
@@ -74,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="if --run-dir exists, move it aside (renamed, never deleted)")
     train.add_argument("--resume", metavar="DIR",
                        help="continue the run in DIR from its latest checkpoint")
+    train.add_argument("--auto-resume", action="store_true",
+                       help="with --run-dir: continue the run there if it exists (with the same "
+                            "config), else start it; one command for a job that may restart")
     _add_progress_flag(train)
     train.set_defaults(handler=_cmd_train)
 
@@ -215,6 +225,8 @@ def _config_from_args(args: argparse.Namespace) -> Config:
         "train.seed": getattr(args, "seed", None),
         "train.jit": getattr(args, "jit", None),
         "train.eval_every": getattr(args, "eval_every", None),
+        "train.strategy": getattr(args, "strategy", None),
+        "train.cpu_replicas": getattr(args, "cpu_replicas", None),
     }
     overrides = {k: v for k, v in flags.items() if v is not None}
     overrides.update(_parse_overrides(args.overrides))
@@ -222,6 +234,12 @@ def _config_from_args(args: argparse.Namespace) -> Config:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.auto_resume:
+        if args.resume or not args.run_dir or args.overwrite:
+            raise ConfigError("--auto-resume goes with --run-dir DIR (and without --resume "
+                              "or --overwrite)")
+        if (Path(args.run_dir) / "config.json").is_file():
+            return _auto_resume(args)
     if args.resume:
         clashing = [flag for flag, value in (
             ("--data", args.data), ("--preset", args.preset), ("--config", args.config),
@@ -231,19 +249,59 @@ def _cmd_train(args: argparse.Namespace) -> int:
             ("--overwrite", args.overwrite)) if value]
         if clashing:
             raise ConfigError(f"--resume continues a run with its saved config; it takes only "
-                              f"--steps and --progress, not {', '.join(clashing)}")
-        _quiet_tensorflow()
-        from facegan.training.loop import resume
+                              f"--steps, --strategy, --cpu-replicas and --progress, not "
+                              f"{', '.join(clashing)}")
+        return _resume(args.resume, args)
+    config = _config_from_args(args)  # validated here, before TensorFlow is imported
+    strategy = _start_tensorflow(config.train)
+    from facegan.training.loop import train
 
-        run = resume(args.resume, steps=args.steps, progress=args.progress)
-    else:
-        config = _config_from_args(args)  # validated here, before TensorFlow is imported
-        _quiet_tensorflow()
-        from facegan.training.loop import train
-
-        run = train(config, args.run_dir, overwrite=args.overwrite, progress=args.progress)
+    run = train(config, args.run_dir, overwrite=args.overwrite, progress=args.progress,
+                strategy=strategy)
     print(run.directory)
     return 0
+
+
+def _resume(run_dir: str, args: argparse.Namespace) -> int:
+    from facegan.artifacts.rundir import open_run_dir
+
+    _, saved = open_run_dir(run_dir)  # no TensorFlow needed to read it
+    execution = {"train.strategy": args.strategy, "train.cpu_replicas": args.cpu_replicas}
+    config = saved.with_overrides({k: v for k, v in execution.items() if v is not None})
+    strategy = _start_tensorflow(config.train)
+    from facegan.training.loop import resume
+
+    run = resume(run_dir, steps=args.steps, progress=args.progress, strategy=strategy,
+                 execution=execution)
+    print(run.directory)
+    return 0
+
+
+def _auto_resume(args: argparse.Namespace) -> int:
+    """The run exists: continue it, if it is the run these flags describe."""
+    from facegan.artifacts.rundir import open_run_dir
+
+    _, saved = open_run_dir(args.run_dir)
+    wanted = _config_from_args(args)
+    # How a run is executed may change between attempts; what it trains may not.
+    free = {"train.steps", "train.strategy", "train.cpu_replicas", "model.channels"}
+    differ = [f"{section}.{key}" for section, values in wanted.to_dict().items()
+              if isinstance(values, dict) for key, value in values.items()
+              if f"{section}.{key}" not in free and saved.to_dict()[section][key] != value]
+    if differ:
+        raise ConfigError(f"--auto-resume: {args.run_dir!r} holds a run with other settings "
+                          f"({', '.join(differ)}); use another --run-dir")
+    return _resume(args.run_dir, args)
+
+
+def _start_tensorflow(train_config):
+    """Imports TensorFlow quietly and makes the distribution strategy, before anything runs."""
+    def make():
+        from facegan.training.distribute import make_strategy
+
+        return make_strategy(train_config)
+
+    return _quiet_tensorflow(make)
 
 
 def _metric_names() -> tuple[str, ...]:
@@ -352,17 +410,19 @@ def _cmd_inspect_data(args: argparse.Namespace) -> int:
     return 0 if report.usable else 1
 
 
-def _quiet_tensorflow() -> None:
-    """Imports TensorFlow without its start-up chatter.
+def _quiet_tensorflow(first=None):
+    """Imports TensorFlow without its start-up chatter; returns what `first()` returns.
 
     TensorFlow's C++ side prints CUDA probing and CPU-feature notes straight to
     file descriptor 2 while it loads, which buries facegan's own output. Unless
     the user set TF_CPP_MIN_LOG_LEVEL (then they see everything), stderr is
     muted while TensorFlow loads and initialises its devices; the training log
     then names the devices in use, which is the part of that chatter that matters.
+    `first` runs inside the muted stretch, before any other TensorFlow work (a
+    distribution strategy must be made then).
     """
     if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
-        return
+        return first() if first else None
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
     sys.stderr.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
@@ -370,7 +430,9 @@ def _quiet_tensorflow() -> None:
         os.dup2(devnull, 2)
         import tensorflow as tf
 
+        result = first() if first else None
         tf.config.list_logical_devices()  # device initialisation logs too
+        return result
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -35,6 +35,7 @@ class ConfigError(UserError, ValueError):
 EMBEDDED_LFW = "embedded:lfw"
 ARCHITECTURES = ("dcgan",)
 LOSSES = ("nonsaturating",)
+STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 
 
 def _fail(field: str, message: str, value: Any) -> None:
@@ -175,7 +176,8 @@ class TrainConfig:
     Attributes:
         steps: total number of training steps of the run (a resumed run
             continues until it reaches this number).
-        batch_size: images per step.
+        batch_size: images per step: the global batch, split evenly over the
+            replicas of a distribution strategy (it must divide by their count).
         seed: seeds weights, noise, data order and the fixed sample batch.
         jit: compile the train step with XLA (slower on CPU, measured).
         log_every: steps between log lines (metrics.jsonl, TensorBoard).
@@ -192,6 +194,13 @@ class TrainConfig:
         max_rollbacks: rollbacks allowed before the run stops as diverged (R).
         rollback_lr_factor: both learning rates are multiplied by this at each
             rollback.
+        strategy: the `tf.distribute` strategy: `auto` (MirroredStrategy over all
+            GPUs when there are several, else the default one-device strategy),
+            `default`, `mirrored` (every local GPU, or the logical CPUs of
+            `cpu_replicas`), `multiworker` (MultiWorkerMirroredStrategy from
+            TF_CONFIG) or `tpu` (TPUStrategy; TPU_NAME names the TPU).
+        cpu_replicas: split the CPU into this many logical devices, so that
+            `mirrored` can run without GPUs (for trying it out: no speed-up).
     """
 
     steps: int = 2000
@@ -208,6 +217,8 @@ class TrainConfig:
     max_bad_steps: int = 20
     max_rollbacks: int = 3
     rollback_lr_factor: float = 0.5
+    strategy: str = "auto"
+    cpu_replicas: int = 1
 
     def __post_init__(self) -> None:
         if not 1 <= self.steps <= 10**9:
@@ -234,6 +245,10 @@ class TrainConfig:
             _fail("train.max_rollbacks", "must be an integer from 0 to 1000", self.max_rollbacks)
         if not (math.isfinite(self.rollback_lr_factor) and 0 < self.rollback_lr_factor <= 1):
             _fail("train.rollback_lr_factor", "must be a number in (0, 1]", self.rollback_lr_factor)
+        if self.strategy not in STRATEGIES:
+            _fail("train.strategy", f"must be one of {', '.join(STRATEGIES)}", self.strategy)
+        if not 1 <= self.cpu_replicas <= 64:
+            _fail("train.cpu_replicas", "must be an integer from 1 to 64", self.cpu_replicas)
 
 
 SECTIONS: dict[str, type] = {

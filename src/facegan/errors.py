@@ -7,6 +7,7 @@ Exit codes of the `facegan` command (documented in the README):
     2    a user error: a bad value, a missing path, a run in use
     3    training diverged: still non-finite after every allowed rollback
     4    a checkpoint could not be written (disk full, quota); the previous one is intact
+    5    a worker of a multi-worker job was lost; restart the job to continue
     130  stopped by SIGINT (Ctrl-C); a checkpoint was written first
     143  stopped by SIGTERM; a checkpoint was written first
 """

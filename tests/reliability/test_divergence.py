@@ -8,9 +8,11 @@ import facegan
 from conftest import tiny_config
 from facegan.artifacts.logs import read_metrics
 from facegan.cli import main
-from facegan.training import loop
+from facegan.training import distribute
 from facegan.training.state import TrainState
 from facegan.training.steps import make_gan_train_step
+
+GO = tf.constant(0)  # the step's `stop` input: nobody asked to stop
 
 
 def _values(variables) -> list[np.ndarray]:
@@ -22,11 +24,11 @@ def test_a_nan_batch_skips_the_whole_update_inside_the_compiled_step():
     state = TrainState.create(config)
     step = make_gan_train_step(state, config, tf.distribute.get_strategy())
     real = tf.random.uniform([8, 16, 16, 1], -1, 1)
-    step(real)  # one good step: optimizer slots are non-zero from here on
+    step(real, GO)  # one good step: optimizer slots are non-zero from here on
     everything = state.checkpoint_variables()
     before = _values(everything)
     poisoned = tf.tensor_scatter_nd_update(real, [[3, 5, 5, 0]], [np.nan])
-    out = step(poisoned)
+    out = step(poisoned, GO)
     assert float(out["skipped"]) == 1 and int(out["bad_streak"]) == 1
     assert float(out["g_loss"]) == 0 and float(out["d_loss"]) == 0  # reported as zeros, not NaN
     after = _values(everything)
@@ -34,7 +36,7 @@ def test_a_nan_batch_skips_the_whole_update_inside_the_compiled_step():
     for variable, a, b in zip(everything, before, after):
         np.testing.assert_array_equal(a, b, err_msg=variable.path)
     assert int(state.step.numpy()) == 2  # the step counter still counts the batch
-    out = step(real)
+    out = step(real, GO)
     assert float(out["skipped"]) == 0 and int(out["bad_streak"]) == 0  # the streak resets
     assert int(state.g_optimizer.iterations.numpy()) == 2
     assert all(np.isfinite(v).all() for v in _values(everything))
@@ -46,21 +48,21 @@ def test_infinities_are_caught_too():
     step = make_gan_train_step(state, config, tf.distribute.get_strategy())
     huge = tf.fill([8, 16, 16, 1], np.inf)
     before = _values(state.generator.variables)
-    out = step(huge)
+    out = step(huge, GO)
     assert float(out["skipped"]) == 1
     for a, b in zip(before, _values(state.generator.variables)):
         np.testing.assert_array_equal(a, b)
 
 
 def _poison(monkeypatch, from_step: int, poisoned_instances):
-    """Makes `training_dataset` yield NaN batches from `from_step` on, in the given instances.
+    """Makes the loop's input pipeline yield NaN batches from `from_step` on, in the given instances.
 
     The loop makes a new dataset at the start and after each rollback, so
     `poisoned_instances` (a set of 0-based instance numbers, or "all") decides
     whether the trouble is gone after a rollback. Returns the list of start
     steps of the datasets made so far.
     """
-    real_dataset = loop.training_dataset
+    real_dataset = distribute.training_dataset
     starts = []
 
     def dataset(pixels, batch_size, seed, flip, start_step=0):
@@ -73,7 +75,7 @@ def _poison(monkeypatch, from_step: int, poisoned_instances):
         return tf.data.Dataset.zip((steps, clean)).map(
             lambda s, batch: tf.where(s >= from_step, batch * np.nan, batch))
 
-    monkeypatch.setattr(loop, "training_dataset", dataset)
+    monkeypatch.setattr(distribute, "training_dataset", dataset)
     return starts
 
 
@@ -93,9 +95,8 @@ def _assert_every_checkpoint_finite(run_dir):
 
 
 def test_one_poisoned_batch_is_skipped_and_the_run_goes_on(tmp_path, monkeypatch):
-    # Only step 5's batch is NaN: poison from step 5 in a dataset that the loop
-    # replaces... it does not (no rollback), so poison exactly one step instead.
-    real_dataset = loop.training_dataset
+    # Only the batch of step 5 is NaN.
+    real_dataset = distribute.training_dataset
 
     def one_bad(pixels, batch_size, seed, flip, start_step=0):
         steps = tf.data.Dataset.range(start_step + 1, 2**62)
@@ -103,7 +104,7 @@ def test_one_poisoned_batch_is_skipped_and_the_run_goes_on(tmp_path, monkeypatch
         return tf.data.Dataset.zip((steps, clean)).map(
             lambda s, batch: tf.where(tf.equal(s, 5), batch * np.nan, batch))
 
-    monkeypatch.setattr(loop, "training_dataset", one_bad)
+    monkeypatch.setattr(distribute, "training_dataset", one_bad)
     run = facegan.train(tiny_config(steps=8, checkpoint_every=2), tmp_path / "r", progress=False)
     assert run.step == 8
     records = [r for r in read_metrics(run.directory / "metrics.jsonl") if "event" not in r]
@@ -177,7 +178,7 @@ def test_reset_to_initial_restores_exactly_the_state_a_new_run_starts_from():
     state = TrainState.create(config)
     step = make_gan_train_step(state, config, tf.distribute.get_strategy())
     for _ in range(3):
-        step(tf.random.uniform([8, 16, 16, 1], -1, 1))
+        step(tf.random.uniform([8, 16, 16, 1], -1, 1), GO)
     state.reset_to_initial(config)
     fresh = TrainState.create(config)
     for live, initial in zip(state.checkpoint_variables(), fresh.checkpoint_variables()):

@@ -21,6 +21,7 @@ import errno
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import tensorflow as tf
@@ -54,15 +55,20 @@ class CheckpointStore:
         keep: how many checkpoints to keep; older ones are deleted after a
             newer one is safely in place.
         name: the file name prefix (`ckpt`).
+        chief: False on a non-chief worker of a multi-worker cluster: it reads
+            the chief's checkpoints but never changes the folder; its share of a
+            save goes to a temporary folder that is deleted at once (TensorFlow
+            wants every worker to take part in a save).
     """
 
     def __init__(self, checkpoint: tf.train.Checkpoint, directory: Path, keep: int,
-                 name: str = "ckpt"):
+                 name: str = "ckpt", chief: bool = True):
         assert keep >= 1
         self.checkpoint = checkpoint
         self.directory = Path(directory)
         self.keep = keep
         self.name = name
+        self.chief = chief
         self._pattern = re.compile(rf"^{re.escape(name)}-(\d+)\.index$")
 
     # -- what is on disk ----------------------------------------------------
@@ -90,6 +96,10 @@ class CheckpointStore:
             CheckpointWriteError: the write failed (e.g. no space left); nothing
                 listed before was touched.
         """
+        if not self.chief:
+            with tempfile.TemporaryDirectory(prefix="facegan-worker-checkpoint-") as scratch:
+                self.checkpoint.write(os.path.join(scratch, "ckpt"))
+            return str(self.directory / f"{self.name}-{number}")
         self.directory.mkdir(parents=True, exist_ok=True)
         final = self.directory / f"{self.name}-{number}"
         if str(final) in self.listed():
@@ -159,7 +169,8 @@ class CheckpointStore:
             CheckpointReadError: checkpoints exist but none can be read (a run
                 is never silently restarted from scratch over them).
         """
-        self.clean_leftovers()
+        if self.chief:
+            self.clean_leftovers()
         candidates = set(self.listed()) | set(self._complete_on_disk())
         errors = []
         for prefix in sorted(candidates, key=self.step_of, reverse=True):
@@ -172,7 +183,7 @@ class CheckpointStore:
                     log.warning("checkpoint %s could not be read (%s); trying an older one",
                                 Path(prefix).name, reason)
                 continue
-            if prefix != self.latest:
+            if prefix != self.latest and self.chief:
                 self._write_state([p for p in self.listed() if self.step_of(p) < self.step_of(prefix)]
                                   + [prefix])
             return prefix

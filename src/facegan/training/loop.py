@@ -14,6 +14,7 @@ import errno
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -26,14 +27,17 @@ from facegan.artifacts.checkpoints import CheckpointStore, CheckpointWriteError,
 from facegan.artifacts.images import make_grid, save_png
 from facegan.artifacts.logs import MetricsLog
 from facegan.artifacts.run import Run
-from facegan.artifacts.rundir import (RunLock, RunPaths, create_run_dir, default_run_dir,
-                                      open_run_dir, write_config)
+from facegan.artifacts.rundir import (RunDirError, RunLock, RunPaths, create_run_dir,
+                                      default_run_dir, open_run_dir, write_config)
 from facegan.config import Config
 from facegan.errors import Interrupted
 from facegan.evaluate import Evaluator, ImageSet
-from facegan.data.pipeline import DecodedImages, load_training_images, training_dataset
+from facegan.data.pipeline import DecodedImages, load_training_images
 from facegan.data.sources import ImageSource, open_source
 from facegan.models import generate_uint8, latents_for_seed
+from facegan.training.distribute import (PEER_FAILURES, Role, WorkerLost, cluster_role,
+                                         distributed_batches, make_strategy, per_replica_batch)
+from facegan.training.distribute import describe as describe_strategy
 from facegan.training.health import CollapseMonitor, Diverged, Divergence, OverfitMonitor
 from facegan.training.state import TrainState
 from facegan.training.steps import make_gan_train_step
@@ -52,39 +56,76 @@ def resolve_config(config: Config, source: ImageSource) -> Config:
 
 
 def train(config: Config, run_dir: str | Path | None = None, *, overwrite: bool = False,
-          progress: bool | None = None) -> Run:
+          progress: bool | None = None, strategy: tf.distribute.Strategy | None = None) -> Run:
     """Trains a new run from `config` and returns it.
 
     Args:
         config: the run's configuration (see `facegan.presets`).
-        run_dir: where to write; default `runs/<preset>-<timestamp>`.
+        run_dir: where to write; default `runs/<preset>-<timestamp>` (a worker of a
+            multi-worker cluster must name the chief's run directory).
         overwrite: if `run_dir` exists, move it aside (never deleted) instead of failing.
         progress: show a progress bar; default: when stderr is a terminal.
+        strategy: the `tf.distribute` strategy; default `make_strategy(config.train)`,
+            which must then run before TensorFlow has done anything else.
 
     Raises:
-        UserError: for bad data paths or an existing run directory, before any
-            model is built.
+        UserError: for bad data paths, a batch the replicas cannot share, or an
+            existing run directory, before any model is built.
     """
+    strategy = strategy or make_strategy(config.train)
+    role = cluster_role()
+    per_replica_batch(strategy, config.train.batch_size)
     source = open_source(config.data.source)
     config = resolve_config(config, source)
-    evaluator = _evaluator(config)  # missing Inception weights fail here, before the run exists
+    # Missing Inception weights fail here, before the run exists; only the chief evaluates.
+    evaluator = _evaluator(config) if role.is_chief else None
     images = _load_images(source, config, progress)  # and unusable data too
+    if not role.is_chief:
+        if run_dir is None:
+            raise RunDirError("a worker of a multi-worker run needs --run-dir: the chief's run "
+                              "directory, on storage that every worker shares")
+        return _run(RunPaths(Path(run_dir)), config, images, progress, None, strategy, role)
     paths = create_run_dir(run_dir or default_run_dir(config), overwrite=overwrite, config=config)
     with RunLock(paths):
-        return _run(paths, config, images, progress, evaluator)
+        return _run(paths, config, images, progress, evaluator, strategy, role)
 
 
-def resume(run_dir: str | Path, steps: int | None = None, *,
-           progress: bool | None = None) -> Run:
-    """Continues a run from its latest checkpoint until `steps` (default: the run's own)."""
+_EXECUTION_KEYS = frozenset({"train.strategy", "train.cpu_replicas"})
+
+
+def resume(run_dir: str | Path, steps: int | None = None, *, progress: bool | None = None,
+           strategy: tf.distribute.Strategy | None = None,
+           execution: dict[str, object] | None = None) -> Run:
+    """Continues a run from its latest checkpoint until `steps` (default: the run's own).
+
+    Args:
+        run_dir: the run.
+        steps: the new total; default the run's `train.steps`.
+        progress: show a progress bar; default: when stderr is a terminal.
+        strategy: see `train`.
+        execution: changes to how the run executes, not what it trains:
+            `train.strategy` and `train.cpu_replicas` (e.g. resume a one-GPU
+            run on eight GPUs); None values are ignored.
+    """
     paths, config = open_run_dir(run_dir)
+    changes = {k: v for k, v in (execution or {}).items() if v is not None}
+    assert set(changes) <= _EXECUTION_KEYS, f"resume cannot change {set(changes) - _EXECUTION_KEYS}"
+    if steps is not None:
+        changes["train.steps"] = steps
+    config = config.with_overrides(changes) if changes else config
+    strategy = strategy or make_strategy(config.train)
+    role = cluster_role()
+    per_replica_batch(strategy, config.train.batch_size)
+    if not role.is_chief:
+        evaluator = None
+        images = _load_images(open_source(config.data.source), config, progress)
+        return _run(paths, config, images, progress, evaluator, strategy, role)
     with RunLock(paths):  # before anything is written: another trainer may be at work here
-        if steps is not None and steps != config.train.steps:
-            config = config.with_overrides({"train.steps": steps})
+        if changes:
             write_config(paths, config)
         evaluator = _evaluator(config)
         images = _load_images(open_source(config.data.source), config, progress)
-        return _run(paths, config, images, progress, evaluator)
+        return _run(paths, config, images, progress, evaluator, strategy, role)
 
 
 def _evaluator(config: Config) -> Evaluator | None:
@@ -104,10 +145,11 @@ def _load_images(source: ImageSource, config: Config, progress: bool | None) -> 
 
 
 def _run(paths: RunPaths, config: Config, images: DecodedImages, progress: bool | None,
-         evaluator: Evaluator | None) -> Run:
-    with _run_logging(paths) as log, StopRequests(paths.root) as stops:
+         evaluator: Evaluator | None, strategy: tf.distribute.Strategy, role: Role) -> Run:
+    with _run_logging(paths, role) as log, StopRequests(paths.root) as stops:
         try:
-            _train_in(paths, config, images, progress, evaluator, log, stops)
+            _train_in(paths, config, images, progress if role.is_chief else False, evaluator,
+                      log, stops, strategy, role)
         except OSError as err:
             if err.errno not in _DISK_FULL:
                 raise
@@ -120,14 +162,15 @@ def _run(paths: RunPaths, config: Config, images: DecodedImages, progress: bool 
 
 
 def _train_in(paths: RunPaths, config: Config, images: DecodedImages, progress: bool | None,
-              evaluator: Evaluator | None, log: logging.Logger, stops: StopRequests) -> None:
+              evaluator: Evaluator | None, log: logging.Logger, stops: StopRequests,
+              strategy: tf.distribute.Strategy, role: Role) -> None:
     _report_data(log, images)
-
-    log.info("devices: %s", _describe_devices())
-    strategy = tf.distribute.get_strategy()  # the default (one device) strategy for now
+    log.info("devices: %s; %s, %s", _describe_devices(), describe_strategy(strategy),
+             role.describe())
     with strategy.scope():
         state = TrainState.create(config)
-    store = CheckpointStore(state.checkpoint(), paths.checkpoints, config.train.keep_checkpoints)
+    store = CheckpointStore(state.checkpoint(), paths.checkpoints, config.train.keep_checkpoints,
+                            chief=role.is_chief)
     restored = store.restore_latest(log)
     start = int(state.step.numpy())
     total = config.train.steps
@@ -136,13 +179,15 @@ def _train_in(paths: RunPaths, config: Config, images: DecodedImages, progress: 
     if start >= total:
         log.info("run is already at step %d of %d; nothing to do", start, total)
         return
-    log.info("training %s steps %d -> %d, batch %d, %dx%d px, %d channel(s) in %s",
+    replicas = strategy.num_replicas_in_sync
+    log.info("training %s steps %d -> %d, batch %d%s, %dx%d px, %d channel(s) in %s",
              config.preset or "custom config", start, total, config.train.batch_size,
-             config.model.resolution, config.model.resolution, config.model.channels,
-             paths.root)
+             f" ({config.train.batch_size // replicas} on each of {replicas} replicas)"
+             if replicas > 1 else "", config.model.resolution, config.model.resolution,
+             config.model.channels, paths.root)
     in_training_eval = (InTrainingEval(evaluator, config, paths, state, images, log)
                         if evaluator is not None else None)
-    _Loop(paths, config, state, store, images, strategy, log, stops, in_training_eval,
+    _Loop(paths, config, state, store, images, strategy, role, log, stops, in_training_eval,
           progress).run(start)
 
 
@@ -159,14 +204,17 @@ class _Loop:
     """
 
     def __init__(self, paths: RunPaths, config: Config, state: TrainState, store: CheckpointStore,
-                 images: DecodedImages, strategy: tf.distribute.Strategy, log: logging.Logger,
-                 stops: StopRequests, in_training_eval: "InTrainingEval | None",
-                 progress: bool | None):
+                 images: DecodedImages, strategy: tf.distribute.Strategy, role: Role,
+                 log: logging.Logger, stops: StopRequests,
+                 in_training_eval: "InTrainingEval | None", progress: bool | None):
         self.paths, self.config, self.state, self.store = paths, config, state, store
         self.images, self.log, self.stops, self.eval = images, log, stops, in_training_eval
-        self.progress, self.strategy = progress, strategy
+        self.progress, self.strategy, self.chief = progress, strategy, role.is_chief
+        self.workers = role.num_workers
         train = config.train
-        self.train_step = make_gan_train_step(state, config, strategy)
+        self.first_batches = self._batches(int(state.step.numpy()))
+        self.train_step = make_gan_train_step(state, config, strategy,
+                                              self.first_batches.element_spec)
         self.sample_latents = latents_for_seed(train.sample_grid, config.model.latent_dim,
                                                train.seed)
         self.divergence = Divergence(train.max_bad_steps, train.max_rollbacks,
@@ -175,7 +223,8 @@ class _Loop:
             len(images), size=min(train.sample_grid, len(images)), replace=False)
         self.collapse = CollapseMonitor(images.pixels[np.sort(pick)])
         self.overfit = OverfitMonitor()
-        self.metrics = MetricsLog(paths.metrics, paths.logs)
+        # Only the chief writes logs, samples and metrics; other workers train.
+        self.metrics = MetricsLog(paths.metrics, paths.logs) if self.chief else _NoMetrics()
         self.checkpoint_due = False
         self._reset_interval()
         self.pending: dict[str, float] = {}  # health numbers for the next log line
@@ -184,25 +233,26 @@ class _Loop:
         self.sums: dict[str, tf.Tensor] = {}
         self.interval_steps, self.timed_steps, self.timed_seconds = 0, 0, 0.0
 
-    def _batches(self, step: int) -> Iterator[tf.Tensor]:
+    def _batches(self, step: int) -> Iterator:
         train = self.config.train
-        return iter(training_dataset(self.images.pixels, train.batch_size, train.seed,
-                                     self.config.data.flip, start_step=step))
+        return distributed_batches(self.strategy, self.images.pixels, train.batch_size,
+                                   train.seed, self.config.data.flip, start_step=step)
 
     def run(self, start: int) -> None:
         train = self.config.train
         if start > 0:
             self.metrics.event(start, "resume", time=time.time())
         self.bar = _progress_bar(train.steps, start, self.progress)
-        batches = self._batches(start)
+        batches = self.first_batches
         step, first = start, True
         self.stops.training_started()
         try:
             while step < train.steps:
                 began = time.perf_counter()
-                out = self.train_step(next(batches))
+                out = self.train_step(next(batches), tf.constant(int(self.stops.requested)))
                 step += 1
                 bad_streak = int(out["bad_streak"])  # syncs: the step has finished
+                stop = float(out.pop("stop")) > 0.5  # asked of any worker: all stop here
                 self._accumulate(out, time.perf_counter() - began, first)
                 first = False
                 if self.bar is not None:
@@ -216,23 +266,37 @@ class _Loop:
                         batches = self._batches(step)
                         continue
                 # Side work is not counted in img/s: it is not training throughput.
-                if step % train.sample_every == 0 or step == train.steps:
+                if self.chief and (step % train.sample_every == 0 or step == train.steps):
                     self._sample(step)  # before the log line, which carries its diversity
                 if step % train.log_every == 0 or step == train.steps:
                     self._log(step)
                 self._side_work(step, bad_streak)
-                if self.stops.requested:
+                if stop:
                     self._stop(step)
         except KeyboardInterrupt:
             self.log.warning("aborted by a second Ctrl-C at step %d without a checkpoint; the "
                              "last checkpoint is %s", step, self.store.latest)
             raise
+        except PEER_FAILURES as err:
+            if self.workers == 1:
+                raise
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+            latest = self.store.latest
+            raise WorkerLost(
+                f"a worker of this {self.workers}-worker job stopped answering at step {step} "
+                f"({first}); " + (f"the last checkpoint is {Path(latest).name}" if latest else
+                                  "no checkpoint was written yet")
+                + "; restart every worker (facegan train ... --auto-resume) to continue from it"
+            ) from None
         finally:
             self.metrics.close()
             if self.bar is not None:
                 self.bar.close()
-        self.log.info("done: step %d; samples in %s; checkpoint %s", step, self.paths.samples,
-                      self.store.latest)
+        if self.chief:
+            self.log.info("done: step %d; samples in %s; checkpoint %s", step,
+                          self.paths.samples, self.store.latest)
+        else:
+            self.log.info("done: step %d (the chief wrote the checkpoint)", step)
 
     def _accumulate(self, out: dict[str, tf.Tensor], seconds: float, first: bool) -> None:
         out = {k: v for k, v in out.items() if k != "bad_streak"}
@@ -255,13 +319,15 @@ class _Loop:
             values["img_per_s"] = self.timed_steps * train.batch_size / self.timed_seconds
         values.update(self.pending)
         self.pending = {}
+        self._reset_interval()
+        if not self.chief:
+            return
         record = self.metrics.scalars(step, values, time=time.time())
         _show(self.log, self.bar, record, train.steps)
         warning = self.overfit.check(record.get("d_real_positive"))
         if warning:
             self.log.warning("step %d: %s", step, warning)
             self.metrics.event(step, "health", warning=warning)
-        self._reset_interval()
 
     def _side_work(self, step: int, bad_streak: int) -> None:
         train = self.config.train
@@ -336,10 +402,29 @@ class _Loop:
         return back_to
 
     def _stop(self, step: int) -> None:
-        self.log.warning("%s", self.stops.describe())
+        if self.stops.requested:
+            self.log.warning("%s", self.stops.describe())
+        else:
+            self.log.warning("another worker was asked to stop: stopping after this step")
         saved = self._save()
         self.log.warning("stopped at step %d; saved %s", step, saved)
-        raise Interrupted(self.paths.root, step, self.stops.signum)
+        raise Interrupted(self.paths.root, step, self.stops.signum or signal.SIGTERM)
+
+
+class _NoMetrics:
+    """What a non-chief worker logs: nothing."""
+
+    def scalars(self, step: int, values, **extra) -> dict:
+        return {"step": step, **values, **extra}
+
+    def event(self, *args, **kwargs) -> None:
+        pass
+
+    def image(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class InTrainingEval:
@@ -466,25 +551,30 @@ class _RunLogFile(logging.FileHandler):
 
 
 @contextlib.contextmanager
-def _run_logging(paths: RunPaths) -> Iterator[logging.Logger]:
-    """Logs to the console (INFO) and to the run's train.log (DEBUG) for one run."""
+def _run_logging(paths: RunPaths, role: Role) -> Iterator[logging.Logger]:
+    """Logs to the console (INFO) and, on the chief, to the run's train.log (DEBUG)."""
     log = logging.getLogger(LOGGER_NAME)
     log.setLevel(logging.DEBUG)
     log.propagate = False
-    file_handler = _RunLogFile(paths.log_file, encoding="utf-8", errors="backslashreplace")
-    file_handler.setLevel(logging.DEBUG)
-    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handlers: list[logging.Handler] = []
+    if role.is_chief:
+        file_handler = _RunLogFile(paths.log_file, encoding="utf-8", errors="backslashreplace")
+        file_handler.setLevel(logging.DEBUG)
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handlers.append(file_handler)
     console = _ConsoleHandler()
     console.setLevel(logging.INFO)
-    console.setFormatter(logging.Formatter("%(message)s"))
-    log.addHandler(file_handler)
-    log.addHandler(console)
+    prefix = "" if role.is_chief else f"[{role.task_type} {role.task_id}] "
+    console.setFormatter(logging.Formatter(prefix + "%(message)s"))
+    handlers.append(console)
+    for handler in handlers:
+        log.addHandler(handler)
     try:
         yield log
     finally:
-        log.removeHandler(file_handler)
-        log.removeHandler(console)
-        file_handler.close()
+        for handler in handlers:
+            log.removeHandler(handler)
+            handler.close()
 
 
-__all__ = ["resolve_config", "resume", "train"]
+__all__ = ["make_strategy", "resolve_config", "resume", "train"]

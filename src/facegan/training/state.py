@@ -1,4 +1,9 @@
-"""Everything a run must save to continue exactly: networks, optimizers, step, RNG."""
+"""Everything a run must save to continue exactly: networks, optimizers, step.
+
+There is no random-generator state to save: the noise of step s is drawn
+statelessly from (seed, s), and the data order is a pure function of
+(seed, step) too, so the step counter is the whole random state.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +24,6 @@ class TrainState:
         generator, discriminator: the two Keras models.
         g_optimizer, d_optimizer: one Adam each (built, so slots exist before a restore).
         step: int64 counter of completed train steps.
-        rng: the noise generator; its state is checkpointed so a resumed run draws
-            the same noise as an uninterrupted one.
         rollbacks: how many times divergence sent this run back to a checkpoint
             (checkpointed, so the limit holds across restarts).
         bad_streak: consecutive steps skipped for a non-finite loss or gradient
@@ -32,7 +35,6 @@ class TrainState:
     g_optimizer: keras.optimizers.Optimizer
     d_optimizer: keras.optimizers.Optimizer
     step: tf.Variable
-    rng: tf.random.Generator
     rollbacks: tf.Variable
     bad_streak: tf.Variable
 
@@ -55,7 +57,6 @@ class TrainState:
             g_optimizer=g_optimizer,
             d_optimizer=d_optimizer,
             step=tf.Variable(0, dtype=tf.int64, trainable=False, name="step"),
-            rng=tf.random.Generator.from_seed(seed),
             rollbacks=tf.Variable(0, dtype=tf.int64, trainable=False, name="rollbacks"),
             bad_streak=tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_streak"),
         )
@@ -67,7 +68,6 @@ class TrainState:
             g_optimizer=self.g_optimizer,
             d_optimizer=self.d_optimizer,
             step=self.step,
-            rng=self.rng,
             rollbacks=self.rollbacks,
         )
 
@@ -88,7 +88,6 @@ class TrainState:
                                  strict=True):
             live.assign(initial)
         self.step.assign(0)
-        self.rng.reset_from_seed(config.train.seed)
 
     def checkpoint_variables(self) -> list[tf.Variable]:
         """Every variable a checkpoint holds (weights, statistics, optimizer slots)."""

@@ -33,8 +33,11 @@ class ConfigError(UserError, ValueError):
 
 
 EMBEDDED_LFW = "embedded:lfw"
-ARCHITECTURES = ("dcgan",)
-LOSSES = ("nonsaturating",)
+ARCHITECTURES = ("dcgan", "resnet", "stylegan2")
+LOSSES = ("nonsaturating", "hinge", "wasserstein", "least_squares")
+AUGMENTS = ("none", "diffaugment", "ada")
+DIFFAUGMENT_OPS = ("color", "translation", "cutout")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 
 
@@ -73,12 +76,29 @@ class DataConfig:
             (a 1x1 tracking pixel holds no face); from 1 to 4096. Images larger
             than this but smaller than the training resolution are upscaled, with
             a warning from `facegan inspect-data`.
+        labels: where class labels come from, for class-conditional training:
+            empty (none), `pattern:REGEX` (a regular expression with named
+            groups, matched against each file's path relative to the data
+            folder: `pattern:^(?P<age>\\d+)_(?P<gender>\\d)_(?P<race>\\d)_` for
+            UTKFace) or `csv:PATH` (a CSV whose first column is that relative
+            path and whose other columns, with a header, are attributes). Files
+            without labels are skipped and reported.
+        label_bins: turns numeric attributes into classes by bin edges,
+            `age=0,13,20,30,40,50,60,120` (`;` between attributes): class i holds
+            values in [edge i, edge i+1). Other attributes are categorical: one
+            class per distinct value.
+        label_values: resolved when a run starts (leave it empty): the sorted
+            distinct values of each categorical attribute, `gender=0,1;race=0,1,2,3,4`,
+            so that class indices can be mapped back to what the data said.
     """
 
     source: str = EMBEDDED_LFW
     flip: bool = True
     max_pixels: int = DEFAULT_MAX_PIXELS
     min_size: int = DEFAULT_MIN_SIZE
+    labels: str = ""
+    label_bins: str = ""
+    label_values: str = ""
 
     def __post_init__(self) -> None:
         if not self.source:
@@ -91,6 +111,28 @@ class DataConfig:
                   self.max_pixels)
         if isinstance(self.min_size, bool) or not 1 <= self.min_size <= 4096:
             _fail("data.min_size", "must be an integer from 1 to 4096", self.min_size)
+        if self.labels and not self.labels.startswith(("pattern:", "csv:")):
+            _fail("data.labels", "must be empty, `pattern:REGEX` or `csv:PATH`", self.labels)
+        if self.labels.startswith("pattern:"):
+            import re
+
+            try:
+                compiled = re.compile(self.labels[len("pattern:"):])
+            except re.error as err:
+                _fail("data.labels", f"must hold a valid regular expression ({err})", self.labels)
+            if not compiled.groupindex:
+                _fail("data.labels", "needs named groups, e.g. (?P<gender>\\d)", self.labels)
+        if self.label_bins and not self.labels:
+            _fail("data.label_bins", "needs data.labels", self.label_bins)
+        for part in filter(None, self.label_bins.split(";")):
+            name, sep, edges = part.partition("=")
+            try:
+                values = [float(e) for e in edges.split(",")]
+            except ValueError:
+                values = []
+            if not sep or not name.strip() or len(values) < 2 or values != sorted(set(values)):
+                _fail("data.label_bins", "must be NAME=EDGE,EDGE,... with increasing edges "
+                      "(`;` between attributes)", self.label_bins)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +147,15 @@ class ModelConfig:
         latent_dim: size of the generator's noise input.
         width: channels of the widest-resolution layer (DCGAN's ngf/ndf).
         max_width: cap on channels at the low resolutions.
+        d_spectral_norm: spectral normalization on the discriminator's layers
+            (dcgan, resnet; stylegan2's discriminator does not use it).
+        g_spectral_norm: spectral normalization on the generator's layers
+            (dcgan, resnet; BigGAN uses it in both).
+        mapping_layers: stylegan2: fully connected layers of the mapping network
+            (w has latent_dim features).
+        label_classes: class counts of the conditioning attributes, e.g.
+            `gender:2,age:7`; None (unconditional, or resolved from
+            `data.labels` when a run starts).
     """
 
     arch: str = "dcgan"
@@ -113,6 +164,10 @@ class ModelConfig:
     latent_dim: int = 128
     width: int = 64
     max_width: int = 512
+    d_spectral_norm: bool = False
+    g_spectral_norm: bool = False
+    mapping_layers: int = 8
+    label_classes: str | None = None
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -128,22 +183,106 @@ class ModelConfig:
         if not self.width <= self.max_width <= 8192:
             _fail("model.max_width", f"must be from model.width ({self.width}) to 8192",
                   self.max_width)
+        if not 1 <= self.mapping_layers <= 16:
+            _fail("model.mapping_layers", "must be an integer from 1 to 16", self.mapping_layers)
+        if self.label_classes is not None:
+            parse_label_classes(self.label_classes)  # fails with the field's name
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.label_classes)
+
+    @property
+    def label_sizes(self) -> list[tuple[str, int]]:
+        """[(attribute, classes), ...] in order; [] when unconditional."""
+        return parse_label_classes(self.label_classes) if self.label_classes else []
+
+
+def parse_label_classes(text: str) -> list[tuple[str, int]]:
+    """'gender:2,age:7' -> [('gender', 2), ('age', 7)] (validated)."""
+    pairs = []
+    for part in text.split(","):
+        name, _, count = part.partition(":")
+        try:
+            classes = int(count)
+        except ValueError:
+            classes = 0
+        if not name.strip() or not 2 <= classes <= 100000:
+            _fail("model.label_classes", "must be NAME:CLASSES,... with at least 2 classes each",
+                  text)
+        pairs.append((name.strip(), classes))
+    return pairs
 
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-    """Adversarial loss.
+    """Adversarial loss and regularizers.
 
     Attributes:
-        kind: `nonsaturating` is the classic GAN loss (binary cross-entropy on
-            logits; the generator maximises log D(G(z))).
+        kind: `nonsaturating` (the classic: binary cross-entropy on logits, the
+            generator maximises log D(G(z))), `hinge`, `wasserstein` (WGAN) or
+            `least_squares` (LSGAN).
+        r1_gamma: weight of the R1 penalty, gamma/2 * |grad D(x)|^2 on real images;
+            0 = off.
+        r1_every: lazy regularization: R1 every N steps, scaled by N (StyleGAN2).
+        gp_weight: gradient-penalty weight for `wasserstein` (WGAN-GP), on
+            interpolates x_hat = a x + (1 - a) G(z), a ~ U[0, 1] per image; 0 = off.
+        n_critic: discriminator steps per generator step (5 for WGAN-GP).
     """
 
     kind: str = "nonsaturating"
+    r1_gamma: float = 0.0
+    r1_every: int = 16
+    gp_weight: float = 10.0
+    n_critic: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in LOSSES:
             _fail("loss.kind", f"must be one of {', '.join(LOSSES)}", self.kind)
+        if not (math.isfinite(self.r1_gamma) and 0 <= self.r1_gamma <= 1e4):
+            _fail("loss.r1_gamma", "must be a number from 0 (off) to 10000", self.r1_gamma)
+        if not 1 <= self.r1_every <= 1000:
+            _fail("loss.r1_every", "must be an integer from 1 to 1000", self.r1_every)
+        if not (math.isfinite(self.gp_weight) and 0 <= self.gp_weight <= 1e4):
+            _fail("loss.gp_weight", "must be a number from 0 (off) to 10000", self.gp_weight)
+        if not 1 <= self.n_critic <= 100:
+            _fail("loss.n_critic", "must be an integer from 1 to 100", self.n_critic)
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Differentiable augmentation of everything D sees (real and fake alike).
+
+    Attributes:
+        kind: `none`, `diffaugment` (Zhao et al. 2020: a fixed policy on every
+            image) or `ada` (Karras et al. 2020: each transformation applied with
+            probability p, p adapted so that the share of real images D calls
+            real stays near `ada_target`; p is checkpointed).
+        policy: diffaugment: comma-separated, from color, translation, cutout.
+        ada_target: ada: the wanted E[sign D(x_real)].
+        ada_kimg: ada: p can move from 0 to 1 in this many thousand images.
+        ada_interval: ada: steps between adjustments of p.
+    """
+
+    kind: str = "none"
+    policy: str = "color,translation,cutout"
+    ada_target: float = 0.6
+    ada_kimg: float = 100.0
+    ada_interval: int = 4
+
+    def __post_init__(self) -> None:
+        if self.kind not in AUGMENTS:
+            _fail("augment.kind", f"must be one of {', '.join(AUGMENTS)}", self.kind)
+        ops = [op.strip() for op in self.policy.split(",") if op.strip()]
+        if not ops or any(op not in DIFFAUGMENT_OPS for op in ops):
+            _fail("augment.policy", f"must be a comma-separated list of {', '.join(DIFFAUGMENT_OPS)}",
+                  self.policy)
+        if not (math.isfinite(self.ada_target) and 0 < self.ada_target < 1):
+            _fail("augment.ada_target", "must be a number in (0, 1)", self.ada_target)
+        if not (math.isfinite(self.ada_kimg) and 0 < self.ada_kimg <= 1e6):
+            _fail("augment.ada_kimg", "must be a positive number up to 1000000", self.ada_kimg)
+        if not 1 <= self.ada_interval <= 10000:
+            _fail("augment.ada_interval", "must be an integer from 1 to 10000", self.ada_interval)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,6 +340,14 @@ class TrainConfig:
             TF_CONFIG) or `tpu` (TPUStrategy; TPU_NAME names the TPU).
         cpu_replicas: split the CPU into this many logical devices, so that
             `mirrored` can run without GPUs (for trying it out: no speed-up).
+        ema_kimg: half-life, in thousands of images, of an exponential moving
+            average of the generator's weights; the average is what samples,
+            evaluation and generation use. 0 = no average.
+        ema_rampup: early in a run the half-life is at most this fraction of
+            the images seen so far, so the average does not drag the random
+            initial weights along (StyleGAN2's 0.05); 0 = no ramp-up.
+        precision: `float32`, `mixed_bfloat16` or `mixed_float16` (with dynamic
+            loss scaling); losses and discriminator outputs stay float32.
     """
 
     steps: int = 2000
@@ -219,6 +366,9 @@ class TrainConfig:
     rollback_lr_factor: float = 0.5
     strategy: str = "auto"
     cpu_replicas: int = 1
+    ema_kimg: float = 0.0
+    ema_rampup: float = 0.0
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         if not 1 <= self.steps <= 10**9:
@@ -249,12 +399,19 @@ class TrainConfig:
             _fail("train.strategy", f"must be one of {', '.join(STRATEGIES)}", self.strategy)
         if not 1 <= self.cpu_replicas <= 64:
             _fail("train.cpu_replicas", "must be an integer from 1 to 64", self.cpu_replicas)
+        if not (math.isfinite(self.ema_kimg) and 0 <= self.ema_kimg <= 1e6):
+            _fail("train.ema_kimg", "must be a number from 0 (off) to 1000000", self.ema_kimg)
+        if not (math.isfinite(self.ema_rampup) and 0 <= self.ema_rampup <= 1):
+            _fail("train.ema_rampup", "must be a number from 0 (off) to 1", self.ema_rampup)
+        if self.precision not in PRECISIONS:
+            _fail("train.precision", f"must be one of {', '.join(PRECISIONS)}", self.precision)
 
 
 SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "model": ModelConfig,
     "loss": LossConfig,
+    "augment": AugmentConfig,
     "optim": OptimConfig,
     "train": TrainConfig,
 }
@@ -268,6 +425,7 @@ class Config:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 

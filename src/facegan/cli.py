@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, metavar="S", help="seed for weights, noise and data order")
     train.add_argument("--jit", action="store_true", default=None,
                        help="compile the train step with XLA (slower on CPU)")
+    train.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"),
+                       help="float32 (default), mixed_bfloat16 (faster on CPUs with bf16 and "
+                            "on TPUs/recent GPUs) or mixed_float16 (GPUs; loss scaling)")
     train.add_argument("--eval-every", type=int, metavar="K",
                        help="every K steps, FID and face rate on train.eval_num (1000) samples; "
                             "keeps the best-FID checkpoint (needs `facegan weights` once; "
@@ -96,7 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
                           help="number of images (default 64)")
     generate.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default 0)")
     generate.add_argument("--out", required=True, metavar="PATH",
-                          help="a .png file for one grid, or a folder for one PNG per image")
+                          help="a .png file for one grid, or a folder for one PNG per image "
+                               "(with --by: one grid per class)")
+    generate.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
+                          help="0 to 1 (default 1): lower gives more typical, cleaner faces "
+                               "and less variety")
+    generate.add_argument("--label", action="append", default=[], metavar="NAME=VALUE",
+                          help="conditional runs: fix an attribute, e.g. --label gender=1 "
+                               "--label age=25 (a binned attribute takes any value in a bin); "
+                               "others are drawn at random")
+    generate.add_argument("--by", metavar="NAME",
+                          help="conditional runs: one grid per class of attribute NAME, the "
+                               "same latents in every grid, into the folder --out")
     generate.set_defaults(handler=_cmd_generate)
 
     evaluate = commands.add_parser(
@@ -226,6 +240,7 @@ def _config_from_args(args: argparse.Namespace) -> Config:
         "train.jit": getattr(args, "jit", None),
         "train.eval_every": getattr(args, "eval_every", None),
         "train.strategy": getattr(args, "strategy", None),
+        "train.precision": getattr(args, "precision", None),
         "train.cpu_replicas": getattr(args, "cpu_replicas", None),
     }
     overrides = {k: v for k, v in flags.items() if v is not None}
@@ -244,6 +259,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         clashing = [flag for flag, value in (
             ("--data", args.data), ("--preset", args.preset), ("--config", args.config),
             ("--batch-size", args.batch_size), ("--seed", args.seed), ("--jit", args.jit),
+            ("--precision", args.precision),
             ("--eval-every", args.eval_every is not None),
             ("--set", args.overrides), ("--run-dir", args.run_dir),
             ("--overwrite", args.overwrite)) if value]
@@ -356,20 +372,54 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in ("", ".png"):
         raise ConfigError(f"--out must be a .png file (one grid) or a folder; received {args.out!r}")
+    if args.by and out.suffix:
+        raise ConfigError(f"--by writes one grid per class: --out must be a folder; "
+                          f"received {args.out!r}")
     if out.suffix.lower() == ".png" and out.exists():
         raise ConfigError(f"--out {args.out!r} already exists; choose another name")
     if out.suffix == "" and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"--out {args.out!r} exists and is not an empty folder")
+    if not 0.0 <= args.truncation <= 1.0:
+        raise ConfigError(f"--truncation must be from 0 to 1; received {args.truncation}")
+    from facegan.data.labels import parse_label_requests
+
+    request = parse_label_requests(args.label)
     _quiet_tensorflow()
     from facegan.artifacts.images import make_grid, save_png
     from facegan.artifacts.run import load
 
-    images = load(args.run).generate(args.num, seed=args.seed)
+    run = load(args.run)
+    if args.by:
+        return _generate_by_class(run, args, request, out)
+    images = run.generate(args.num, seed=args.seed, labels=request or None,
+                          truncation=args.truncation)
     if out.suffix.lower() == ".png":
         save_png(make_grid(images), out)
     else:
         for i, image in enumerate(images):
             save_png(image, out / f"seed{args.seed}-{i:05d}.png")
+    print(out)
+    return 0
+
+
+def _generate_by_class(run, args: argparse.Namespace, request: dict, out: Path) -> int:
+    """One grid per class of `args.by`, every grid from the same latents and other labels."""
+    from facegan.artifacts.images import make_grid, save_png
+    from facegan.data.labels import schema_from_config
+
+    if not run.config.model.conditional:
+        raise ConfigError(f"--by: run {args.run!r} is not class-conditional")
+    schema = schema_from_config(run.config.data, run.config.model.label_classes)
+    names = schema.class_names(args.by)  # one clear error for an unknown attribute
+    column = schema.names.index(args.by)
+    base = run.labels_for(args.num, args.seed, request)
+    for index, name in enumerate(names):
+        labels = base.copy()
+        labels[:, column] = index
+        images = run.generate(args.num, seed=args.seed, labels=labels,
+                              truncation=args.truncation)
+        slug = "".join(c if c.isalnum() or c in "-." else "-" for c in name).strip("-")
+        save_png(make_grid(images), out / f"{index:02d}-{slug}.png")
     print(out)
     return 0
 

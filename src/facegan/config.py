@@ -38,6 +38,7 @@ LOSSES = ("nonsaturating", "hinge", "wasserstein", "least_squares")
 AUGMENTS = ("none", "diffaugment", "ada")
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+UPDATES = ("simultaneous", "alternating")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 
 
@@ -348,6 +349,14 @@ class TrainConfig:
             initial weights along (StyleGAN2's 0.05); 0 = no ramp-up.
         precision: `float32`, `mixed_bfloat16` or `mixed_float16` (with dynamic
             loss scaling); losses and discriminator outputs stay float32.
+        minutes: stop training after this many minutes of the training loop
+            (start-up not counted), as if `steps` had been reached; 0 = no limit.
+            A resumed run gets the budget again.
+        updates: `simultaneous`: G and D are both updated from one forward pass
+            (the DCGAN / TensorFlow-tutorial loop); `alternating`: `loss.n_critic`
+            D updates, each on its own real batch, then a G update through the
+            updated D (SNGAN, WGAN-GP, StyleGAN2). A step then consumes
+            `batch_size * n_critic` real images.
     """
 
     steps: int = 2000
@@ -369,6 +378,8 @@ class TrainConfig:
     ema_kimg: float = 0.0
     ema_rampup: float = 0.0
     precision: str = "float32"
+    updates: str = "simultaneous"
+    minutes: float = 0.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.steps <= 10**9:
@@ -405,6 +416,10 @@ class TrainConfig:
             _fail("train.ema_rampup", "must be a number from 0 (off) to 1", self.ema_rampup)
         if self.precision not in PRECISIONS:
             _fail("train.precision", f"must be one of {', '.join(PRECISIONS)}", self.precision)
+        if not (math.isfinite(self.minutes) and 0 <= self.minutes <= 1e7):
+            _fail("train.minutes", "must be a number of minutes, 0 for no limit", self.minutes)
+        if self.updates not in UPDATES:
+            _fail("train.updates", f"must be one of {', '.join(UPDATES)}", self.updates)
 
 
 SECTIONS: dict[str, type] = {
@@ -428,6 +443,12 @@ class Config:
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        # Rules that join two sections.
+        if self.loss.n_critic > 1 and self.train.updates != "alternating":
+            _fail("loss.n_critic", "above 1 needs train.updates = \"alternating\"",
+                  self.loss.n_critic)
 
     # -- conversions -------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

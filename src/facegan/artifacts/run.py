@@ -41,7 +41,10 @@ class Run:
         return int(latest.rsplit("-", 1)[1]) if latest else 0
 
     def generator(self, checkpoint: str | None = None) -> keras.Model:
-        """The generator restored from `checkpoint` (default: the latest).
+        """The sampling generator restored from `checkpoint` (default: the latest).
+
+        That is the moving average of the generator's weights when the run
+        keeps one (`train.ema_kimg` > 0), else the generator itself.
 
         Raises:
             RunDirError: if the run has no checkpoint yet.
@@ -50,24 +53,73 @@ class Run:
         if path is None:
             raise RunDirError(f"run {str(self.directory)!r} has no checkpoint yet")
         if self._generator is None or path != self._checkpoint_path:
-            generator = build_generator(self.config.model, seed=self.config.train.seed)
+            from facegan.training.state import precision_policy
+
+            with precision_policy(self.config.train.precision):
+                generator = build_generator(self.config.model, seed=self.config.train.seed)
+            name = "generator_ema" if self.config.train.ema_kimg > 0 else "generator"
             # expect_partial: the checkpoint also holds D and optimizers, unused here.
-            tf.train.Checkpoint(generator=generator).restore(path).expect_partial()
+            tf.train.Checkpoint(**{name: generator}).restore(path).expect_partial()
             self._generator, self._checkpoint_path = generator, path
         return self._generator
 
-    def generate(self, n: int, seed: int = 0, batch_size: int = 64) -> np.ndarray:
+    def labels_for(self, n: int, seed: int,
+                   request: dict[str, str] | None = None) -> np.ndarray | None:
+        """Class labels [n, A] for a conditional run (None for an unconditional one).
+
+        Attributes named in `request` ({"gender": "1", "age": "25"}, values as the
+        data had them; binned attributes take any value in a bin) are fixed; the
+        others are drawn uniformly from their classes, from (seed, i) like the
+        latents.
+
+        Raises:
+            UserError: a request for an unconditional run, or an unknown
+                attribute or value (the message lists what is allowed).
+        """
+        model = self.config.model
+        if not model.conditional:
+            if request:
+                raise RunDirError(f"run {str(self.directory)!r} is not class-conditional; it "
+                                  f"takes no labels")
+            return None
+        from facegan.data.labels import schema_from_config
+
+        wanted = schema_from_config(self.config.data, model.label_classes).encode(request or {})
+        rng = np.random.default_rng([seed, 0x1AB])
+        labels = np.stack([rng.integers(0, classes, n) for _, classes in model.label_sizes],
+                          axis=1).astype(np.int32)
+        for column, value in enumerate(wanted):
+            if value is not None:
+                labels[:, column] = value
+        return labels
+
+    def generate(self, n: int, seed: int = 0, batch_size: int = 64, *,
+                 labels: dict[str, str] | np.ndarray | None = None,
+                 truncation: float = 1.0) -> np.ndarray:
         """Generates `n` images as uint8 [n, R, R, C].
 
         Image `i` depends only on (seed, i): the same seed gives the same
         images, and `generate(8, s)` is the first 8 of `generate(64, s)`.
+
+        Args:
+            n: how many.
+            seed: seeds the latents (and the labels left free).
+            batch_size: images per generator call.
+            labels: conditional runs: a request like {"gender": "1"} (see
+                `labels_for`) or class indices [n, A].
+            truncation: psi in [0, 1]: 1 = the full distribution; lower trades
+                variety for typical, cleaner faces.
         """
         generator = self.generator()
+        if not 0.0 <= truncation <= 1.0:
+            raise RunDirError(f"truncation must be from 0 to 1; received {truncation}")
         if n == 0:
             model = self.config.model
             return np.zeros((0, model.resolution, model.resolution, model.channels), np.uint8)
+        if labels is None or isinstance(labels, dict):
+            labels = self.labels_for(n, seed, labels)
         return generate_uint8(generator, latents_for_seed(n, self.config.model.latent_dim, seed),
-                              batch_size)
+                              batch_size, labels=labels, truncation=truncation)
 
 
 def load(run_dir: str | Path) -> Run:

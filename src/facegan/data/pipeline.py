@@ -7,12 +7,15 @@ Two stages:
    refuses an empty or all-bad dataset with one line, then `decode_source`
    decodes every good image once, in parallel through tf.data, to uint8 at the
    training resolution, and keeps them in memory. A file that fails is
-   skipped, counted and named with its reason; it never stops the run.
+   skipped, counted and named with its reason; it never stops the run. With
+   `data.labels`, each item's class labels are read first (`facegan.data.labels`)
+   and items without labels are skipped and named the same way.
 2. `training_dataset` streams batches from that cache forever. The order is a
    pure function of (seed, step): epoch `e` uses a permutation drawn from
    (seed, e), and each image's flip is drawn the same way. Resuming at step `s`
    therefore yields exactly the batches an uninterrupted run would have seen,
-   with no iterator state to checkpoint.
+   with no iterator state to checkpoint. Labels, when given, ride along with
+   their images through the same permutation.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import tensorflow as tf
 
 from facegan.config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIZE, DataConfig
 from facegan.data.decode import prepare
+from facegan.data.labels import LabelSchema, label_items
 from facegan.data.problems import describe_error, display_name
 from facegan.data.report import DataReport
 from facegan.data.scan import scan_source
@@ -49,6 +53,9 @@ class DecodedImages:
             display form (`display_name`), safe to print and log.
         description: where the images came from, for logs.
         report: the dataset scan, when the images came from `load_training_images`.
+        labels: int32 [N, A] class indices aligned with `pixels` (columns in
+            `label_schema` order), when `data.labels` is set; else None.
+        label_schema: the label attributes and their resolved classes, or None.
     """
 
     pixels: np.ndarray
@@ -56,9 +63,21 @@ class DecodedImages:
     failures: list[tuple[str, str]]
     description: str
     report: DataReport | None = None
+    labels: np.ndarray | None = None
+    label_schema: LabelSchema | None = None
 
     def __len__(self) -> int:
         return len(self.pixels)
+
+    @property
+    def label_classes(self) -> str | None:
+        """For the run's `model.label_classes` (`age:7,gender:2`); None without labels."""
+        return self.label_schema.label_classes if self.label_schema else None
+
+    @property
+    def label_values(self) -> str:
+        """For the run's `data.label_values` (`gender=0,1;race=0,1,2,3,4`); '' without labels."""
+        return self.label_schema.label_values if self.label_schema else ""
 
 
 def load_training_images(source: ImageSource, data_cfg: DataConfig, resolution: int,
@@ -68,7 +87,8 @@ def load_training_images(source: ImageSource, data_cfg: DataConfig, resolution: 
 
     Args:
         source: the training images.
-        data_cfg: the limits (`max_pixels`, `min_size`) and `source` (named in errors).
+        data_cfg: the limits (`max_pixels`, `min_size`), `source` (named in errors)
+            and the labels (`labels`, `label_bins`, `label_values`).
         resolution: square side of the decoded images.
         channels: 1 or 3.
         cache_dir: where the scan cache lives; default `facegan.data.scan.default_cache_dir()`.
@@ -76,22 +96,40 @@ def load_training_images(source: ImageSource, data_cfg: DataConfig, resolution: 
 
     Returns:
         The decoded images; `failures` names every skipped file with its reason
-        and `report` holds the whole scan (duplicates, sizes, warnings).
+        (unlabelled ones included) and `report` holds the whole scan (duplicates,
+        sizes, warnings). With `data_cfg.labels`, `labels` and `label_schema`
+        are set and only labelled images are kept.
 
     Raises:
         DataError: the source holds no image file, or none of them is usable
-            (one line naming the count and the first reasons).
+            (one line naming the count and the first reasons); `LabelError` (a
+            DataError) when the labels cannot be read or no image has labels.
     """
     report = scan_source(source, resolution=resolution, max_pixels=data_cfg.max_pixels,
                          min_size=data_cfg.min_size, cache_dir=cache_dir, progress=progress)
     if not report.usable:
         command = f"facegan inspect-data {shlex.quote(display_name(data_cfg.source))}"
         raise DataError(f"`data.source` {report.refusal()}. Details: {command}")
-    decoded = decode_source(source, resolution, channels, progress=progress,
-                            indices=report.good_indices(), max_pixels=data_cfg.max_pixels,
-                            min_size=data_cfg.min_size)
+    indices = report.good_indices()
     scan_failures = [(display_name(item.name), item.reason) for item in report.bad]
-    return dataclasses.replace(decoded, failures=scan_failures + decoded.failures, report=report)
+    item_labels = None
+    if data_cfg.labels:
+        # Labels come from names (or a CSV), so read them before decoding: an
+        # unlabelled image is never decoded.
+        item_labels = label_items([source.names[i] for i in indices], data_cfg)
+        indices = [i for i, ok in zip(indices, item_labels.labelled) if ok]
+        scan_failures += [(display_name(name), reason) for name, reason in item_labels.unlabelled]
+    decoded = decode_source(source, resolution, channels, progress=progress, indices=indices,
+                            max_pixels=data_cfg.max_pixels, min_size=data_cfg.min_size)
+    decoded = dataclasses.replace(decoded, failures=scan_failures + decoded.failures,
+                                  report=report)
+    if item_labels is not None:
+        # Realign by name: decoding may still drop an image the scan passed.
+        by_name = {source.names[i]: row for i, row in
+                   zip(report.good_indices(), item_labels.labels) if row[0] >= 0}
+        labels = np.stack([by_name[name] for name in decoded.names]).astype(np.int32)
+        decoded = dataclasses.replace(decoded, labels=labels, label_schema=item_labels.schema)
+    return decoded
 
 
 def decode_source(source: ImageSource, resolution: int, channels: int,
@@ -169,15 +207,28 @@ def decode_source(source: ImageSource, resolution: int, channels: int,
 
 
 def training_dataset(pixels: np.ndarray, batch_size: int, seed: int, flip: bool,
-                     start_step: int = 0) -> tf.data.Dataset:
+                     start_step: int = 0, labels: np.ndarray | None = None) -> tf.data.Dataset:
     """An endless dataset of float32 batches [B, R, R, C] in [-1, 1].
 
     Batch `k` of the returned dataset is the batch of global step
     `start_step + k`, identical to what a run started at step 0 would see.
+
+    Args:
+        pixels: uint8 [N, R, R, C].
+        batch_size: images per batch.
+        seed: the data-order seed.
+        flip: mirror about half of the images, a fixed choice per (seed, epoch, image).
+        start_step: the global step of the first batch.
+        labels: int [N, A] class labels aligned with `pixels`; with them the
+            dataset yields `(images, labels)` with labels int32 [B, A], taken
+            through the same permutation as the images. A flip keeps the label.
     """
     count = len(pixels)
     assert count > 0, "training_dataset needs at least one image"
+    if labels is not None:
+        assert labels.ndim == 2 and len(labels) == count, (labels.shape, pixels.shape)
     images = tf.constant(pixels)  # uint8 [N, R, R, C]: 4x smaller than float
+    classes = None if labels is None else tf.constant(labels, tf.int32)  # [N, A]
     first = start_step * batch_size
     first_epoch, offset = divmod(first, count)
 
@@ -188,11 +239,13 @@ def training_dataset(pixels: np.ndarray, batch_size: int, seed: int, flip: bool,
         flips = tf.random.stateless_uniform([count], seed=flip_seed) < 0.5
         return tf.data.Dataset.from_tensor_slices((order, flips))
 
-    def gather(indices: tf.Tensor, flips: tf.Tensor) -> tf.Tensor:
+    def gather(indices: tf.Tensor, flips: tf.Tensor):
         batch = tf.cast(tf.gather(images, indices), tf.float32) * (2.0 / 255.0) - 1.0
         if flip:
             batch = tf.where(flips[:, None, None, None], tf.reverse(batch, axis=[2]), batch)
-        return batch
+        if classes is None:
+            return batch
+        return batch, tf.gather(classes, indices)  # [B, R, R, C], [B, A]
 
     return (tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
             .flat_map(epoch_order)

@@ -1,4 +1,12 @@
-"""Generator and discriminator networks, each a plain Keras model."""
+"""Generator and discriminator networks, each a plain Keras model.
+
+Families (`ModelConfig.arch`): `dcgan`, `resnet` (SNGAN / BigGAN-lite) and
+`stylegan2`. Every generator is called as `G(z)` or, when the config is
+conditional, `G([z, labels])` (labels int32 [B, A], one class index per
+attribute), and returns float32 images [B, R, R, C]; every discriminator as
+`D(images)` or `D([images, labels])` -> float32 logits [B, 1]. Use
+`synthesize` to generate with truncation.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +15,68 @@ import numpy as np
 import tensorflow as tf
 
 from facegan.config import ModelConfig
-from facegan.models import dcgan
+from facegan.models import dcgan, resnet, stylegan2
 
-_BUILDERS = {"dcgan": (dcgan.build_generator, dcgan.build_discriminator)}
+_BUILDERS = {
+    "dcgan": (dcgan.build_generator, dcgan.build_discriminator),
+    "resnet": (resnet.build_generator, resnet.build_discriminator),
+    "stylegan2": (stylegan2.build_generator, stylegan2.build_discriminator),
+}
 
 
 def build_generator(cfg: ModelConfig, seed: int = 0) -> keras.Model:
-    """The generator for `cfg.arch`: latents [B, Z] -> images [B, R, R, C] in [-1, 1]."""
+    """The generator for `cfg.arch`: latents [B, Z] (and labels) -> images [B, R, R, C].
+
+    dcgan and resnet end in tanh; stylegan2's images are linear (trained towards
+    [-1, 1]). Building twice with one seed gives equal weights.
+    """
     return _BUILDERS[cfg.arch][0](cfg, seed)
 
 
 def build_discriminator(cfg: ModelConfig, seed: int = 0) -> keras.Model:
-    """The discriminator for `cfg.arch`: images [B, R, R, C] -> logits [B, 1]."""
+    """The discriminator for `cfg.arch`: images [B, R, R, C] (and labels) -> logits [B, 1]."""
     return _BUILDERS[cfg.arch][1](cfg, seed)
+
+
+def is_conditional(generator: keras.Model) -> bool:
+    """Whether `generator` takes `[z, labels]` rather than `z`."""
+    conditional = getattr(generator, "conditional", None)
+    if conditional is not None:
+        return bool(conditional)
+    return len(generator.inputs) > 1
+
+
+def _is_one(truncation) -> bool:
+    return isinstance(truncation, (int, float)) and truncation == 1
+
+
+def synthesize(generator: keras.Model, z: tf.Tensor, labels: tf.Tensor | None = None,
+               truncation: float | tf.Tensor = 1.0, training: bool = False) -> tf.Tensor:
+    """Images [B, R, R, C] (float32) from latents z [B, Z] and, if conditional, labels [B, A].
+
+    Args:
+        generator: a model from `build_generator`.
+        z: latents [B, Z].
+        labels: int class indices [B, A]; required by conditional generators,
+            refused by the others.
+        truncation: psi; below 1 pulls samples towards the average. stylegan2
+            lerps w towards its tracked `w_avg`; dcgan and resnet scale z by psi.
+            1 (the default) is plain synthesis.
+        training: run in training mode (batch-norm statistics, spectral-norm
+            vectors and stylegan2's w_avg move; stylegan2 draws random per-pixel
+            noise instead of its fixed noise images).
+    """
+    conditional = is_conditional(generator)
+    if conditional and labels is None:
+        raise ValueError("this generator is conditional: pass labels [B, A] (int class indices)")
+    if not conditional and labels is not None:
+        raise ValueError("this generator is unconditional: it takes no labels")
+    if getattr(generator, "supports_truncation", False):
+        inputs = [z, labels] if conditional else z
+        return generator(inputs, training=training, truncation=truncation)
+    if not _is_one(truncation):
+        z = tf.cast(z, tf.float32) * tf.cast(truncation, tf.float32)
+    return generator([z, labels] if conditional else z, training=training)
 
 
 def latents_for_seed(n: int, latent_dim: int, seed: int) -> tf.Tensor:
@@ -34,8 +91,21 @@ def to_uint8(images: tf.Tensor) -> np.ndarray:
     return tf.cast(tf.clip_by_value(scaled, 0.0, 255.0), tf.uint8).numpy()
 
 
-def generate_uint8(generator: keras.Model, latents: tf.Tensor, batch_size: int = 64) -> np.ndarray:
-    """Runs `generator` in inference mode over `latents` in batches -> uint8 [N, H, W, C]."""
-    chunks = [to_uint8(generator(latents[i:i + batch_size], training=False))
-              for i in range(0, int(latents.shape[0]), batch_size)]
+def generate_uint8(generator: keras.Model, latents: tf.Tensor, batch_size: int = 64,
+                   labels: tf.Tensor | None = None,
+                   truncation: float | tf.Tensor = 1.0) -> np.ndarray:
+    """Runs `generator` in inference mode over `latents` in batches -> uint8 [N, H, W, C].
+
+    Args:
+        generator: a model from `build_generator`.
+        latents: [N, Z].
+        batch_size: images per generator call.
+        labels: [N, A] int class indices, for conditional generators.
+        truncation: psi, as in `synthesize`.
+    """
+    chunks = []
+    for i in range(0, int(latents.shape[0]), batch_size):
+        batch_labels = None if labels is None else labels[i:i + batch_size]
+        chunks.append(to_uint8(synthesize(generator, latents[i:i + batch_size], batch_labels,
+                                          truncation=truncation, training=False)))
     return np.concatenate(chunks)

@@ -9,6 +9,13 @@ drawn from N(0, 0.02).
 Channel widths follow the reference implementation: a block at resolution `r`
 of a model for resolution `R` has `width * R / (2 r)` channels, capped at
 `max_width`. With width 64 at 64 px that is 512-256-128-64, as in the paper.
+
+Options beyond the paper: `cfg.g_spectral_norm` / `cfg.d_spectral_norm` wrap
+the generator's / discriminator's dense and convolution layers in spectral
+normalization (the discriminator then drops its batch norms, as SNGAN's
+"standard CNN" does: they would undo the Lipschitz bound). When `cfg` is
+conditional, G concatenates z with the summed label embeddings, and D adds the
+projection term <sum_a embed_a(label_a), h> on its flattened 4x4 features h.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ import keras
 from keras import layers
 
 from facegan.config import ModelConfig
+from facegan.models.layers import (LabelEmbedding, LabelProjection, maybe_spectral_norm,
+                                   seed_stream)
 
 # PyTorch's batch-norm defaults, which the DCGAN recipe was tuned with
 # (Keras' own momentum of 0.99 makes the inference statistics lag far behind
@@ -47,49 +56,86 @@ def _batch_norm(inits, name: str) -> layers.Layer:
                                      **_BN)
 
 
+def _labels_input(cfg: ModelConfig) -> keras.KerasTensor:
+    return keras.Input(shape=(len(cfg.label_sizes),), dtype="int32", name="labels")
+
+
 def build_generator(cfg: ModelConfig, seed: int = 0) -> keras.Model:
-    """Noise [B, latent_dim] -> images [B, R, R, channels] in [-1, 1] (float32)."""
+    """Noise [B, latent_dim] (and labels [B, A] if conditional) -> images [B, R, R, channels].
+
+    Images are in [-1, 1] and float32 under any precision policy.
+    """
     assert cfg.channels is not None, "resolve model.channels before building models"
     inits = _initializers(seed)
+    extra = seed_stream(seed, salt=10)  # label embeddings and spectral-norm vectors
+
+    def sn(layer: layers.Layer) -> layers.Layer:
+        return maybe_spectral_norm(layer, cfg.g_spectral_norm, next(extra))
+
     z = keras.Input(shape=(cfg.latent_dim,), name="latent")
+    h = z
+    if cfg.conditional:
+        labels = _labels_input(cfg)
+        embedded = LabelEmbedding(cfg.label_sizes, cfg.latent_dim, seed=next(extra),
+                                  spectral_norm=cfg.g_spectral_norm,
+                                  name="label_embedding")(labels)
+        h = layers.Concatenate(name="latent_and_labels")([z, embedded])
     width = block_channels(cfg, 4)
-    x = layers.Dense(4 * 4 * width, use_bias=False, kernel_initializer=next(inits),
-                     name="project")(z)
+    x = sn(layers.Dense(4 * 4 * width, use_bias=False, kernel_initializer=next(inits),
+                        name="project"))(h)
     x = layers.Reshape((4, 4, width), name="to_4x4")(x)
     x = _batch_norm(inits, "bn_4")(x)
     x = layers.ReLU(name="relu_4")(x)
     resolution = 4
     while resolution * 2 < cfg.resolution:
         resolution *= 2
-        x = layers.Conv2DTranspose(block_channels(cfg, resolution), 4, strides=2, padding="same",
-                                   use_bias=False, kernel_initializer=next(inits),
-                                   name=f"up_{resolution}")(x)
+        x = sn(layers.Conv2DTranspose(block_channels(cfg, resolution), 4, strides=2,
+                                      padding="same", use_bias=False,
+                                      kernel_initializer=next(inits),
+                                      name=f"up_{resolution}"))(x)
         x = _batch_norm(inits, f"bn_{resolution}")(x)
         x = layers.ReLU(name=f"relu_{resolution}")(x)
-    x = layers.Conv2DTranspose(cfg.channels, 4, strides=2, padding="same",
-                               kernel_initializer=next(inits), name=f"up_{cfg.resolution}")(x)
+    x = sn(layers.Conv2DTranspose(cfg.channels, 4, strides=2, padding="same",
+                                  kernel_initializer=next(inits),
+                                  name=f"up_{cfg.resolution}"))(x)
     # float32 output even under a mixed-precision policy: images leave the model.
     images = layers.Activation("tanh", dtype="float32", name="tanh")(x)
-    return keras.Model(z, images, name="generator")
+    return keras.Model([z, labels] if cfg.conditional else z, images, name="generator")
 
 
 def build_discriminator(cfg: ModelConfig, seed: int = 0) -> keras.Model:
-    """Images [B, R, R, channels] -> real/fake logits [B, 1] (float32)."""
+    """Images [B, R, R, channels] (and labels [B, A] if conditional) -> logits [B, 1] (float32)."""
     assert cfg.channels is not None, "resolve model.channels before building models"
     inits = _initializers(seed + 1)
+    extra = seed_stream(seed, salt=11)
+    spectral = cfg.d_spectral_norm
+
+    def sn(layer: layers.Layer) -> layers.Layer:
+        return maybe_spectral_norm(layer, spectral, next(extra))
+
     images = keras.Input(shape=(cfg.resolution, cfg.resolution, cfg.channels), name="images")
     resolution = cfg.resolution // 2
-    x = layers.Conv2D(block_channels(cfg, resolution), 4, strides=2, padding="same",
-                      kernel_initializer=next(inits), name=f"down_{resolution}")(images)
+    x = sn(layers.Conv2D(block_channels(cfg, resolution), 4, strides=2, padding="same",
+                         kernel_initializer=next(inits), name=f"down_{resolution}"))(images)
     x = layers.LeakyReLU(0.2, name=f"lrelu_{resolution}")(x)
     while resolution > 4:
         resolution //= 2
-        x = layers.Conv2D(block_channels(cfg, resolution), 4, strides=2, padding="same",
-                          use_bias=False, kernel_initializer=next(inits),
-                          name=f"down_{resolution}")(x)
-        x = _batch_norm(inits, f"bn_{resolution}")(x)
+        x = sn(layers.Conv2D(block_channels(cfg, resolution), 4, strides=2, padding="same",
+                             use_bias=spectral, kernel_initializer=next(inits),
+                             name=f"down_{resolution}"))(x)
+        if not spectral:
+            x = _batch_norm(inits, f"bn_{resolution}")(x)
         x = layers.LeakyReLU(0.2, name=f"lrelu_{resolution}")(x)
-    x = layers.Conv2D(1, 4, padding="valid", kernel_initializer=next(inits), name="logit")(x)
+    features = x  # [B, 4, 4, C]
+    x = sn(layers.Conv2D(1, 4, padding="valid", kernel_initializer=next(inits),
+                         name="logit"))(x)
     logits = layers.Flatten(dtype="float32", name="logits")(x)
-    return keras.Model(images, logits, name="discriminator")
+    if not cfg.conditional:
+        return keras.Model(images, logits, name="discriminator")
+    labels = _labels_input(cfg)
+    h = layers.Flatten(name="features")(features)  # [B, 16 C]
+    projection = LabelProjection(cfg.label_sizes, stddev=0.02, spectral_norm=spectral,
+                                 seed=next(extra), name="projection")([h, labels])
+    logits = layers.Add(dtype="float32", name="logits_with_labels")([logits, projection])
+    return keras.Model([images, labels], logits, name="discriminator")
 

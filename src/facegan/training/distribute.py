@@ -165,7 +165,8 @@ def per_replica_batch(strategy: tf.distribute.Strategy, batch_size: int) -> int:
 
 
 def distributed_batches(strategy: tf.distribute.Strategy, pixels: np.ndarray, batch_size: int,
-                        seed: int, flip: bool, start_step: int) -> Iterator:
+                        seed: int, flip: bool, start_step: int,
+                        labels: np.ndarray | None = None) -> Iterator:
     """An endless iterator of global batches, each replica holding its slice.
 
     Every input pipeline (one per worker) builds the same global batch sequence
@@ -173,20 +174,32 @@ def distributed_batches(strategy: tf.distribute.Strategy, pixels: np.ndarray, ba
     of its own replicas; `distribute_datasets_from_function` hands successive
     elements to a worker's replicas in order. Replica r of step s thus trains
     on rows [r*b, (r+1)*b) of the batch a one-device run trains on at step s.
+
+    With `labels` (int [N, A], aligned with `pixels`) each element is a pair
+    `(images, labels)`, labels int32 [b, A] per replica, sliced like the images.
     """
     replicas = strategy.num_replicas_in_sync
     per_replica = per_replica_batch(strategy, batch_size)
-    image_shape = list(pixels.shape[1:])
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        dataset = training_dataset(pixels, batch_size, seed, flip, start_step=start_step)
+        if labels is None:  # the historical call, which tests may stand in for
+            dataset = training_dataset(pixels, batch_size, seed, flip, start_step=start_step)
+        else:
+            dataset = training_dataset(pixels, batch_size, seed, flip, start_step=start_step,
+                                       labels=labels)
         if replicas == 1:
             return dataset
         local = replicas // context.num_input_pipelines
         first = context.input_pipeline_id * local
 
-        def own_slices(batch: tf.Tensor) -> tf.Tensor:
-            return tf.reshape(batch, [replicas, per_replica, *image_shape])[first:first + local]
+        def own_slice(batch: tf.Tensor) -> tf.Tensor:
+            # [B, ...] -> [replicas, b, ...] -> this pipeline's [local, b, ...]; static
+            # shapes, so the step's input signature keeps them
+            return tf.reshape(batch, [replicas, per_replica, *batch.shape[1:]])[first:first + local]
+
+        def own_slices(*parts: tf.Tensor):
+            sliced = tuple(own_slice(part) for part in parts)  # images, then labels if any
+            return sliced if len(sliced) > 1 else sliced[0]
 
         return dataset.map(own_slices).unbatch().prefetch(tf.data.AUTOTUNE)
 

@@ -29,7 +29,7 @@ from facegan.artifacts.logs import MetricsLog
 from facegan.artifacts.run import Run
 from facegan.artifacts.rundir import (RunDirError, RunLock, RunPaths, create_run_dir,
                                       default_run_dir, open_run_dir, write_config)
-from facegan.config import Config
+from facegan.config import Config, ConfigError
 from facegan.errors import Interrupted
 from facegan.evaluate import Evaluator, ImageSet
 from facegan.data.pipeline import DecodedImages, load_training_images
@@ -40,7 +40,7 @@ from facegan.training.distribute import (PEER_FAILURES, Role, WorkerLost, cluste
 from facegan.training.distribute import describe as describe_strategy
 from facegan.training.health import CollapseMonitor, Diverged, Divergence, OverfitMonitor
 from facegan.training.state import TrainState
-from facegan.training.steps import make_gan_train_step
+from facegan.training.steps import images_per_step, make_train_step
 from facegan.training.stopping import StopRequests
 
 LOGGER_NAME = "facegan"
@@ -53,6 +53,22 @@ def resolve_config(config: Config, source: ImageSource) -> Config:
         model = dataclasses.replace(config.model, channels=source.natural_channels)
         config = dataclasses.replace(config, model=model)
     return config
+
+
+def resolve_labels(config: Config, images: DecodedImages) -> Config:
+    """Records the class counts and values the data's labels resolved to.
+
+    A resumed run must see the same classes it was built with: its stored
+    values are reused while parsing, and a changed count is refused.
+    """
+    if images.labels is None:
+        return config
+    if config.model.label_classes not in (None, images.label_classes):
+        raise ConfigError(
+            f"`model.label_classes` of this run is {config.model.label_classes!r}, but its data "
+            f"now gives {images.label_classes!r}; the labels changed since the run started")
+    return config.with_overrides({"model.label_classes": images.label_classes,
+                                  "data.label_values": images.label_values})
 
 
 def train(config: Config, run_dir: str | Path | None = None, *, overwrite: bool = False,
@@ -80,6 +96,7 @@ def train(config: Config, run_dir: str | Path | None = None, *, overwrite: bool 
     # Missing Inception weights fail here, before the run exists; only the chief evaluates.
     evaluator = _evaluator(config) if role.is_chief else None
     images = _load_images(source, config, progress)  # and unusable data too
+    config = resolve_labels(config, images)
     if not role.is_chief:
         if run_dir is None:
             raise RunDirError("a worker of a multi-worker run needs --run-dir: the chief's run "
@@ -125,6 +142,7 @@ def resume(run_dir: str | Path, steps: int | None = None, *, progress: bool | No
             write_config(paths, config)
         evaluator = _evaluator(config)
         images = _load_images(open_source(config.data.source), config, progress)
+        resolve_labels(config, images)
         return _run(paths, config, images, progress, evaluator, strategy, role)
 
 
@@ -213,10 +231,12 @@ class _Loop:
         self.workers = role.num_workers
         train = config.train
         self.first_batches = self._batches(int(state.step.numpy()))
-        self.train_step = make_gan_train_step(state, config, strategy,
+        self.train_step = make_train_step(state, config, strategy,
                                               self.first_batches.element_spec)
         self.sample_latents = latents_for_seed(train.sample_grid, config.model.latent_dim,
                                                train.seed)
+        # A conditional model samples with the labels of randomly chosen training images.
+        self.sample_labels = sample_labels(images, train.sample_grid, train.seed)
         self.divergence = Divergence(train.max_bad_steps, train.max_rollbacks,
                                      train.rollback_lr_factor)
         pick = np.random.default_rng(train.seed).choice(
@@ -235,8 +255,10 @@ class _Loop:
 
     def _batches(self, step: int) -> Iterator:
         train = self.config.train
-        return distributed_batches(self.strategy, self.images.pixels, train.batch_size,
-                                   train.seed, self.config.data.flip, start_step=step)
+        return distributed_batches(self.strategy, self.images.pixels,
+                                   images_per_step(self.config), train.seed,
+                                   self.config.data.flip, start_step=step,
+                                   labels=self.images.labels)
 
     def run(self, start: int) -> None:
         train = self.config.train
@@ -246,6 +268,7 @@ class _Loop:
         batches = self.first_batches
         step, first = start, True
         self.stops.training_started()
+        deadline = time.monotonic() + train.minutes * 60 if train.minutes else None
         try:
             while step < train.steps:
                 began = time.perf_counter()
@@ -265,12 +288,19 @@ class _Loop:
                         step = self._roll_back(step, bad_streak)
                         batches = self._batches(step)
                         continue
+                # The time budget is decided on the step's own result, the same on
+                # every worker (time is not: a worker would stop alone).
+                last = step == train.steps or (deadline is not None and self._out_of_time(
+                    deadline))
                 # Side work is not counted in img/s: it is not training throughput.
-                if self.chief and (step % train.sample_every == 0 or step == train.steps):
+                if self.chief and (step % train.sample_every == 0 or last):
                     self._sample(step)  # before the log line, which carries its diversity
-                if step % train.log_every == 0 or step == train.steps:
+                if step % train.log_every == 0 or last:
                     self._log(step)
-                self._side_work(step, bad_streak)
+                self._side_work(step, bad_streak, last)
+                if last and step < train.steps:
+                    self.log.info("train.minutes (%g) reached at step %d", train.minutes, step)
+                    break
                 if stop:
                     self._stop(step)
         except KeyboardInterrupt:
@@ -316,7 +346,8 @@ class _Loop:
         values = {k: (v / good if good else float("nan")) for k, v in sums.items()}
         values["skipped"] = float(skipped)
         if self.timed_steps:
-            values["img_per_s"] = self.timed_steps * train.batch_size / self.timed_seconds
+            values["img_per_s"] = (self.timed_steps * images_per_step(self.config)
+                                   / self.timed_seconds)
         values.update(self.pending)
         self.pending = {}
         self._reset_interval()
@@ -329,9 +360,18 @@ class _Loop:
             self.log.warning("step %d: %s", step, warning)
             self.metrics.event(step, "health", warning=warning)
 
-    def _side_work(self, step: int, bad_streak: int) -> None:
+    def _out_of_time(self, deadline: float) -> bool:
+        """Whether the budget is spent, agreed by every worker (the chief's clock decides)."""
+        over = time.monotonic() >= deadline
+        if self.workers == 1:
+            return over
+        # One tiny all-reduce, only under a time budget: the chief's answer wins.
+        flag = tf.constant(float(over and self.chief))
+        return float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(
+            lambda x: x, args=(flag,)), axis=None)) > 0
+
+    def _side_work(self, step: int, bad_streak: int, last: bool) -> None:
         train = self.config.train
-        last = step == train.steps
         if self.eval and (step % train.eval_every == 0 or last):
             self.eval(step, self.metrics)
         self.checkpoint_due |= step % train.checkpoint_every == 0
@@ -341,7 +381,7 @@ class _Loop:
             self._save()
 
     def _sample(self, step: int) -> None:
-        samples = generate_uint8(self.state.generator, self.sample_latents)
+        samples = generate_uint8(self.state.sampler, self.sample_latents, labels=self.sample_labels)
         grid = make_grid(samples)
         save_png(grid, self.paths.sample_grid(step))
         self.metrics.image(step, "samples", grid)
@@ -446,6 +486,7 @@ class InTrainingEval:
         pick = np.sort(np.random.default_rng(train.seed).permutation(len(images))[:count])
         self.real = ImageSet.real(images.pixels[pick], f"{count} training images")
         self.latents = latents_for_seed(train.eval_num, config.model.latent_dim, train.seed + 1)
+        self.labels = sample_labels(images, train.eval_num, train.seed + 1)
         self.best_dir = paths.checkpoints / "best"
         self.best_file = self.best_dir / "best.json"
         self.best = CheckpointStore(state.checkpoint(), self.best_dir, keep=1, name="best")
@@ -453,7 +494,7 @@ class InTrainingEval:
                          if self.best_file.exists() else float("inf"))
 
     def __call__(self, step: int, metrics: MetricsLog) -> None:
-        pixels = generate_uint8(self.state.generator, self.latents)
+        pixels = generate_uint8(self.state.sampler, self.latents, labels=self.labels)
         fake = ImageSet(pixels, f"{len(pixels)} samples at step {step}")
         results = self.evaluator.compare(fake, self.real, self.METRICS)
         metrics.scalars(step, {"eval/fid": results["fid"], "eval/face_rate": results["face_rate"]},
@@ -467,6 +508,14 @@ class InTrainingEval:
             partial.replace(self.best_file)
         self.log.info("eval at step %d: FID %.2f, face rate %.3f%s", step, results["fid"],
                       results["face_rate"], "  (best so far)" if improved else "")
+
+
+def sample_labels(images: DecodedImages, count: int, seed: int) -> np.ndarray | None:
+    """Labels of `count` training images drawn with replacement (None: unconditional)."""
+    if images.labels is None:
+        return None
+    pick = np.random.default_rng(seed).integers(0, len(images.labels), count)
+    return images.labels[pick]
 
 
 def _show(log: logging.Logger, bar, record: dict, total: int) -> None:

@@ -1,0 +1,513 @@
+"""Class labels for conditional training, read from file names or a CSV file.
+
+`data.labels` says where an item's attributes come from:
+
+- `pattern:REGEX`: the named groups of a regular expression, searched in the
+  item's path relative to the data folder (as the source lists it) and, if that
+  does not match, in its file name alone (so `^`-anchored patterns also work when
+  the images sit in a sub-folder or a zip's top folder). UTKFace:
+  `pattern:^(?P<age>\\d+)_(?P<gender>\\d)_(?P<race>\\d)_`.
+- `csv:PATH`: a CSV file with a header row; its first column names the item
+  (its relative path, or just its file name), every other column is an attribute.
+
+Each attribute becomes a class index. An attribute named in `data.label_bins`
+is numeric and binned: class i holds the values in [edge i, edge i+1). Every
+other attribute is categorical: one class per distinct value, sorted (as numbers
+when all values are numbers). The resolved categorical values are stored in the
+run's `data.label_values` and the class counts in `model.label_classes`, so a
+resumed run, `generate` and `evaluate` map indices back to the same values even
+if the data changes.
+
+An item without labels (no match, no CSV row, a value outside the bins) is
+skipped with a reason, like a broken file; it never stops a run.
+
+This module imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import re
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from facegan.config import DataConfig, parse_label_classes
+from facegan.data.sources import DataError
+
+__all__ = ["Attribute", "LabelError", "LabelSchema", "ItemLabels", "label_items",
+           "read_attributes", "parse_label_bins", "parse_label_values", "parse_label_requests",
+           "schema_from_config"]
+
+# Characters that the stored forms `gender:2,age:7` and `gender=0,1;race=0,1` use as
+# separators: they cannot appear in attribute names or categorical values.
+_SEPARATORS = frozenset(",;=:")
+_ATTRIBUTE_NAME = re.compile(r"[\w.\-]+")
+
+
+class LabelError(DataError):
+    """Labels cannot be read, or a requested label does not exist (one line, exit 2)."""
+
+
+# ------------------------------------------------------------------ one attribute
+
+
+@dataclasses.dataclass(frozen=True)
+class Attribute:
+    """One conditioning attribute and how its raw values become class indices.
+
+    Attributes:
+        name: the attribute (a regex group name or a CSV column header).
+        edges: binned numeric attribute: class i holds values in
+            [edges[i], edges[i + 1]); empty for a categorical attribute.
+        values: categorical attribute: class i is `values[i]`; empty when binned.
+    """
+
+    name: str
+    edges: tuple[float, ...] = ()
+    values: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        assert bool(self.edges) != bool(self.values), "binned or categorical, not both"
+
+    @property
+    def binned(self) -> bool:
+        return bool(self.edges)
+
+    @property
+    def classes(self) -> int:
+        return len(self.edges) - 1 if self.binned else len(self.values)
+
+    def class_of(self, raw: str) -> int | None:
+        """The class index of a raw value; None if the value has no class."""
+        if self.binned:
+            number = _number(raw)
+            if number is None or not self.edges[0] <= number < self.edges[-1]:
+                return None
+            # bisect: the last edge <= number; edges are few, a scan is clearest
+            return max(i for i, edge in enumerate(self.edges[:-1]) if edge <= number)
+        if raw in self.values:
+            return self.values.index(raw)
+        # "1.0" asks for the class "1" when the values are numbers
+        number = _number(raw)
+        if number is not None:
+            for index, value in enumerate(self.values):
+                if _number(value) == number:
+                    return index
+        return None
+
+    def class_names(self) -> list[str]:
+        """Readable names of the classes, in index order: `age 20–30`, `gender 1`."""
+        if self.binned:
+            return [f"{self.name} {_edge(low)}–{_edge(high)}"
+                    for low, high in zip(self.edges[:-1], self.edges[1:])]
+        return [f"{self.name} {value}" for value in self.values]
+
+    def allowed(self) -> str:
+        """What a value of this attribute may be, for error messages."""
+        if self.binned:
+            bins = ", ".join(f"{_edge(a)}–{_edge(b)}" for a, b in zip(self.edges[:-1],
+                                                                       self.edges[1:]))
+            return (f"a number from {_edge(self.edges[0])} to below {_edge(self.edges[-1])} "
+                    f"(classes {bins})")
+        return "one of " + ", ".join(self.values)
+
+    def why_unlabelled(self, raw: str) -> str:
+        """The reason an item whose value is `raw` has no class (for the failure list)."""
+        if self.binned:
+            if _number(raw) is None:
+                return f"{self.name} {raw!r} is not a number (data.label_bins bins it)"
+            return (f"{self.name} {raw} is outside data.label_bins "
+                    f"[{_edge(self.edges[0])}, {_edge(self.edges[-1])})")
+        return f"{self.name} {raw!r} is not one of the run's values ({', '.join(self.values)})"
+
+
+# ------------------------------------------------------------------ all attributes
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelSchema:
+    """The conditioning attributes of a run, in order (the columns of a label array)."""
+
+    attributes: tuple[Attribute, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [attribute.name for attribute in self.attributes]
+
+    @property
+    def label_classes(self) -> str:
+        """For `model.label_classes`: `age:7,gender:2,race:5`."""
+        return ",".join(f"{a.name}:{a.classes}" for a in self.attributes)
+
+    @property
+    def label_values(self) -> str:
+        """For `data.label_values`: `gender=0,1;race=0,1,2,3,4` (categorical attributes only)."""
+        return ";".join(f"{a.name}={','.join(a.values)}" for a in self.attributes
+                        if not a.binned)
+
+    def attribute(self, name: str) -> Attribute:
+        """The attribute called `name`.
+
+        Raises:
+            LabelError: there is none; the message lists the run's attributes.
+        """
+        for attribute in self.attributes:
+            if attribute.name == name:
+                return attribute
+        raise LabelError(f"the run has no label attribute `{name}`; its attributes: "
+                         f"{', '.join(self.names)}")
+
+    def class_names(self, name: str) -> list[str]:
+        """Readable names of every class of attribute `name` (for per-label sample grids)."""
+        return self.attribute(name).class_names()
+
+    def encode(self, request: Mapping[str, str]) -> list[int | None]:
+        """Maps a request like {"gender": "1", "age": "25"} to class indices.
+
+        Args:
+            request: attribute -> raw value, as a user types it (`--label age=25`).
+                A binned attribute takes a number inside its bins; a categorical
+                one takes one of its values.
+
+        Returns:
+            One entry per attribute, in schema order: its class index, or None
+            for an attribute the request leaves open (the caller chooses, e.g. at
+            random).
+
+        Raises:
+            LabelError: an unknown attribute or a value without a class; the
+                message names the attribute and what it allows.
+        """
+        chosen: dict[str, int] = {}
+        for name, raw in request.items():
+            if name not in self.names:
+                raise LabelError(f"label {name}={raw}: the run has no label attribute `{name}`; "
+                                 f"its attributes: {', '.join(self.names)}")
+            attribute = self.attribute(name)
+            index = attribute.class_of(str(raw).strip())
+            if index is None:
+                raise LabelError(f"label {name}={raw}: {name} must be {attribute.allowed()}")
+            chosen[name] = index
+        return [chosen.get(name) for name in self.names]
+
+
+def schema_from_config(data_cfg: DataConfig, label_classes: str) -> LabelSchema:
+    """Rebuilds a resolved run's schema from its config.
+
+    Args:
+        data_cfg: the run's data section (`label_bins`, `label_values`).
+        label_classes: the run's `model.label_classes` (attribute order and counts).
+
+    Raises:
+        LabelError: the three settings do not describe the same attributes.
+    """
+    bins = parse_label_bins(data_cfg.label_bins)
+    values = parse_label_values(data_cfg.label_values)
+    attributes = []
+    for name, count in parse_label_classes(label_classes):
+        if name in bins:
+            attribute = Attribute(name, edges=bins[name])
+        elif name in values:
+            attribute = Attribute(name, values=values[name])
+        else:
+            raise LabelError(f"`model.label_classes` names `{name}`, which neither "
+                             f"data.label_bins nor data.label_values describes")
+        if attribute.classes != count:
+            raise LabelError(f"`model.label_classes` gives `{name}` {count} classes but the "
+                             f"data settings give it {attribute.classes}")
+        attributes.append(attribute)
+    return LabelSchema(tuple(attributes))
+
+
+# ------------------------------------------------------------------ parsing settings
+
+
+def parse_label_bins(text: str) -> dict[str, tuple[float, ...]]:
+    """`age=0,13,20;height=0,150,200` -> {"age": (0.0, 13.0, 20.0), ...} (validated by config)."""
+    bins = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, _, edges = part.partition("=")
+        bins[name.strip()] = tuple(float(edge) for edge in edges.split(","))
+    return bins
+
+
+def parse_label_values(text: str) -> dict[str, tuple[str, ...]]:
+    """`gender=0,1;race=0,1,2` -> {"gender": ("0", "1"), "race": ("0", "1", "2")}."""
+    values = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, sep, listed = part.partition("=")
+        entries = tuple(value.strip() for value in listed.split(","))
+        if not sep or not name.strip() or not all(entries):
+            raise LabelError(f"`data.label_values` must be NAME=VALUE,VALUE,... with `;` "
+                             f"between attributes; received {text!r}")
+        values[name.strip()] = entries
+    return values
+
+
+def parse_label_requests(items: Sequence[str]) -> dict[str, str]:
+    """Command-line requests `["gender=1", "age=25"]` -> {"gender": "1", "age": "25"}.
+
+    Raises:
+        LabelError: an item is not NAME=VALUE, or names an attribute twice.
+    """
+    request: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name or not value:
+            raise LabelError(f"a label request must be NAME=VALUE, e.g. gender=1; "
+                             f"received {item!r}")
+        if name in request:
+            raise LabelError(f"label `{name}` is requested twice ({request[name]} and {value})")
+        request[name] = value
+    return request
+
+
+# ------------------------------------------------------------------ labelling items
+
+
+@dataclasses.dataclass
+class ItemLabels:
+    """The labels of a list of items.
+
+    Attributes:
+        labels: int32 [N, A]: class indices, in schema order; -1 in the rows of
+            unlabelled items.
+        labelled: bool [N]: which items have labels.
+        unlabelled: (name, reason) of each item without labels (raw names, in
+            item order).
+        schema: the attributes, with the categorical values resolved.
+    """
+
+    labels: np.ndarray
+    labelled: np.ndarray
+    unlabelled: list[tuple[str, str]]
+    schema: LabelSchema
+
+
+def label_items(names: Sequence[str], data_cfg: DataConfig) -> ItemLabels:
+    """Reads the labels of `names` as `data_cfg.labels` says, and resolves the classes.
+
+    Categorical values come from `data_cfg.label_values` when it is set (a
+    resumed run keeps its class indices), else from the labelled items.
+
+    Args:
+        names: item names as the source lists them (relative paths).
+        data_cfg: `labels`, `label_bins` and `label_values`.
+
+    Returns:
+        The labels; unlabelled items are reported, not raised.
+
+    Raises:
+        LabelError: the settings cannot work (no such CSV file or column, bins of
+            an attribute the data lacks, an attribute with one class) or no item
+            at all has labels.
+    """
+    assert data_cfg.labels, "label_items needs data.labels"
+    attribute_names, raw, reasons = read_attributes(data_cfg.labels, names)
+    bins = parse_label_bins(data_cfg.label_bins)
+    stored = parse_label_values(data_cfg.label_values)
+    for name in list(bins) + list(stored):
+        if name not in attribute_names:
+            field = "data.label_bins" if name in bins else "data.label_values"
+            raise LabelError(f"`{field}` names `{name}`, which data.labels does not provide; "
+                             f"it provides {', '.join(attribute_names)}")
+
+    # First the binned attributes and the stored values, which need no other item...
+    fixed = {name: Attribute(name, edges=edges) for name, edges in bins.items()}
+    fixed.update({name: Attribute(name, values=values) for name, values in stored.items()
+                  if name not in bins})
+    for index, row in enumerate(raw):
+        if row is not None:
+            reason = _check_row(row, attribute_names, fixed)
+            if reason:
+                raw[index], reasons[index] = None, reason
+    # ...then the other categorical values, from the items that are still labelled.
+    attributes = []
+    for column, name in enumerate(attribute_names):
+        if name in fixed:
+            attributes.append(fixed[name])
+            continue
+        distinct = _sorted_values({row[column] for row in raw if row is not None})
+        attributes.append(Attribute(name, values=distinct) if distinct else None)
+
+    labelled = np.array([row is not None for row in raw], dtype=bool)
+    if not labelled.any():
+        first = next(iter(sorted(reasons.items())), None)
+        example = f" (first: {names[first[0]]}: {first[1]})" if first else ""
+        raise LabelError(f"`data.labels` {data_cfg.labels!r} gives labels to none of the "
+                         f"{len(names)} images{example}")
+    schema = LabelSchema(tuple(attributes))
+    for attribute in schema.attributes:
+        if attribute.classes < 2:
+            only = f" ({attribute.values[0]!r})" if attribute.values else ""
+            raise LabelError(f"label attribute `{attribute.name}` has a single class{only} "
+                             f"over the {int(labelled.sum())} labelled images; a conditioning "
+                             f"attribute needs at least 2 (leave it out of data.labels)")
+
+    labels = np.full((len(names), len(attribute_names)), -1, np.int32)  # [N, A]
+    for index, row in enumerate(raw):
+        if row is not None:
+            labels[index] = [a.class_of(value) for a, value in zip(schema.attributes, row)]
+    unlabelled = [(names[i], reasons[i]) for i in sorted(reasons)]
+    return ItemLabels(labels, labelled, unlabelled, schema)
+
+
+def _check_row(row: list[str], attribute_names: list[str],
+               fixed: Mapping[str, Attribute]) -> str | None:
+    """Why a row of raw values cannot be labelled; None if it can."""
+    for name, value in zip(attribute_names, row):
+        if not value:
+            return f"no value for {name}"
+        attribute = fixed.get(name)
+        if attribute is not None:
+            if attribute.class_of(value) is None:
+                return attribute.why_unlabelled(value)
+        elif _SEPARATORS & set(value):
+            return (f"{name} {value!r} contains one of {''.join(sorted(_SEPARATORS))}, which "
+                    f"data.label_values cannot store")
+    return None
+
+
+def read_attributes(spec: str, names: Sequence[str]
+                    ) -> tuple[list[str], list[list[str] | None], dict[int, str]]:
+    """The raw attribute values of each item, as `data.labels` finds them.
+
+    Args:
+        spec: `pattern:REGEX` or `csv:PATH`.
+        names: item names as the source lists them.
+
+    Returns:
+        (attribute names, raw values per item (None when the item has none),
+        {item index: reason} for the items without values).
+
+    Raises:
+        LabelError: the CSV file cannot be read or has no attribute columns.
+    """
+    kind, _, argument = spec.partition(":")
+    if kind == "pattern":
+        return _read_pattern(argument, names)
+    assert kind == "csv", spec  # DataConfig validates the prefix
+    return _read_csv(Path(argument).expanduser(), names)
+
+
+def _read_pattern(pattern: str, names: Sequence[str]
+                  ) -> tuple[list[str], list[list[str] | None], dict[int, str]]:
+    compiled = re.compile(pattern)
+    # groupindex maps name -> group number; the group order is the attribute order
+    groups = sorted(compiled.groupindex, key=compiled.groupindex.__getitem__)
+    raw: list[list[str] | None] = []
+    reasons: dict[int, str] = {}
+    for index, name in enumerate(names):
+        match = compiled.search(name) or compiled.search(_file_name(name))
+        if match is None:
+            raw.append(None)
+            reasons[index] = "no labels: the name does not match the data.labels pattern"
+            continue
+        missing = [group for group in groups if match.group(group) is None]
+        if missing:
+            raw.append(None)
+            reasons[index] = f"no labels: the pattern matched without {', '.join(missing)}"
+            continue
+        raw.append([match.group(group).strip() for group in groups])
+    return groups, raw, reasons
+
+
+def _read_csv(path: Path, names: Sequence[str]
+              ) -> tuple[list[str], list[list[str] | None], dict[int, str]]:
+    header, rows = _csv_rows(path)
+    attribute_names = header[1:]
+    by_key: dict[str, list[list[str]]] = {}
+    for row in rows:
+        by_key.setdefault(_normalise(row[0]), []).append(row[1:])
+    # An item is found by its relative path, or by its file name when the CSV lists
+    # bare file names; a file name shared by several items is ambiguous.
+    name_counts: dict[str, int] = {}
+    for name in names:
+        name_counts[_file_name(name)] = name_counts.get(_file_name(name), 0) + 1
+
+    raw: list[list[str] | None] = []
+    reasons: dict[int, str] = {}
+    for index, name in enumerate(names):
+        key = _normalise(name)
+        found = by_key.get(key)
+        if found is None and _file_name(name) in by_key:
+            if name_counts[_file_name(name)] > 1:
+                raw.append(None)
+                reasons[index] = (f"no labels: the CSV row {_file_name(name)!r} matches "
+                                  f"{name_counts[_file_name(name)]} files; use relative paths")
+                continue
+            found = by_key[_file_name(name)]
+        if found is None:
+            raw.append(None)
+            reasons[index] = f"no labels: no row in {path.name}"
+        elif len(found) > 1 and any(values != found[0] for values in found):
+            raw.append(None)
+            reasons[index] = f"no labels: {len(found)} different rows in {path.name}"
+        else:
+            raw.append(found[0])
+    return attribute_names, raw, reasons
+
+
+def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    """The header and the data rows (cells stripped; short rows padded with '')."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:  # -sig: Excel's BOM
+            table = [[cell.strip() for cell in row] for row in csv.reader(file)]
+    except FileNotFoundError:
+        raise LabelError(f"`data.labels` csv file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise LabelError(f"`data.labels` csv file {str(path)!r} cannot be read: {err}") from None
+    table = [row for row in table if any(row)]  # blank lines
+    if not table or len(table[0]) < 2:
+        raise LabelError(f"`data.labels` csv file {str(path)!r} needs a header row and at "
+                         f"least two columns (the file name, then attributes)")
+    header = table[0]
+    attributes = header[1:]
+    bad = [name for name in attributes if not _ATTRIBUTE_NAME.fullmatch(name)]
+    if bad or len(set(attributes)) != len(attributes):
+        raise LabelError(f"`data.labels` csv file {str(path)!r}: attribute columns need "
+                         f"distinct names of letters, digits, `_`, `.` or `-`; its header "
+                         f"is {', '.join(header)}")
+    width = len(header)
+    rows = [(row + [""] * width)[:width] for row in table[1:]]
+    return header, rows
+
+
+# ------------------------------------------------------------------ small helpers
+
+
+def _file_name(name: str) -> str:
+    return _normalise(name).rsplit("/", 1)[-1]
+
+
+def _normalise(name: str) -> str:
+    """A path in one spelling: `/` between parts, no leading `./`."""
+    name = name.strip().replace(os.sep, "/")
+    while name.startswith("./"):
+        name = name[2:]
+    return name
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _sorted_values(values: set[str]) -> tuple[str, ...]:
+    """In numeric order when every value is a number (2 before 10), else in text order."""
+    if all(_number(value) is not None for value in values):
+        return tuple(sorted(values, key=lambda value: (_number(value), value)))
+    return tuple(sorted(values))
+
+
+def _edge(value: float) -> str:
+    return f"{value:g}"

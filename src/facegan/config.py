@@ -37,7 +37,7 @@ ARCHITECTURES = ("dcgan", "resnet", "stylegan2")
 LOSSES = ("nonsaturating", "hinge", "wasserstein", "least_squares")
 AUGMENTS = ("none", "diffaugment", "ada")
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 UPDATES = ("simultaneous", "alternating")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 
@@ -347,8 +347,11 @@ class TrainConfig:
         ema_rampup: early in a run the half-life is at most this fraction of
             the images seen so far, so the average does not drag the random
             initial weights along (StyleGAN2's 0.05); 0 = no ramp-up.
-        precision: `float32`, `mixed_bfloat16` or `mixed_float16` (with dynamic
-            loss scaling); losses and discriminator outputs stay float32.
+        precision: `float32`, `mixed_bfloat16`, `mixed_float16` (with dynamic
+            loss scaling) or `auto` (resolved when a run starts and saved:
+            mixed_bfloat16 on TPUs, GPUs from compute capability 8.0 and CPUs
+            with AVX512_BF16 or AMX; mixed_float16 on GPUs 7.x; else float32).
+            Losses and discriminator outputs stay float32.
         minutes: stop training after this many minutes of the training loop
             (start-up not counted), as if `steps` had been reached; 0 = no limit.
             A resumed run gets the budget again.

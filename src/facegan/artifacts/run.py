@@ -44,7 +44,8 @@ class Run:
         """The sampling generator restored from `checkpoint` (default: the latest).
 
         That is the moving average of the generator's weights when the run
-        keeps one (`train.ema_kimg` > 0), else the generator itself.
+        keeps one (`train.ema_kimg` > 0), else the generator itself, computing
+        in float32 even if the run trained in mixed precision.
 
         Raises:
             RunDirError: if the run has no checkpoint yet.
@@ -53,10 +54,9 @@ class Run:
         if path is None:
             raise RunDirError(f"run {str(self.directory)!r} has no checkpoint yet")
         if self._generator is None or path != self._checkpoint_path:
-            from facegan.training.state import precision_policy
-
-            with precision_policy(self.config.train.precision):
-                generator = build_generator(self.config.model, seed=self.config.train.seed)
+            # Built in float32 whatever the run trained in: the weights are float32
+            # either way, and sampling at full precision costs little.
+            generator = build_generator(self.config.model, seed=self.config.train.seed)
             name = "generator_ema" if self.config.train.ema_kimg > 0 else "generator"
             # expect_partial: the checkpoint also holds D and optimizers, unused here.
             tf.train.Checkpoint(**{name: generator}).restore(path).expect_partial()

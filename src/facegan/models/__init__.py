@@ -71,6 +71,8 @@ def synthesize(generator: keras.Model, z: tf.Tensor, labels: tf.Tensor | None = 
         raise ValueError("this generator is conditional: pass labels [B, A] (int class indices)")
     if not conditional and labels is not None:
         raise ValueError("this generator is unconditional: it takes no labels")
+    if conditional:
+        labels = tf.cast(tf.convert_to_tensor(labels), tf.int32)  # numpy from callers is fine
     if getattr(generator, "supports_truncation", False):
         inputs = [z, labels] if conditional else z
         return generator(inputs, training=training, truncation=truncation)

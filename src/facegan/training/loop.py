@@ -39,6 +39,7 @@ from facegan.training.distribute import (PEER_FAILURES, Role, WorkerLost, cluste
                                          distributed_batches, make_strategy, per_replica_batch)
 from facegan.training.distribute import describe as describe_strategy
 from facegan.training.health import CollapseMonitor, Diverged, Divergence, OverfitMonitor
+from facegan.training.precision import resolve_precision
 from facegan.training.state import TrainState
 from facegan.training.steps import images_per_step, make_train_step
 from facegan.training.stopping import StopRequests
@@ -93,6 +94,8 @@ def train(config: Config, run_dir: str | Path | None = None, *, overwrite: bool 
     per_replica_batch(strategy, config.train.batch_size)
     source = open_source(config.data.source)
     config = resolve_config(config, source)
+    config = config.with_overrides({"train.precision": resolve_precision(config.train.precision,
+                                                                         strategy)})
     # Missing Inception weights fail here, before the run exists; only the chief evaluates.
     evaluator = _evaluator(config) if role.is_chief else None
     images = _load_images(source, config, progress)  # and unusable data too

@@ -99,3 +99,36 @@ def face_folder(tmp_path_factory) -> Path:
     for i in range(24):
         _face_like(20, 100 + i).save(root / f"face{i:02d}.png")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, face_folder) -> Path:
+    """A finished tiny unconditional run (16 px, latent 16, 2 steps, with EMA): its directory.
+
+    Shared by every test that only reads a run (generate, export, serve,
+    interpolate, project); tests must not write into it.
+    """
+    import facegan
+
+    config = tiny_config(str(face_folder), steps=2, ema_kimg=0.01)
+    run = facegan.train(config, tmp_path_factory.mktemp("tiny-run") / "run", progress=False)
+    return run.directory
+
+
+@pytest.fixture(scope="session")
+def tiny_conditional_run(tmp_path_factory) -> Path:
+    """A finished tiny class-conditional run: attributes age (bins 0-30, 30-120) and gender (0, 1)."""
+    import facegan
+
+    data = tmp_path_factory.mktemp("labelled-faces")
+    rng = np.random.default_rng(0)
+    for i in range(24):  # UTKFace-style names: age_gender_race_date.jpg.chip.jpg
+        gender, age = i % 2, 10 + 3 * i
+        pixels = np.clip(rng.normal(60 + 150 * gender, 10, (20, 20, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(data / f"{age}_{gender}_0_2017{i:04d}.jpg.chip.jpg",
+                                     format="JPEG")
+    config = tiny_config(str(data), steps=2).with_overrides({
+        "data.labels": r"pattern:^(?P<age>\d+)_(?P<gender>\d)_",
+        "data.label_bins": "age=0,30,120"})
+    run = facegan.train(config, tmp_path_factory.mktemp("tiny-cond-run") / "run", progress=False)
+    return run.directory

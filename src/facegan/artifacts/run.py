@@ -9,8 +9,9 @@ import numpy as np
 import tensorflow as tf
 
 from facegan.artifacts.rundir import RunDirError, RunPaths, open_run_dir
+from facegan.artifacts.sampler import Sampler
 from facegan.config import Config
-from facegan.models import build_generator, generate_uint8, latents_for_seed
+from facegan.models import build_generator, latents_for_seed
 
 
 class Run:
@@ -25,6 +26,7 @@ class Run:
         self.paths = paths
         self.config = config
         self._generator: keras.Model | None = None
+        self._sampler: Sampler | None = None
         self._checkpoint_path: str | None = None
 
     @property
@@ -61,7 +63,30 @@ class Run:
             # expect_partial: the checkpoint also holds D and optimizers, unused here.
             tf.train.Checkpoint(**{name: generator}).restore(path).expect_partial()
             self._generator, self._checkpoint_path = generator, path
+            self._sampler = None
         return self._generator
+
+    def sampler(self, checkpoint: str | None = None) -> Sampler:
+        """The compiled uint8 sampling functions around `generator(checkpoint)`.
+
+        `generate`, the web page and `export` all sample through it, so their
+        images agree bit for bit.
+        """
+        generator = self.generator(checkpoint)
+        if self._sampler is None or self._sampler.generator is not generator:
+            self._sampler = Sampler(generator, self.config.model.latent_dim,
+                                    len(self.config.model.label_sizes))
+        return self._sampler
+
+    def latents(self, n: int, seed: int = 0) -> np.ndarray:
+        """The latents [n, Z] that `generate(n, seed)` uses; row i from (seed, i)."""
+        return latents_for_seed(n, self.config.model.latent_dim, seed).numpy()
+
+    def latents_for_seeds(self, seeds) -> np.ndarray:
+        """Latents [N, Z], one per seed: seed s's face is `generate(1, seed=s)`'s."""
+        dim = self.config.model.latent_dim
+        rows = [latents_for_seed(1, dim, int(s)).numpy()[0] for s in seeds]
+        return np.stack(rows) if rows else np.zeros((0, dim), np.float32)
 
     def labels_for(self, n: int, seed: int,
                    request: dict[str, str] | None = None) -> np.ndarray | None:
@@ -110,16 +135,36 @@ class Run:
             truncation: psi in [0, 1]: 1 = the full distribution; lower trades
                 variety for typical, cleaner faces.
         """
-        generator = self.generator()
-        if not 0.0 <= truncation <= 1.0:
-            raise RunDirError(f"truncation must be from 0 to 1; received {truncation}")
-        if n == 0:
-            model = self.config.model
-            return np.zeros((0, model.resolution, model.resolution, model.channels), np.uint8)
         if labels is None or isinstance(labels, dict):
             labels = self.labels_for(n, seed, labels)
-        return generate_uint8(generator, latents_for_seed(n, self.config.model.latent_dim, seed),
-                              batch_size, labels=labels, truncation=truncation)
+        return self.generate_from_latents(self.latents(n, seed), labels=labels,
+                                          truncation=truncation, batch_size=batch_size)
+
+    def generate_from_latents(self, latents: np.ndarray, *, labels: np.ndarray | None = None,
+                              truncation: float = 1.0, batch_size: int = 64) -> np.ndarray:
+        """uint8 images [N, R, R, C] from latents [N, Z] (and class indices [N, A]).
+
+        The same compiled function as `generate` and the exported SavedModel.
+
+        Raises:
+            RunDirError: truncation outside [0, 1], labels for an unconditional
+                run or none for a conditional one, latents of the wrong shape.
+        """
+        if not 0.0 <= truncation <= 1.0:
+            raise RunDirError(f"truncation must be from 0 to 1; received {truncation}")
+        model = self.config.model
+        latents = np.asarray(latents, np.float32)
+        if latents.ndim != 2 or latents.shape[1] != model.latent_dim:
+            raise RunDirError(f"latents must have shape [N, {model.latent_dim}]; "
+                              f"received {list(latents.shape)}")
+        if model.conditional != (labels is not None):
+            raise RunDirError(f"run {str(self.directory)!r} is "
+                              f"{'' if model.conditional else 'not '}class-conditional: "
+                              f"{'pass labels' if model.conditional else 'it takes no labels'}")
+        if len(latents) == 0:
+            return np.zeros((0, model.resolution, model.resolution, model.channels), np.uint8)
+        return self.sampler().images(latents, labels=labels, truncation=truncation,
+                                     batch_size=batch_size)
 
 
 def load(run_dir: str | Path) -> Run:

@@ -87,6 +87,33 @@ def latents_for_seed(n: int, latent_dim: int, seed: int) -> tf.Tensor:
     return tf.stack(rows) if rows else tf.zeros([0, latent_dim])
 
 
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray | float) -> np.ndarray:
+    """Spherical interpolation between latents a and b ([Z] or [N, Z]) at t in [0, 1].
+
+    Gaussian latents live near a sphere of radius sqrt(Z); a straight line
+    between two of them passes through the low-norm middle, where a generator
+    has seen few latents, so walks along it fade to an "average" face. slerp
+    follows the great circle instead (the norm is interpolated linearly).
+    Returns [len(t), Z] for an array t, else the shape of a.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    ts = np.asarray(t, np.float64)
+    scalar = ts.ndim == 0
+    ts = ts.reshape(-1, *([1] * a.ndim))
+    norm_a, norm_b = np.linalg.norm(a, axis=-1, keepdims=True), np.linalg.norm(b, axis=-1, keepdims=True)
+    unit_a, unit_b = a / np.maximum(norm_a, 1e-12), b / np.maximum(norm_b, 1e-12)
+    omega = np.arccos(np.clip(np.sum(unit_a * unit_b, axis=-1, keepdims=True), -1.0, 1.0))
+    sin_omega = np.sin(omega)
+    # Nearly parallel latents: the great circle is a straight line.
+    safe = sin_omega > 1e-6
+    weight_a = np.where(safe, np.sin((1.0 - ts) * omega) / np.where(safe, sin_omega, 1.0), 1.0 - ts)
+    weight_b = np.where(safe, np.sin(ts * omega) / np.where(safe, sin_omega, 1.0), ts)
+    direction = weight_a * unit_a + weight_b * unit_b
+    direction /= np.maximum(np.linalg.norm(direction, axis=-1, keepdims=True), 1e-12)
+    out = direction * ((1.0 - ts) * norm_a + ts * norm_b)
+    return (out[0] if scalar else out).astype(np.float32)
+
+
 def to_uint8(images: tf.Tensor) -> np.ndarray:
     """Generator output in [-1, 1] -> uint8 numpy [N, H, W, C]."""
     scaled = tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5)

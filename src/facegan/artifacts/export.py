@@ -1,0 +1,248 @@
+"""Export a run's sampling generator for serving: SavedModel, TFLite or Keras.
+
+SavedModel (TensorFlow Serving layout, `NAME/VERSION/`): signatures
+
+    serving_default, from_seed   seed int64 [N]                      -> images uint8 [N, H, W, C]
+    from_seed_truncated          seed int64 [N], truncation float32 []
+    from_latent                  latent float32 [N, Z]
+    from_latent_truncated        latent float32 [N, Z], truncation float32 []
+
+and, for a class-conditional run, `labels` int32 [N, A] in every signature
+(class indices, attributes in the order of `facegan.json`). They are the
+functions `facegan generate` runs (`artifacts/sampler.py`), so a process that
+loads the SavedModel with TensorFlow alone gets the same uint8 images, bit for
+bit, for the same latents. `assets.extra/facegan.json` describes the model:
+resolution, latent size, the seed convention, the attributes and their class
+names, the run and step it came from.
+
+TFLite: `from_latent` and `from_latent_truncated` in one `.tflite` file, with
+builtin operations only (seeds would need TensorFlow's random ops through the
+Flex delegate; the caller draws latents instead).
+
+Keras: the generator itself as a `.keras` file (latents [N, Z] and labels ->
+float images in [-1, 1]), for fine-tuning or embedding in a Keras model;
+loading it needs facegan installed (its custom layers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import tensorflow as tf
+
+from facegan.artifacts.rundir import RunDirError
+from facegan.artifacts.run import Run
+from facegan.artifacts.sampler import Sampler
+
+FORMATS = ("savedmodel", "tflite", "keras")
+# Seeds need TensorFlow's stateless random ops, which TFLite runs only through the
+# Flex delegate (missing from tf.lite.Interpreter and most mobile runtimes): the
+# TFLite model takes latents, drawn by the caller.
+TFLITE_SIGNATURES = ("from_latent", "from_latent_truncated")
+METADATA_FILE = "facegan.json"
+
+
+class ExportError(RunDirError):
+    """An export that cannot be written as asked (exit code 2)."""
+
+
+def default_output(run: Run, fmt: str) -> Path:
+    """Where `export` writes when no --out is given: inside the run's `export/` folder."""
+    name = _model_name(run)
+    if fmt == "savedmodel":
+        return run.directory / "export" / name
+    suffix = ".tflite" if fmt == "tflite" else ".keras"
+    return run.directory / "export" / f"{name}-step{run.step}{suffix}"
+
+
+def export(run: Run, fmt: str, out: str | Path | None = None, *,
+           version: int | None = None) -> Path:
+    """Exports `run`'s sampling generator (the EMA one when the run keeps it).
+
+    Args:
+        run: a loaded run (`facegan.load`) with at least one checkpoint.
+        fmt: "savedmodel", "tflite" or "keras".
+        out: savedmodel: the model's folder NAME (the version goes in
+            `NAME/VERSION/`); tflite and keras: the file to write. Default:
+            `default_output(run, fmt)`.
+        version: savedmodel only: the version number (default: the run's step).
+
+    Returns:
+        The directory or file written.
+
+    Raises:
+        ExportError: an unknown format, an output that already exists (nothing
+            is ever overwritten), a version for a non-SavedModel format.
+    """
+    if fmt not in FORMATS:
+        raise ExportError(f"--format must be one of {', '.join(FORMATS)}; received {fmt!r}")
+    if version is not None and fmt != "savedmodel":
+        raise ExportError("--version applies to --format savedmodel only (a serving version folder)")
+    run.generator()  # a run with no checkpoint fails here, before anything is written
+    out = Path(out) if out is not None else default_output(run, fmt)
+    if fmt == "savedmodel":
+        return _export_savedmodel(run, out, version if version is not None else run.step)
+    expected = ".tflite" if fmt == "tflite" else ".keras"
+    if out.suffix != expected:
+        raise ExportError(f"--out for --format {fmt} must be a {expected} file; received {str(out)!r}")
+    _refuse_existing(out)
+    if fmt == "tflite":
+        return _export_tflite(run, out)
+    return _export_keras(run, out)
+
+
+def metadata(run: Run) -> dict:
+    """What a serving client needs to call the export: shapes, seeds, attributes."""
+    model = run.config.model
+    info = {
+        "format_version": 1,
+        "run": str(run.directory.resolve()),
+        "step": run.step,
+        "arch": model.arch,
+        "resolution": model.resolution,
+        "channels": model.channels,
+        "latent_dim": model.latent_dim,
+        "sampled_from": "generator_ema" if run.config.train.ema_kimg > 0 else "generator",
+        "output": "uint8 images [N, H, W, C], RGB (or grey when channels is 1)",
+        "seed": "face of seed s = generator(stateless_normal([latent_dim], seed=[s, 0]))",
+        "truncation": "psi in [0, 1]; 1 = the full distribution",
+        "attributes": [],
+    }
+    if model.conditional:
+        from facegan.data.labels import schema_from_config
+
+        schema = schema_from_config(run.config.data, model.label_classes)
+        info["attributes"] = [{"name": name, "classes": schema.class_names(name)}
+                              for name in schema.names]
+    return info
+
+
+def serving_functions(sampler: Sampler) -> dict[str, tf.types.experimental.ConcreteFunction]:
+    """The export's signatures: name -> concrete function (see the module docstring)."""
+    one = tf.constant(1.0, tf.float32)
+    seed = tf.TensorSpec([None], tf.int64, name="seed")
+    latent = tf.TensorSpec([None, sampler.latent_dim], tf.float32, name="latent")
+    psi = tf.TensorSpec([], tf.float32, name="truncation")
+    if sampler.conditional:
+        labels = tf.TensorSpec([None, sampler.num_attributes], tf.int32, name="labels")
+        from_seed = tf.function(lambda seed, labels: sampler.images_from_seed(seed, one, labels),
+                                input_signature=[seed, labels])
+        from_latent = tf.function(
+            lambda latent, labels: sampler.images_from_latent(latent, one, labels),
+            input_signature=[latent, labels])
+        seed_truncated = sampler.images_from_seed.get_concrete_function(seed, psi, labels)
+        latent_truncated = sampler.images_from_latent.get_concrete_function(latent, psi, labels)
+    else:
+        from_seed = tf.function(lambda seed: sampler.images_from_seed(seed, one),
+                                input_signature=[seed])
+        from_latent = tf.function(lambda latent: sampler.images_from_latent(latent, one),
+                                  input_signature=[latent])
+        seed_truncated = sampler.images_from_seed.get_concrete_function(seed, psi)
+        latent_truncated = sampler.images_from_latent.get_concrete_function(latent, psi)
+    from_seed = from_seed.get_concrete_function()
+    return {
+        "serving_default": from_seed,
+        "from_seed": from_seed,
+        "from_seed_truncated": seed_truncated,
+        "from_latent": from_latent.get_concrete_function(),
+        "from_latent_truncated": latent_truncated,
+    }
+
+
+def _export_savedmodel(run: Run, name_dir: Path, version: int) -> Path:
+    if not isinstance(version, int) or version < 0:
+        raise ExportError(f"--version must be a non-negative integer; received {version!r}")
+    if name_dir.exists() and not name_dir.is_dir():
+        raise ExportError(f"--out {str(name_dir)!r} is a file; a SavedModel needs a folder "
+                          f"(it writes NAME/VERSION/)")
+    target = name_dir / str(version)
+    _refuse_existing(target, hint="pass --version N for a new version, or another --out")
+    name_dir.mkdir(parents=True, exist_ok=True)
+    # Written under a name TensorFlow Serving ignores (not a number), then renamed:
+    # a server watching NAME/ never sees a half-written version.
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}.partial-", dir=name_dir))
+    try:
+        _write_savedmodel(run, staging)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _write_savedmodel(run: Run, directory: Path) -> None:
+    sampler = run.sampler()
+    tf.saved_model.save(sampler, str(directory), signatures=serving_functions(sampler))
+    extra = directory / "assets.extra"
+    extra.mkdir(exist_ok=True)
+    (extra / METADATA_FILE).write_text(json.dumps(metadata(run), indent=2) + "\n",
+                                       encoding="utf-8")
+
+
+def _export_tflite(run: Run, out: Path) -> Path:
+    functions = serving_functions(run.sampler())
+    frozen = {name: _frozen(functions[name]) for name in TFLITE_SIGNATURES}
+    with tempfile.TemporaryDirectory(prefix="facegan-export-") as scratch:
+        # The converter reads several named signatures only from a SavedModel.
+        tf.saved_model.save(tf.Module(), scratch, signatures=frozen)
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            scratch, signature_keys=list(TFLITE_SIGNATURES))
+        flatbuffer = converter.convert()
+    _write_atomically(out, flatbuffer)
+    return out
+
+
+def _frozen(function: tf.types.experimental.ConcreteFunction):
+    """`function` with the generator's weights folded in as constants.
+
+    TFLite would otherwise keep them as resource variables, which its
+    interpreter leaves uninitialised (all images came out NaN).
+    """
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2)
+
+    constant = convert_variables_to_constants_v2(function)
+    specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]) for t in constant.inputs]
+
+    def named(*inputs):  # freezing flattens the {"images": ...} output; name it again
+        return {"images": tf.nest.flatten(constant(*inputs))[0]}
+
+    return tf.function(named, input_signature=specs).get_concrete_function()
+
+
+def _export_keras(run: Run, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f".{out.stem}.partial.keras")
+    try:
+        run.generator().save(str(staging))
+        os.replace(staging, out)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.partial")
+    try:
+        staging.write_bytes(data)
+        os.replace(staging, path)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+
+
+def _refuse_existing(path: Path, hint: str = "choose another --out") -> None:
+    if path.exists():
+        raise ExportError(f"{str(path)!r} already exists; facegan never overwrites an export: "
+                          f"{hint}")
+
+
+def _model_name(run: Run) -> str:
+    name = "".join(c if c.isalnum() or c in "-_." else "-" for c in run.directory.resolve().name)
+    return name.strip("-.") or "facegan"

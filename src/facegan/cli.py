@@ -40,6 +40,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"facegan: error: {message} (see `{self.prog} --help`)\n")
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Wraps prose paragraphs to the terminal; keeps examples and lists as written.
+
+    A paragraph (text between blank lines) is prose unless one of its lines is
+    indented or ends with a colon (a heading such as "examples:").
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        paragraphs = []
+        for paragraph in text.split("\n\n"):
+            lines = paragraph.splitlines()
+            if any(line.startswith(" ") or line.rstrip().endswith(":") for line in lines):
+                paragraphs.append("\n".join(indent + line for line in lines))
+            else:
+                paragraphs.append(textwrap.fill(" ".join(lines), width, initial_indent=indent,
+                                                subsequent_indent=indent))
+        return "\n\n".join(paragraphs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="facegan", description="Train GANs that generate realistic human faces.")
     parser.add_argument("--version", action="version", version=f"facegan {__version__}")
@@ -50,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a new run, or resume one",
         description="Train a GAN on face photos. Writes a run directory with config.json,\n"
                     "checkpoints, sample grids, TensorBoard logs and metrics.jsonl.",
-        epilog=_EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_EPILOG_TRAIN, formatter_class=_HelpFormatter)
     train.add_argument("--data", metavar="PATH",
                        help="folder of images (recursive), a .zip of images, or embedded:lfw "
                             "(default: the preset's, embedded:lfw)")
@@ -112,6 +133,31 @@ def build_parser() -> argparse.ArgumentParser:
                           help="conditional runs: one grid per class of attribute NAME, the "
                                "same latents in every grid, into the folder --out")
     generate.set_defaults(handler=_cmd_generate)
+
+    export = commands.add_parser(
+        "export", help="export the generator: SavedModel (TF Serving), TFLite or Keras",
+        description="Export a run's sampling generator (its moving average when the run keeps "
+                    "one). savedmodel writes OUT/VERSION/ as TensorFlow Serving expects, with "
+                    "signatures from_seed (seed int64 [N]), from_latent (latent float32 [N, Z]) "
+                    "and their _truncated variants (+ truncation float32 []); conditional runs "
+                    "also take labels int32 [N, A]; all return uint8 images [N, H, W, C], the "
+                    "very images `facegan generate` makes. tflite: from_latent and "
+                    "from_latent_truncated (callers draw the latents). keras: the Keras generator (float output in [-1, 1]; needs facegan "
+                    "to load). Nothing is ever overwritten.",
+        epilog="examples:\n"
+               "  facegan export --run runs/faces --format savedmodel --out models/faces\n"
+               "  saved_model_cli show --dir models/faces/20000 --all\n"
+               "  facegan export --run runs/faces --format tflite --out faces.tflite\n",
+        formatter_class=_HelpFormatter)
+    export.add_argument("--run", required=True, metavar="DIR", help="run directory")
+    export.add_argument("--format", required=True, choices=("savedmodel", "tflite", "keras"),
+                        dest="export_format", help="savedmodel, tflite or keras")
+    export.add_argument("--out", metavar="PATH",
+                        help="savedmodel: the model folder NAME (writes NAME/VERSION/); tflite, "
+                             "keras: the .tflite or .keras file (default: inside RUN/export/)")
+    export.add_argument("--version", type=int, metavar="N", dest="model_version",
+                        help="savedmodel: the version folder (default: the run's step)")
+    export.set_defaults(handler=_cmd_export)
 
     evaluate = commands.add_parser(
         "evaluate", help="measure realism: FID, KID, precision/recall, face rate, memorization",
@@ -191,6 +237,102 @@ def build_parser() -> argparse.ArgumentParser:
                          help="decode every file again; do not read or write the scan cache")
     _add_progress_flag(inspect)
     inspect.set_defaults(handler=_cmd_inspect_data)
+
+    _add_prepare_data_parser(commands)
+
+    interpolate = commands.add_parser(
+        "interpolate", help="animate a walk through latent space between seeds' faces",
+        description="Walk along great circles (slerp) through the latents of --seeds, in order, "
+                    "and write the frames as an animated GIF or an MP4. --frames counts frames "
+                    "per segment (from one seed to the next), so the speed does not depend on "
+                    "the number of seeds: K seeds give FRAMES x (K-1) + 1 frames, or "
+                    "FRAMES x K with --loop (back to the first seed, ready to repeat). Frame "
+                    "FRAMES x k is exactly `facegan generate --seed SEEDS[k]`'s first image. "
+                    "Conditional runs hold the labels fixed for the whole walk: those set with "
+                    "--label, the others as the first seed draws them.",
+        epilog="MP4 needs ffmpeg: `pip install imageio-ffmpeg`, or an ffmpeg binary on PATH. "
+               "GIF always works (PIL).\n\nexample:\n"
+               "  facegan interpolate --run runs/faces --seeds 1,2,3 --frames 60 --loop "
+               "--size 256 --out walk.gif",
+        formatter_class=_HelpFormatter)
+    interpolate.add_argument("--run", required=True, metavar="DIR", help="run directory")
+    interpolate.add_argument("--seeds", required=True, type=_seed_list, metavar="S1,S2,...",
+                             help="two or more seeds to visit, comma-separated")
+    interpolate.add_argument("--frames", type=_positive_int, default=60, metavar="N",
+                             help="frames per segment between two seeds (default 60)")
+    interpolate.add_argument("--out", required=True, metavar="FILE",
+                             help="a new .gif or .mp4 file")
+    interpolate.add_argument("--loop", action="store_true",
+                             help="walk back from the last seed to the first")
+    interpolate.add_argument("--fps", type=_positive_float, default=24.0, metavar="F",
+                             help="frames per second (default 24)")
+    interpolate.add_argument("--size", type=_positive_int, metavar="PX",
+                             help="upscale frames to PX x PX (default: the run's resolution)")
+    interpolate.add_argument("--resample", choices=("nearest", "bicubic"), default="nearest",
+                             help="how --size scales: nearest keeps the generated pixels "
+                                  "(default), bicubic smooths them")
+    interpolate.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
+                             help="0 to 1 (default 1), as in `facegan generate`")
+    interpolate.add_argument("--label", action="append", default=[], metavar="NAME=VALUE",
+                             help="conditional runs: fix an attribute for the whole walk "
+                                  "(repeatable), as in `facegan generate`")
+    interpolate.set_defaults(handler=_cmd_interpolate)
+
+    project = commands.add_parser(
+        "project", help="find the latent whose face reproduces a photo (GAN inversion)",
+        description="Optimise a latent with Adam so that the run's generator reproduces "
+                    "--image (centre-cropped and resized like training data). dcgan and resnet "
+                    "runs optimise z, starting from the best of --candidates random latents, "
+                    "with a prior keeping |z| near sqrt(Z); stylegan2 runs optimise w (the "
+                    "mapping output, the same at every layer), starting from the average w. "
+                    "Conditional runs: attributes set with --label stay fixed; the others are "
+                    "chosen with the starting latent (the best of the random candidates) and "
+                    "then held. Writes reconstruction.png, side-by-side.png (photo | "
+                    "reconstruction), latent.npy or w.npy, labels.npy (conditional) and "
+                    "progress.json (loss per step) into --out, and prints the pixel MSE and PSNR.",
+        epilog="example:\n  facegan project --run runs/faces --image me.jpg --steps 500",
+        formatter_class=_HelpFormatter)
+    project.add_argument("--run", required=True, metavar="DIR", help="run directory")
+    project.add_argument("--image", required=True, metavar="FILE", help="the photo to reproduce")
+    project.add_argument("--out", metavar="DIR",
+                         help="a new folder (default: IMAGE's folder/<stem>-projection)")
+    project.add_argument("--steps", type=_non_negative_int, default=500, metavar="N",
+                         help="optimisation steps (default 500)")
+    project.add_argument("--lr", type=_positive_float, metavar="LR",
+                         help="Adam's learning rate, cosine-decayed to 0 (default 0.05)")
+    project.add_argument("--seed", type=int, default=0, metavar="S",
+                         help="seed of the random starting candidates (default 0)")
+    project.add_argument("--candidates", type=_positive_int, default=64, metavar="N",
+                         help="random latents to start from the best of (default 64)")
+    project.add_argument("--loss", choices=("mse", "l1"), default="mse",
+                         help="pixel loss (default mse)")
+    project.add_argument("--perceptual", type=float, default=0.0, metavar="WEIGHT",
+                         help="add an Inception feature distance with this weight (default 0: "
+                              "off; try 1; needs `facegan weights`; slower)")
+    project.add_argument("--inception-weights", metavar="PATH",
+                         help="with --perceptual: the FID Inception weights file")
+    project.add_argument("--label", action="append", default=[], metavar="NAME=VALUE",
+                         help="conditional runs: fix an attribute (repeatable)")
+    _add_progress_flag(project)
+    project.set_defaults(handler=_cmd_project)
+
+    serve = commands.add_parser(
+        "serve", help="a local web page to browse a run's faces",
+        description="Serve a web page for a trained run on this machine: a grid of faces by\n"
+                    "seed, an enlarged face with a PNG download, a truncation slider, one select\n"
+                    "per attribute of a conditional run, and an interpolation between two seeds.\n"
+                    "Seed s shows the first face of `facegan generate --seed s`. The page reads a\n"
+                    "JSON/PNG API: GET /api/info, /api/faces, /api/face.png, /api/interpolate.\n"
+                    "Ctrl-C stops it.",
+        epilog="example:\n  facegan serve --run runs/faces        # then open http://127.0.0.1:8000/",
+        formatter_class=_HelpFormatter)
+    serve.add_argument("--run", required=True, metavar="DIR", help="run directory")
+    serve.add_argument("--host", default="127.0.0.1", metavar="ADDR",
+                       help="address to listen on (default 127.0.0.1: this machine only; "
+                            "0.0.0.0 lets other machines in)")
+    serve.add_argument("--port", type=_port, default=8000, metavar="N",
+                       help="TCP port (default 8000; 0 picks a free one)")
+    serve.set_defaults(handler=_cmd_serve)
     return parser
 
 
@@ -202,14 +344,45 @@ def _add_progress_flag(parser: argparse.ArgumentParser) -> None:
                        help="log lines instead of a progress bar")
 
 
-def _positive_int(text: str) -> int:
+def _int_from(low: int, high: int | None, allowed: str):
+    """An argparse type: an integer in [low, high]; `allowed` says what, for the error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {allowed}; received {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_from(1, None, "a positive integer")
+_non_negative_int = _int_from(0, None, "an integer 0 or more")
+_port = _int_from(0, 65535, "a port from 0 to 65535")
+
+
+def _positive_float(text: str) -> float:
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; received {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; received {text!r}")
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number; received {text!r}")
     return value
+
+
+def _seed_list(text: str) -> list[int]:
+    """`1,2,3` -> [1, 2, 3]: at least two integer seeds."""
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        seeds = []
+    if len(seeds) < 2:
+        raise argparse.ArgumentTypeError(f"must be two or more integer seeds separated by "
+                                         f"commas, e.g. 1,2,3; received {text!r}")
+    return seeds
 
 
 def _parse_overrides(items: Sequence[str]) -> dict[str, str]:
@@ -402,6 +575,15 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from facegan.artifacts.export import export
+    from facegan.artifacts.run import load
+
+    print(export(load(args.run), args.export_format, args.out, version=args.model_version))
+    return 0
+
+
 def _generate_by_class(run, args: argparse.Namespace, request: dict, out: Path) -> int:
     """One grid per class of `args.by`, every grid from the same latents and other labels."""
     from facegan.artifacts.images import make_grid, save_png
@@ -421,6 +603,15 @@ def _generate_by_class(run, args: argparse.Namespace, request: dict, out: Path) 
         slug = "".join(c if c.isalnum() or c in "-." else "-" for c in name).strip("-")
         save_png(make_grid(images), out / f"{index:02d}-{slug}.png")
     print(out)
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    """Serves until Ctrl-C, which main() reports like any interrupt (exit 130)."""
+    from facegan.serve import serve
+
+    # The port is bound before TensorFlow loads: a port in use fails at once.
+    serve(args.run, host=args.host, port=args.port, prepare=_quiet_tensorflow)
     return 0
 
 
@@ -458,6 +649,137 @@ def _cmd_inspect_data(args: argparse.Namespace) -> int:
         if report_path is not None:
             print(f"full report: {report_path}")
     return 0 if report.usable else 1
+
+
+def _add_prepare_data_parser(commands) -> None:
+    prepare = commands.add_parser(
+        "prepare-data", help="cut the faces out of photos into a folder to train on",
+        description="Find every face in a folder (or .zip) of photos with MTCNN and write each kept\n"
+                    "face as an R x R PNG into --out: <photo stem>-<k>.png, k counting the photo's\n"
+                    "faces from left to right, plus manifest.jsonl (one JSON line per kept face:\n"
+                    "source, box, landmarks, score, transform). A face is dropped when its\n"
+                    "confidence is below --min-score, when the longer side of its detection box,\n"
+                    "in the photo's pixels, is below --min-face, or when it duplicates a face\n"
+                    "already kept. Photos go largest first, so of several copies of a photo the\n"
+                    "largest gives the faces; byte-identical copies are read once. Prints one\n"
+                    "summary line. Exit code 0: faces written; 1: none kept; 2: a wrong argument,\n"
+                    "a missing SRC, or an --out that exists and is not empty (never overwritten).",
+        epilog="--align: the FFHQ crop: eyes level at x = 0.375 R and 0.625 R, y ~ 0.47 R;\n"
+               "side = max(4 x eye distance, 3.6 x eye-to-mouth distance). Without it: an\n"
+               "upright square of --box-scale x the box's longer side. Parts of a crop beyond\n"
+               "the photo are a blurred mirror fading to the photo's median colour (as FFHQ).\n"
+               "Details: docs/prepare-data.md.\n\nexample:\n"
+               "  facegan prepare-data ~/photos --out ~/faces-64 --resolution 64 --align\n"
+               "  facegan train --data ~/faces-64",
+        formatter_class=_HelpFormatter)
+    prepare.add_argument("source", metavar="SRC", help="folder of photos (recursive) or a .zip")
+    prepare.add_argument("--out", required=True, metavar="DIR",
+                         help="a new or empty folder for the faces and manifest.jsonl")
+    prepare.add_argument("--resolution", type=_positive_int, default=64, metavar="R",
+                         help="side of the written faces in pixels, 16 to 1024 (default 64)")
+    prepare.add_argument("--align", action="store_true",
+                         help="FFHQ-style aligned crops from the landmarks (recommended)")
+    prepare.add_argument("--min-score", type=float, default=0.9, metavar="P",
+                         help="smallest MTCNN confidence kept, 0 to 1 (default 0.9)")
+    prepare.add_argument("--min-face", type=_positive_float, metavar="PX",
+                         help="smallest face kept: the longer side of its detection box in the "
+                              "photo's pixels (after EXIF rotation); default R/2 (the aligned "
+                              "crop is ~1.5x the box, so R/2 upscales it at most ~1.5x)")
+    prepare.add_argument("--box-scale", type=float, default=1.3, metavar="S",
+                         help="without --align: crop side over the box's longer side, 0.5 to 4 "
+                              "(default 1.3)")
+    prepare.add_argument("--duplicate-correlation", type=float, default=0.95, metavar="C",
+                         help="a face is a duplicate of a kept one when their 16x16 grayscale "
+                              "thumbnails correlate at least C (default 0.95; 1: exact only)")
+    _add_progress_flag(prepare)
+    prepare.set_defaults(handler=_cmd_prepare_data)
+
+
+def _cmd_prepare_data(args: argparse.Namespace) -> int:
+    from facegan.data import prepare
+
+    # Every argument is checked before TensorFlow loads: a bad one answers at once.
+    prepare.check_arguments(args.resolution, args.min_score, args.box_scale,
+                             args.duplicate_correlation)
+    if not Path(args.source).expanduser().exists():
+        raise ConfigError(f"SRC {args.source!r} does not exist; give a folder of photos or a .zip")
+    prepare.check_output_folder(args.out, Path(args.source).expanduser())
+    _quiet_tensorflow()
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    summary = prepare.prepare_faces(
+        args.source, args.out, args.resolution, align_faces=args.align, min_score=args.min_score,
+        min_face=args.min_face, box_scale=args.box_scale,
+        duplicate_correlation=args.duplicate_correlation, progress=progress,
+        on_skip=lambda name, reason: print(f"facegan: skipped {name}: {reason}", file=sys.stderr))
+    print(f"prepare-data: {summary.line()}")
+    return 0 if summary.kept else 1
+
+
+def _cmd_interpolate(args: argparse.Namespace) -> int:
+    from facegan.artifacts import animation
+    from facegan.data.labels import parse_label_requests
+
+    if not 0.0 <= args.truncation <= 1.0:
+        raise ConfigError(f"--truncation must be from 0 to 1; received {args.truncation}")
+    if args.size is not None and args.size > 4096:
+        raise ConfigError(f"--size must be at most 4096 px; received {args.size}")
+    request = parse_label_requests(args.label)
+    out = animation.check_output(args.out)  # refuse before loading a model
+    _quiet_tensorflow()
+    from facegan.artifacts.run import load
+
+    frames = animation.walk_frames(load(args.run), args.seeds, args.frames, loop=args.loop,
+                                   truncation=args.truncation, request=request or None)
+    if args.size:
+        frames = animation.upscale(frames, args.size, args.resample)
+    print(animation.write_animation(frames, out, fps=args.fps))
+    return 0
+
+
+def _cmd_project(args: argparse.Namespace) -> int:
+    from facegan.data.labels import parse_label_requests
+
+    image = Path(args.image)
+    if not image.is_file():
+        raise ConfigError(f"--image {args.image!r} does not exist or is not a file")
+    out = Path(args.out) if args.out else image.with_name(f"{image.stem}-projection")
+    if out.exists():
+        raise ConfigError(f"--out {str(out)!r} already exists; choose another folder with --out")
+    if args.perceptual < 0:
+        raise ConfigError(f"--perceptual must be 0 or more; received {args.perceptual}")
+    if args.inception_weights and not args.perceptual:
+        raise ConfigError("--inception-weights goes with --perceptual WEIGHT")
+    request = parse_label_requests(args.label)
+    _quiet_tensorflow()
+    from facegan import projection
+    from facegan.artifacts.run import load
+
+    run = load(args.run)
+    target = projection.load_target(image, run.config.model.resolution,
+                                    run.config.model.channels)
+    bar = None
+    if (sys.stderr.isatty() if args.progress is None else args.progress) and args.steps:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=args.steps, unit="step", desc="project", dynamic_ncols=True)
+    try:
+        result = projection.project(
+            run, target, steps=args.steps, seed=args.seed, lr=args.lr, request=request or None,
+            loss=args.loss, candidates=args.candidates, perceptual_weight=args.perceptual,
+            inception_weights=args.inception_weights,
+            on_step=(lambda step, loss: bar.update(1)) if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    details = {"run": str(run.directory), "checkpoint_step": run.step, "image": str(image),
+               "seed": args.seed, "lr": args.lr or projection.DEFAULT_LR,
+               "pixel_loss_kind": args.loss, "candidates": args.candidates,
+               "perceptual_weight": args.perceptual}
+    projection.save_projection(result, out, details)
+    print(out)
+    print(f"pixel MSE {result.mse:.5f} (pixels in [0, 1]), PSNR {result.psnr:.2f} dB; "
+          f"loss {result.loss[0]:.5f} -> {result.loss[-1]:.5f} in {args.steps} steps")
+    return 0
 
 
 def _quiet_tensorflow(first=None):

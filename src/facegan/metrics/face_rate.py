@@ -90,27 +90,9 @@ class FaceDetector:
 
     def _model(self):
         if self._mtcnn is None:
-            try:  # imported here, on first use: it loads TensorFlow
-                from mtcnn import MTCNN
-                from mtcnn.stages import StageONet, StagePNet, StageRNet
-            except ImportError as err:
-                raise UserError("the face-rate metric needs the mtcnn package: "
-                                "pip install mtcnn==1.0.0") from err
-            import tensorflow as tf
+            from facegan.data.mtcnn_model import build_mtcnn
 
-            device = self._device
-            if device is None:
-                device = "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0"
-            stages = [StagePNet(), StageRNet(), StageONet()]  # = "face_and_landmarks_detection"
-            if self.compiled:
-                for stage in stages:
-                    # A stage calls its Keras network eagerly, layer by layer; as one
-                    # tf.function per network the same weights run as a graph (about 1.9x
-                    # faster on CPU, identical scores). reduce_retracing: the batch and
-                    # patch counts vary per call, so trace with unknown sizes early
-                    # instead of once per shape.
-                    stage._model = tf.function(stage._model, reduce_retracing=True)
-            self._mtcnn = MTCNN(stages=stages, device=device)
+            self._mtcnn = build_mtcnn("the face-rate metric", self._device, compiled=self.compiled)
         return self._mtcnn
 
     def _prepare(self, batch: np.ndarray) -> list[np.ndarray]:

@@ -48,6 +48,20 @@ def test_saves_keep_the_last_n_and_list_them_in_tensorflows_format(tmp_path):
     assert tf.train.latest_checkpoint(str(tmp_path)) == str(tmp_path / "ckpt-3")
 
 
+def test_a_relative_folder_keeps_the_last_n_too(tmp_path, monkeypatch):
+    # A run started as `--run-dir runs/x` hands the store a relative folder; older
+    # checkpoints must still be pruned and `latest` must name a real file.
+    monkeypatch.chdir(tmp_path)
+    store, counter, _ = _store(Path("runs") / "x" / "checkpoints", keep=2)
+    for step in (1, 2, 3):
+        counter.assign(step)
+        store.save(step)
+    folder = tmp_path / "runs" / "x" / "checkpoints"
+    assert sorted(p.name for p in folder.glob("*.index")) == ["ckpt-2.index", "ckpt-3.index"]
+    assert store.latest == str(folder / "ckpt-3")
+    assert Path(store.latest + ".index").is_file()
+
+
 def test_a_full_disk_keeps_the_previous_checkpoint_and_leaves_no_partial_files(
         tmp_path, monkeypatch):
     store, counter, weights = _store(tmp_path)

@@ -65,7 +65,9 @@ class CheckpointStore:
                  name: str = "ckpt", chief: bool = True):
         assert keep >= 1
         self.checkpoint = checkpoint
-        self.directory = Path(directory)
+        # Absolute: TensorFlow joins relative state-file entries onto the folder it
+        # was given, and a relative folder would then be joined twice.
+        self.directory = Path(directory).absolute()
         self.keep = keep
         self.name = name
         self.chief = chief

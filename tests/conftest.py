@@ -32,6 +32,18 @@ def tiny_config(source: str = "embedded:lfw", **train) -> Config:
 
 
 @pytest.fixture
+def mixed_bfloat16():
+    """Keras' global dtype policy set to mixed_bfloat16 for one test, then back to float32."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture
 def tiny():
     return tiny_config
 

@@ -10,15 +10,6 @@ import tensorflow as tf
 from facegan.models import layers as L
 
 
-@pytest.fixture
-def mixed_bfloat16():
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
-
 def _largest_singular_value(kernel: np.ndarray, transposed: bool = False) -> float:
     if transposed:  # Conv2DTranspose: [kh, kw, out, in]
         kernel = kernel.transpose(0, 1, 3, 2)

@@ -129,15 +129,6 @@ def _losses(generator, discriminator, cfg, z, labels, real):
     return g_loss, d_loss
 
 
-@pytest.fixture
-def mixed_bfloat16():
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
-
 @pytest.mark.parametrize("arch, conditional", FAMILIES)
 def test_family_shapes_and_dtypes(arch, conditional):
     cfg = _cfg(arch, conditional)

@@ -160,7 +160,7 @@ def project(run, target: np.ndarray, *, steps: int = 500, seed: int = 0,
         render = lambda z: synthesize(generator, z, labels)  # noqa: E731
     else:
         start = _mean_w(generator, zs, None if labels is None else label_rows[[best] * candidates])
-        render = lambda w: _synthesize_w(generator, w)  # noqa: E731
+        render = generator.synthesize_from_w
 
     variable = keras.Variable(start, dtype="float32", name=f"projected_{space}")
     features = _perceptual_features(inception_weights) if perceptual_weight > 0 else None
@@ -185,7 +185,7 @@ def project(run, target: np.ndarray, *, steps: int = 500, seed: int = 0,
         # Through the same compiled sampler as `generate`: latent.npy gives this image exactly.
         reconstruction = run.generate_from_latents(found, labels=labels_np)[0]
     else:
-        reconstruction = to_uint8(_synthesize_w(generator, tf.constant(found)))[0]
+        reconstruction = to_uint8(generator.synthesize_from_w(tf.constant(found)))[0]
     mse, psnr = mse_psnr(reconstruction, target)
     return Projection(target=target, reconstruction=reconstruction, space=space,
                       latent=found if space == "z" else None, w=found if space == "w" else None,
@@ -276,12 +276,6 @@ def _mean_w(generator, zs, label_rows) -> np.ndarray:
     """The average mapping output [1, Z] over latents zs (with labels, if conditional)."""
     inputs = tf.constant(zs) if label_rows is None else [tf.constant(zs), tf.constant(label_rows)]
     return tf.reduce_mean(generator.mapping(inputs, training=False), axis=0, keepdims=True).numpy()
-
-
-def _synthesize_w(generator, w: tf.Tensor) -> tf.Tensor:
-    """stylegan2: images from one w [B, Z] broadcast to every style row, as `G.call` does."""
-    ws = tf.tile(tf.convert_to_tensor(w)[:, None, :], [1, generator.num_ws, 1])
-    return generator.synthesis(ws, training=False)
 
 
 def _perceptual_features(weights: str | None):

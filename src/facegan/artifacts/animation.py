@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from facegan.artifacts.images import to_pil
 from facegan.errors import UserError
 
 FORMATS = (".gif", ".mp4")
@@ -109,7 +110,7 @@ def upscale(images: np.ndarray, size: int, resample: str = "nearest") -> np.ndar
     if images.shape[1:3] == (size, size):
         return images
     channels = images.shape[-1]
-    out = [np.asarray(_to_pil(image).resize((size, size), RESAMPLING[resample]))
+    out = [np.asarray(to_pil(image).resize((size, size), RESAMPLING[resample]))
            for image in images]
     return np.stack(out).reshape(len(images), size, size, channels)
 
@@ -174,12 +175,8 @@ def write_animation(frames: np.ndarray, path: str | Path, fps: float = 24.0) -> 
     return path
 
 
-def _to_pil(image: np.ndarray) -> Image.Image:
-    return Image.fromarray(image[..., 0], "L") if image.shape[-1] == 1 else Image.fromarray(image)
-
-
 def _write_gif(frames: np.ndarray, path: Path, fps: float) -> None:
-    first, *rest = [_to_pil(frame) for frame in frames]
+    first, *rest = [to_pil(frame) for frame in frames]
     first.save(path, format="GIF", save_all=True, append_images=rest,
                duration=max(1, round(1000.0 / fps)), loop=0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -32,6 +33,21 @@ def make_grid(images: np.ndarray, columns: int | None = None, padding: int = 2,
     return grid
 
 
+def to_pil(image: np.ndarray) -> Image.Image:
+    """uint8 [H, W, C] (C in {1, 3}) -> a PIL image, mode L or RGB."""
+    return Image.fromarray(image[..., 0], "L") if image.shape[-1] == 1 else Image.fromarray(image, "RGB")
+
+
+def png_bytes(image: np.ndarray, size: int | None = None) -> bytes:
+    """uint8 [H, W, C] -> PNG bytes, resized to size x size (Lanczos) when given and different."""
+    picture = to_pil(image)
+    if size is not None and picture.size != (size, size):
+        picture = picture.resize((size, size), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def save_png(image: np.ndarray, path: str | Path) -> Path:
     """Writes uint8 [H, W, C] (C in {1, 3}) as a PNG, creating parent folders.
 
@@ -39,9 +55,7 @@ def save_png(image: np.ndarray, path: str | Path) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "L" if image.shape[-1] == 1 else "RGB"
-    pixels = image[..., 0] if mode == "L" else image
     partial = path.with_name(path.name + ".partial")
-    Image.fromarray(pixels, mode=mode).save(partial, format="PNG")
+    to_pil(image).save(partial, format="PNG")
     partial.replace(path)
     return path

@@ -11,7 +11,7 @@ import tensorflow as tf
 from facegan.artifacts.rundir import RunDirError, RunPaths, open_run_dir
 from facegan.artifacts.sampler import Sampler
 from facegan.config import Config
-from facegan.models import build_generator, latents_for_seed
+from facegan.models import build_generator, latents_for_seed, latents_from_seeds
 
 
 class Run:
@@ -84,9 +84,8 @@ class Run:
 
     def latents_for_seeds(self, seeds) -> np.ndarray:
         """Latents [N, Z], one per seed: seed s's face is `generate(1, seed=s)`'s."""
-        dim = self.config.model.latent_dim
-        rows = [latents_for_seed(1, dim, int(s)).numpy()[0] for s in seeds]
-        return np.stack(rows) if rows else np.zeros((0, dim), np.float32)
+        seeds = np.asarray(list(seeds), np.int64)
+        return latents_from_seeds(seeds, self.config.model.latent_dim).numpy()
 
     def labels_for(self, n: int, seed: int,
                    request: dict[str, str] | None = None) -> np.ndarray | None:

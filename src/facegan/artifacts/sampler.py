@@ -18,21 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from facegan.models import is_conditional, synthesize
-
-
-def float_to_uint8(images: tf.Tensor) -> tf.Tensor:
-    """Generator output in [-1, 1] -> uint8 [N, H, W, C] (rounded, clipped); in-graph."""
-    scaled = tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5)
-    return tf.cast(tf.clip_by_value(scaled, 0.0, 255.0), tf.uint8)
-
-
-def latents_from_seeds(seeds: tf.Tensor, latent_dim: int) -> tf.Tensor:
-    """Latents [N, Z] for per-image seeds int64 [N]: row i from the pair (seeds[i], 0)."""
-    seeds = tf.cast(seeds, tf.int64)
-    return tf.map_fn(
-        lambda s: tf.random.stateless_normal([latent_dim], seed=tf.stack([s, tf.constant(0, tf.int64)])),
-        seeds, fn_output_signature=tf.TensorSpec([latent_dim], tf.float32))
+from facegan.models import float_to_uint8, is_conditional, latents_from_seeds, synthesize
 
 
 class Sampler(tf.Module):

@@ -87,6 +87,20 @@ def latents_for_seed(n: int, latent_dim: int, seed: int) -> tf.Tensor:
     return tf.stack(rows) if rows else tf.zeros([0, latent_dim])
 
 
+def latents_from_seeds(seeds, latent_dim: int) -> tf.Tensor:
+    """Latents [N, Z], one per seed (int64 [N]): row i from the pair (seeds[i], 0).
+
+    So seed s's latent is row 0 of `latents_for_seed(n, Z, s)`: the face of
+    seed s is the first image of `facegan generate --seed s`. Traceable: the
+    exported SavedModel turns seeds into latents with it.
+    """
+    seeds = tf.cast(tf.convert_to_tensor(seeds), tf.int64)
+    zero = tf.constant(0, tf.int64)
+    return tf.map_fn(
+        lambda s: tf.random.stateless_normal([latent_dim], seed=tf.stack([s, zero])),
+        seeds, fn_output_signature=tf.TensorSpec([latent_dim], tf.float32))
+
+
 def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray | float) -> np.ndarray:
     """Spherical interpolation between latents a and b ([Z] or [N, Z]) at t in [0, 1].
 
@@ -114,10 +128,15 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray | float) -> np.ndarray:
     return (out[0] if scalar else out).astype(np.float32)
 
 
+def float_to_uint8(images: tf.Tensor) -> tf.Tensor:
+    """Generator output in [-1, 1] -> uint8 tensor [N, H, W, C] (rounded, clipped); traceable."""
+    scaled = tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5)
+    return tf.cast(tf.clip_by_value(scaled, 0.0, 255.0), tf.uint8)
+
+
 def to_uint8(images: tf.Tensor) -> np.ndarray:
     """Generator output in [-1, 1] -> uint8 numpy [N, H, W, C]."""
-    scaled = tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5)
-    return tf.cast(tf.clip_by_value(scaled, 0.0, 255.0), tf.uint8).numpy()
+    return float_to_uint8(images).numpy()
 
 
 def generate_uint8(generator: keras.Model, latents: tf.Tensor, batch_size: int = 64,

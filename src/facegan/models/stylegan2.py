@@ -180,6 +180,11 @@ class StyleGAN2Generator(keras.Model):
         if not (isinstance(truncation, (int, float)) and truncation == 1):
             w_avg = tf.convert_to_tensor(self.w_avg)
             w = w_avg + tf.cast(truncation, tf.float32) * (w - w_avg)
+        return self.synthesize_from_w(w, training=training)
+
+    def synthesize_from_w(self, w, training=False):
+        """Images [B, R, R, C] from styles w [B, Z], one w broadcast to every layer."""
+        w = tf.convert_to_tensor(w)
         ws = tf.tile(w[:, None, :], [1, self.num_ws, 1])  # [B, num_ws, Z]
         return self.synthesis(ws, training=training)
 

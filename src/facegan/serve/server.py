@@ -36,7 +36,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import errno
-import io
 import ipaddress
 import json
 import re
@@ -52,8 +51,8 @@ from typing import Callable, Mapping, TextIO
 from urllib.parse import parse_qsl
 
 import numpy as np
-from PIL import Image
 
+from facegan.artifacts.images import png_bytes
 from facegan.errors import UserError
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -210,7 +209,7 @@ class FaceApp:
             "truncation": truncation,
             "size": size,
             "labels": self._describe_labels(labels),
-            "images": [_data_url(_png(image, size)) for image in images],
+            "images": [_data_url(png_bytes(image, size)) for image in images],
         })
 
     def face_png(self, params: dict[str, str]) -> Response:
@@ -219,7 +218,7 @@ class FaceApp:
         size = _integer(params, "size", self.run.config.model.resolution, 8, MAX_SIZE)
         images, _ = self._generate([seed], self._label_request(params), truncation)
         name = re.sub(r"[^A-Za-z0-9._-]", "-", self.run.directory.name)
-        return Response(200, _png(images[0], size), "image/png", {
+        return Response(200, png_bytes(images[0], size), "image/png", {
             "Cache-Control": "no-store",
             "Content-Disposition": f'inline; filename="{name}-seed{seed}.png"'})
 
@@ -233,11 +232,11 @@ class FaceApp:
         labels = self._labels([start], self._label_request(params))
         if labels is not None:
             labels = np.repeat(labels, frames, axis=0)
-        from facegan.models import slerp
+        from facegan.artifacts.animation import walk_latents
 
         with self._lock:
-            ends = self.run.latents_for_seeds([start, end])  # [2, Z]
-            latents = slerp(ends[0], ends[1], np.linspace(0.0, 1.0, frames))  # [F, Z]
+            # One segment of frames - 1 steps plus its end: both seeds' faces exactly.
+            latents = walk_latents(self.run.latents_for_seeds([start, end]), frames - 1)
             images = self.run.generate_from_latents(latents, labels=labels,
                                                     truncation=truncation)
         described = self._describe_labels(labels)
@@ -248,7 +247,7 @@ class FaceApp:
             "truncation": truncation,
             "size": size,
             "labels": described[0] if described else None,
-            "images": [_data_url(_png(image, size)) for image in images],
+            "images": [_data_url(png_bytes(image, size)) for image in images],
         })
 
     # -------------------------------------------------------------- helpers
@@ -513,16 +512,6 @@ def _truncation(params: Mapping[str, str]) -> float:
     if not _DECIMAL.fullmatch(text) or not 0.0 <= float(text) <= 1.0:
         raise BadRequest(f"`truncation` must be a number from 0 to 1; received {_show(text)}")
     return float(text)
-
-
-def _png(image: np.ndarray, size: int) -> bytes:
-    """uint8 [H, W, C] -> PNG bytes, resized to size x size (Lanczos) when it differs."""
-    picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-    if picture.size != (size, size):
-        picture = picture.resize((size, size), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _data_url(png: bytes) -> str:

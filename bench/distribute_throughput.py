@@ -49,7 +49,7 @@ def main() -> None:
     import tensorflow as tf
 
     from facegan.training.state import TrainState
-    from facegan.training.steps import make_gan_train_step
+    from facegan.training.steps import make_train_step
 
     pixels = np.random.default_rng(0).integers(
         0, 256, (1024, args.resolution, args.resolution, args.channels), dtype=np.uint8)
@@ -60,7 +60,7 @@ def main() -> None:
         with strategy.scope():
             state = TrainState.create(config("default"))
         batches = distributed_batches(strategy, pixels, args.batch, 0, True, 0)
-        step = make_gan_train_step(state, config("default"), strategy, batches.element_spec)
+        step = make_train_step(state, config("default"), strategy, batches.element_spec)
         sides[name] = (step, batches)
         sizes = {"G": state.generator.count_params(), "D": state.discriminator.count_params(),
                  "G trainable": sum(int(np.prod(v.shape)) for v in

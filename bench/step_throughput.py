@@ -32,7 +32,7 @@ from facegan.config import Config, ModelConfig, TrainConfig  # noqa: E402
 from facegan.data.pipeline import training_dataset  # noqa: E402
 from facegan.models import build_discriminator, build_generator  # noqa: E402
 from facegan.training.state import TrainState  # noqa: E402
-from facegan.training.steps import make_gan_train_step  # noqa: E402
+from facegan.training.steps import make_train_step  # noqa: E402
 
 
 def reference_step_fn(config: Config):
@@ -65,7 +65,7 @@ def reference_step_fn(config: Config):
 
 def facegan_step_fn(config: Config):
     state = TrainState.create(config)
-    step = make_gan_train_step(state, config, tf.distribute.get_strategy())
+    step = make_train_step(state, config, tf.distribute.get_strategy())
     go = tf.constant(0)  # nobody asked to stop
     return lambda real: step(real, go)
 

@@ -1,4 +1,4 @@
-"""Differentiable augmentation: DiffAugment, ADA and its controller (tiny tensors only)."""
+"""Differentiable augmentation: DiffAugment, ADA and its update of p (tiny tensors only)."""
 
 import json
 import subprocess
@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 
 from facegan.config import AugmentConfig
-from facegan.training.augment import (CUTOUT_RATIO, TRANSLATION_RATIO, AdaController,
-                                      ada_augment, cutout, diff_augment, make_augment,
-                                      real_sign_mean, rotate90, scale, translate)
+from facegan.training.augment import (CUTOUT_RATIO, TRANSLATION_RATIO, ada_adjust,
+                                      ada_augment, cutout, diff_augment, make_augmenter,
+                                      rotate90, scale, translate)
 
 POLICY = ("color", "translation", "cutout")
 SEED = tf.constant([7, 11], tf.int32)
@@ -218,52 +218,59 @@ def test_scale_is_bilinear_about_the_centre():
     np.testing.assert_allclose(out[2, 5, :, 0], mirrored, atol=1e-5)
 
 
-def test_controller_moves_p_towards_the_target_and_clips():
-    controller = AdaController(AugmentConfig(kind="ada", ada_target=0.6, ada_kimg=10))
-    assert float(controller.p.numpy()) == 0.0 and not controller.p.trainable
-    assert controller.adjust(0.9, 2000) == pytest.approx(0.2)   # D too sure: more augmentation
-    assert controller.adjust(0.7, 1000) == pytest.approx(0.3)
-    assert controller.adjust(0.1, 500) == pytest.approx(0.25)   # below target: less
-    assert controller.adjust(0.6, 500) == pytest.approx(0.25)   # on target: unchanged
-    assert controller.adjust(-1.0, 10**6) == 0.0                # clipped at 0
-    assert controller.adjust(1.0, 10**6) == 1.0                 # and at 1
-    assert float(controller.p.numpy()) == 1.0
+def _adjusted(p: float, r_t: float, count: int, target: float = 0.6, kimg: float = 10) -> float:
+    return float(ada_adjust(tf.constant(p), tf.constant(r_t * count), tf.constant(float(count)),
+                            target, kimg))
 
 
-def test_controller_p_round_trips_through_a_checkpoint(tmp_path):
-    cfg = AugmentConfig(kind="ada")
-    controller = AdaController(cfg)
-    controller.p.assign(0.375)
-    path = tf.train.Checkpoint(ada=controller).save(str(tmp_path / "ckpt"))
-    restored = AdaController(cfg)
-    tf.train.Checkpoint(ada=restored).restore(path).assert_consumed()
-    assert float(restored.p.numpy()) == 0.375
+def test_ada_adjust_moves_p_towards_the_target_and_clips():
+    assert _adjusted(0.0, 0.9, 2000) == pytest.approx(0.2)    # D too sure: more augmentation
+    assert _adjusted(0.2, 0.7, 1000) == pytest.approx(0.3)
+    assert _adjusted(0.3, 0.1, 500) == pytest.approx(0.25)    # below target: less
+    assert _adjusted(0.25, 0.6, 500) == pytest.approx(0.25)   # on target: unchanged
+    assert _adjusted(0.25, -1.0, 10**6) == 0.0                # clipped at 0
+    assert _adjusted(0.25, 1.0, 10**6) == 1.0                 # and at 1
+    assert _adjusted(0.5, 1.0, 0) == 0.5                      # no images seen: no move
 
 
-def test_real_sign_mean():
-    logits = tf.constant([[2.0], [-1.0], [3.0], [0.5]])
-    assert float(real_sign_mean(logits)) == 0.5
+def test_the_step_moves_p_with_ada_adjust_every_interval(tiny):
+    """The real step: p moves only at the end of each interval, by `ada_adjust`'s rule."""
+    from facegan.training.state import TrainState
+    from facegan.training.steps import make_train_step
+
+    config = tiny().with_overrides({"model.channels": "3", "augment.kind": "ada",
+                                    "augment.ada_interval": "2", "augment.ada_kimg": "0.1",
+                                    "augment.ada_target": "0.6"})
+    state = TrainState.create(config)
+    step = make_train_step(state, config, tf.distribute.get_strategy())
+    real, go = tf.zeros([8, 16, 16, 3]), tf.constant(0)
+    assert float(step(real, go)["augment_p"]) == 0.0         # mid-interval: p waits
+    assert float(state.ada_count) == 8.0 and abs(float(state.ada_signs)) <= 8.0
+    state.ada_signs.assign(100.0)                            # D sure of the reals
+    assert float(step(real, go)["augment_p"]) == pytest.approx(16 / 100)  # 16 images / 0.1 kimg
+    assert float(state.ada_count) == 0.0 and float(state.ada_signs) == 0.0  # sums restart
+    assert float(step(real, go)["augment_p"]) == pytest.approx(0.16)
+    state.ada_signs.assign(-100.0)                           # D unsure: less augmentation
+    assert float(step(real, go)["augment_p"]) == pytest.approx(0.0)
 
 
 # ------------------------------------------------------------------ factory
 
 
-def test_make_augment():
+def test_make_augmenter():
     images = _images()
-    identity, controller = make_augment(AugmentConfig(kind="none"))
-    assert controller is None and identity(images, SEED) is images
+    assert make_augmenter(AugmentConfig(kind="none")) is None
 
-    augment, controller = make_augment(AugmentConfig(kind="diffaugment", policy="translation"))
-    assert controller is None
-    np.testing.assert_array_equal(augment(images, SEED).numpy(),
+    augment = make_augmenter(AugmentConfig(kind="diffaugment", policy="translation"))
+    np.testing.assert_array_equal(augment(images, 0.0, SEED).numpy(),
                                   _diff(images, policy=["translation"]).numpy())
 
-    augment, controller = make_augment(AugmentConfig(kind="ada"))
-    assert isinstance(controller, AdaController)
-    step = tf.function(augment)  # reads the variable at every call, not at tracing
-    np.testing.assert_array_equal(step(images, SEED).numpy(), images.numpy())  # p starts at 0
-    controller.p.assign(1.0)
-    np.testing.assert_array_equal(step(images, SEED).numpy(), _ada(images, p=1.0).numpy())
+    augment = make_augmenter(AugmentConfig(kind="ada"))
+    p = tf.Variable(0.0)
+    step = tf.function(lambda x: augment(x, p, SEED))  # reads p at every call, not at tracing
+    np.testing.assert_array_equal(step(images).numpy(), images.numpy())  # p starts at 0
+    p.assign(1.0)
+    np.testing.assert_array_equal(step(images).numpy(), _ada(images, p=1.0).numpy())
 
 
 def test_replicas_augment_their_slices_as_one_device_augments_the_batch():
@@ -274,3 +281,15 @@ def test_replicas_augment_their_slices_as_one_device_augments_the_batch():
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report == {"replicas": 2, "p": 0.6, "diffaugment": True, "diffaugment_not_trivial": True,
                       "ada": True, "ada_not_trivial": True}
+
+
+def test_the_train_steps_augmented_batches_are_the_same_for_one_and_two_replicas():
+    """Augmentation does not depend on the replica count (decided in `facegan.seeds`)."""
+    script = Path(__file__).resolve().parent / "distribute" / "replica_slices_script.py"
+    result = subprocess.run([sys.executable, str(script), "step-augment"], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    same = {"real": True, "fake": True, "noise": True, "augmented": True,
+            "real_differs_from_fake": True}
+    assert report == {"replicas": 2, "diffaugment": same, "ada": same}

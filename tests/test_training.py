@@ -10,7 +10,7 @@ import facegan
 from conftest import tiny_config
 from facegan.artifacts.logs import read_metrics
 from facegan.training.state import TrainState
-from facegan.training.steps import make_gan_train_step
+from facegan.training.steps import make_train_step
 
 GO = tf.constant(0)  # the step's `stop` input: nobody asked to stop
 
@@ -93,7 +93,7 @@ def test_train_step_is_traced_once_and_runs_under_a_strategy():
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     with strategy.scope():
         state = TrainState.create(config)
-    step = make_gan_train_step(state, config, strategy)
+    step = make_train_step(state, config, strategy)
     real = tf.random.uniform([8, 16, 16, 1], -1, 1)
     before = state.generator.trainable_variables[0].numpy().copy()
     for _ in range(25):
@@ -112,7 +112,7 @@ def test_train_step_is_traced_once_and_runs_under_a_strategy():
 def test_xla_switch_compiles_the_step():
     config = tiny_config().with_overrides({"model.channels": "1", "train.jit": "true"})
     state = TrainState.create(config)
-    step = make_gan_train_step(state, config, tf.distribute.get_strategy())
+    step = make_train_step(state, config, tf.distribute.get_strategy())
     out = step(tf.random.uniform([8, 16, 16, 1], -1, 1), GO)
     assert np.isfinite(float(out["g_loss"])) and int(state.step.numpy()) == 1
 

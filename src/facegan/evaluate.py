@@ -23,6 +23,7 @@ import numpy as np
 from facegan.config import ConfigError
 from facegan.data.pipeline import decode_source
 from facegan.data.sources import open_source
+from facegan.seeds import Stream, rng
 
 METRICS = ("fid", "kid", "pr", "face_rate", "memorization")
 FEATURE_METRICS = frozenset({"fid", "kid", "pr", "memorization"})
@@ -81,12 +82,13 @@ def real_image_set(spec: str, resolution: int, channels: int, num: int | None,
     so a cached set is never decoded.
     """
     source = open_source(spec)
-    key = hashlib.sha256(f"{source.fingerprint()}|{resolution}|{channels}|{num}|{seed}|{skip}"
-                         .encode()).hexdigest()[:32]
+    # "pick2": the subset is drawn from `facegan.seeds`' PICK stream (older caches differ).
+    key = hashlib.sha256(f"pick2|{source.fingerprint()}|{resolution}|{channels}|{num}|{seed}|"
+                         f"{skip}".encode()).hexdigest()[:32]
 
     def load() -> np.ndarray:
         decoded = decode_source(source, resolution, channels, progress=progress)
-        order = np.random.default_rng(seed).permutation(len(decoded.pixels))[skip:]
+        order = rng(seed, Stream.PICK).permutation(len(decoded.pixels))[skip:]
         if num is not None:
             order = order[:num]
         if len(order) == 0:

@@ -10,7 +10,7 @@ from facegan.artifacts.logs import read_metrics
 from facegan.cli import main
 from facegan.training import distribute
 from facegan.training.state import TrainState
-from facegan.training.steps import make_gan_train_step
+from facegan.training.steps import make_train_step
 
 GO = tf.constant(0)  # the step's `stop` input: nobody asked to stop
 
@@ -22,7 +22,7 @@ def _values(variables) -> list[np.ndarray]:
 def test_a_nan_batch_skips_the_whole_update_inside_the_compiled_step():
     config = tiny_config().with_overrides({"model.channels": "1"})
     state = TrainState.create(config)
-    step = make_gan_train_step(state, config, tf.distribute.get_strategy())
+    step = make_train_step(state, config, tf.distribute.get_strategy())
     real = tf.random.uniform([8, 16, 16, 1], -1, 1)
     step(real, GO)  # one good step: optimizer slots are non-zero from here on
     everything = state.checkpoint_variables()
@@ -45,7 +45,7 @@ def test_a_nan_batch_skips_the_whole_update_inside_the_compiled_step():
 def test_infinities_are_caught_too():
     config = tiny_config().with_overrides({"model.channels": "1"})
     state = TrainState.create(config)
-    step = make_gan_train_step(state, config, tf.distribute.get_strategy())
+    step = make_train_step(state, config, tf.distribute.get_strategy())
     huge = tf.fill([8, 16, 16, 1], np.inf)
     before = _values(state.generator.variables)
     out = step(huge, GO)
@@ -65,10 +65,10 @@ def _poison(monkeypatch, from_step: int, poisoned_instances):
     real_dataset = distribute.training_dataset
     starts = []
 
-    def dataset(pixels, batch_size, seed, flip, start_step=0):
+    def dataset(pixels, batch_size, seed, flip, start_step=0, labels=None):
         instance = len(starts)
         starts.append(start_step)
-        clean = real_dataset(pixels, batch_size, seed, flip, start_step=start_step)
+        clean = real_dataset(pixels, batch_size, seed, flip, start_step=start_step, labels=labels)
         if poisoned_instances != "all" and instance not in poisoned_instances:
             return clean
         steps = tf.data.Dataset.range(start_step + 1, 2**62)  # the step each batch trains
@@ -98,9 +98,9 @@ def test_one_poisoned_batch_is_skipped_and_the_run_goes_on(tmp_path, monkeypatch
     # Only the batch of step 5 is NaN.
     real_dataset = distribute.training_dataset
 
-    def one_bad(pixels, batch_size, seed, flip, start_step=0):
+    def one_bad(pixels, batch_size, seed, flip, start_step=0, labels=None):
         steps = tf.data.Dataset.range(start_step + 1, 2**62)
-        clean = real_dataset(pixels, batch_size, seed, flip, start_step=start_step)
+        clean = real_dataset(pixels, batch_size, seed, flip, start_step=start_step, labels=labels)
         return tf.data.Dataset.zip((steps, clean)).map(
             lambda s, batch: tf.where(tf.equal(s, 5), batch * np.nan, batch))
 
@@ -176,7 +176,7 @@ def test_a_streak_before_the_first_checkpoint_rolls_back_to_the_initial_weights(
 def test_reset_to_initial_restores_exactly_the_state_a_new_run_starts_from():
     config = tiny_config().with_overrides({"model.channels": "1"})
     state = TrainState.create(config)
-    step = make_gan_train_step(state, config, tf.distribute.get_strategy())
+    step = make_train_step(state, config, tf.distribute.get_strategy())
     for _ in range(3):
         step(tf.random.uniform([8, 16, 16, 1], -1, 1), GO)
     state.reset_to_initial(config)

@@ -12,6 +12,7 @@ from facegan.artifacts.rundir import RunDirError, RunPaths, open_run_dir
 from facegan.artifacts.sampler import Sampler
 from facegan.config import Config
 from facegan.models import build_generator, latents_for_seed, latents_from_seeds
+from facegan.seeds import Stream, rng
 
 
 class Run:
@@ -109,8 +110,8 @@ class Run:
         from facegan.data.labels import schema_from_config
 
         wanted = schema_from_config(self.config.data, model.label_classes).encode(request or {})
-        rng = np.random.default_rng([seed, 0x1AB])
-        labels = np.stack([rng.integers(0, classes, n) for _, classes in model.label_sizes],
+        draw = rng(seed, Stream.LABELS)
+        labels = np.stack([draw.integers(0, classes, n) for _, classes in model.label_sizes],
                           axis=1).astype(np.int32)
         for column, value in enumerate(wanted):
             if value is not None:

@@ -11,10 +11,11 @@ Two stages:
    `data.labels`, each item's class labels are read first (`facegan.data.labels`)
    and items without labels are skipped and named the same way.
 2. `training_dataset` streams batches from that cache forever. The order is a
-   pure function of (seed, step): epoch `e` uses a permutation drawn from
-   (seed, e), and each image's flip is drawn the same way. Resuming at step `s`
-   therefore yields exactly the batches an uninterrupted run would have seen,
-   with no iterator state to checkpoint. Labels, when given, ride along with
+   pure function of (seed, step): epoch `e` uses a permutation drawn from the
+   stream (seed, DATA_ORDER, e) and each image's flip from (seed, DATA_FLIP, e)
+   (`facegan.seeds`). Resuming at step `s` therefore yields exactly the
+   batches an uninterrupted run would have seen, with no iterator state to
+   checkpoint. Labels, when given, ride along with
    their images through the same permutation.
 """
 
@@ -36,10 +37,8 @@ from facegan.data.problems import describe_error, display_name
 from facegan.data.report import DataReport
 from facegan.data.scan import scan_source
 from facegan.data.sources import DataError, ImageSource
+from facegan.seeds import Stream, stream_key
 
-# Keeps the data order's random stream apart from the model's.
-_ORDER_STREAM = 0x5EED
-_FLIP_STREAM = 0xF11B
 
 
 @dataclasses.dataclass
@@ -233,10 +232,10 @@ def training_dataset(pixels: np.ndarray, batch_size: int, seed: int, flip: bool,
     first_epoch, offset = divmod(first, count)
 
     def epoch_order(epoch: tf.Tensor) -> tf.data.Dataset:
-        order_seed = tf.stack([tf.constant(seed + _ORDER_STREAM, tf.int64), epoch])
-        flip_seed = tf.stack([tf.constant(seed + _FLIP_STREAM, tf.int64), epoch])
-        order = tf.argsort(tf.random.stateless_uniform([count], seed=order_seed))
-        flips = tf.random.stateless_uniform([count], seed=flip_seed) < 0.5
+        order = tf.argsort(tf.random.stateless_uniform(
+            [count], seed=stream_key(seed, Stream.DATA_ORDER, epoch)))
+        flips = tf.random.stateless_uniform(
+            [count], seed=stream_key(seed, Stream.DATA_FLIP, epoch)) < 0.5
         return tf.data.Dataset.from_tensor_slices((order, flips))
 
     def gather(indices: tf.Tensor, flips: tf.Tensor):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from facegan.errors import UserError
+from facegan.seeds import Stream, rng
 
 
 def _check_features(features, name: str) -> np.ndarray:
@@ -98,10 +99,10 @@ def kid(features_a, features_b, num_subsets: int = 100, subset_size: int = 1000,
     if subset_size < 2:
         raise UserError(f"subset_size must be >= 2; received {subset_size}")
     m = min(subset_size, a.shape[0], b.shape[0])
-    rng = np.random.default_rng(seed)
+    draw = rng(seed, Stream.PICK)
     estimates = np.empty(num_subsets, dtype=np.float64)
     for i in range(num_subsets):
-        x = a[rng.choice(a.shape[0], m, replace=False)]
-        y = b[rng.choice(b.shape[0], m, replace=False)]
+        x = a[draw.choice(a.shape[0], m, replace=False)]
+        y = b[draw.choice(b.shape[0], m, replace=False)]
         estimates[i] = mmd2_unbiased(x, y)
     return float(estimates.mean()), float(estimates.std())

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from facegan.config import ModelConfig
 from facegan.models import dcgan, resnet, stylegan2
+from facegan.seeds import Stream, stream_key
 
 _BUILDERS = {
     "dcgan": (dcgan.build_generator, dcgan.build_discriminator),
@@ -81,23 +82,24 @@ def synthesize(generator: keras.Model, z: tf.Tensor, labels: tf.Tensor | None = 
     return generator([z, labels] if conditional else z, training=training)
 
 
-def latents_for_seed(n: int, latent_dim: int, seed: int) -> tf.Tensor:
-    """Standard-normal latents [n, latent_dim]; row i is drawn from (seed, i) alone."""
-    rows = [tf.random.stateless_normal([latent_dim], seed=[seed, i]) for i in range(n)]
+def latents_for_seed(n: int, latent_dim: int, seed: int,
+                     stream: Stream = Stream.LATENT) -> tf.Tensor:
+    """Standard-normal latents [n, latent_dim]; row i from the key (seed, stream, i) alone."""
+    rows = [tf.random.stateless_normal([latent_dim], seed=stream_key(seed, stream, i))
+            for i in range(n)]
     return tf.stack(rows) if rows else tf.zeros([0, latent_dim])
 
 
 def latents_from_seeds(seeds, latent_dim: int) -> tf.Tensor:
-    """Latents [N, Z], one per seed (int64 [N]): row i from the pair (seeds[i], 0).
+    """Latents [N, Z], one per seed (int64 [N]): row i from the key (seeds[i], LATENT, 0).
 
     So seed s's latent is row 0 of `latents_for_seed(n, Z, s)`: the face of
     seed s is the first image of `facegan generate --seed s`. Traceable: the
     exported SavedModel turns seeds into latents with it.
     """
     seeds = tf.cast(tf.convert_to_tensor(seeds), tf.int64)
-    zero = tf.constant(0, tf.int64)
     return tf.map_fn(
-        lambda s: tf.random.stateless_normal([latent_dim], seed=tf.stack([s, zero])),
+        lambda s: tf.random.stateless_normal([latent_dim], seed=stream_key(s, Stream.LATENT)),
         seeds, fn_output_signature=tf.TensorSpec([latent_dim], tf.float32))
 
 

@@ -20,8 +20,6 @@ projection term <sum_a embed_a(label_a), h> on its flattened 4x4 features h.
 
 from __future__ import annotations
 
-import itertools
-
 import keras
 from keras import layers
 
@@ -40,11 +38,10 @@ def block_channels(cfg: ModelConfig, resolution: int) -> int:
     return min(cfg.width * cfg.resolution // (2 * resolution), cfg.max_width)
 
 
-def _initializers(seed: int):
+def _initializers(seed: int, salt: int):
     """Distinct seeded N(0, 0.02) initializers, so building twice gives equal weights."""
-    counter = itertools.count(seed * 1000)
-    while True:
-        yield keras.initializers.RandomNormal(0.0, 0.02, seed=next(counter))
+    for init_seed in seed_stream(seed, salt):
+        yield keras.initializers.RandomNormal(0.0, 0.02, seed=init_seed)
 
 
 def _batch_norm(inits, name: str) -> layers.Layer:
@@ -66,7 +63,7 @@ def build_generator(cfg: ModelConfig, seed: int = 0) -> keras.Model:
     Images are in [-1, 1] and float32 under any precision policy.
     """
     assert cfg.channels is not None, "resolve model.channels before building models"
-    inits = _initializers(seed)
+    inits = _initializers(seed, salt=12)
     extra = seed_stream(seed, salt=10)  # label embeddings and spectral-norm vectors
 
     def sn(layer: layers.Layer) -> layers.Layer:
@@ -106,7 +103,7 @@ def build_generator(cfg: ModelConfig, seed: int = 0) -> keras.Model:
 def build_discriminator(cfg: ModelConfig, seed: int = 0) -> keras.Model:
     """Images [B, R, R, channels] (and labels [B, A] if conditional) -> logits [B, 1] (float32)."""
     assert cfg.channels is not None, "resolve model.channels before building models"
-    inits = _initializers(seed + 1)
+    inits = _initializers(seed, salt=13)
     extra = seed_stream(seed, salt=11)
     spectral = cfg.d_spectral_norm
 

@@ -42,6 +42,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from facegan.seeds import Stream, rng
+
 SEED_STRIDE = 16
 _LRELU_SLOPE = 0.2
 # StyleGAN2 multiplies leaky-ReLU outputs by sqrt(2), so activations keep unit
@@ -59,7 +61,7 @@ def seed_stream(seed: int, salt: int = 0) -> Iterator[int]:
         salt: separates the streams of networks built from one seed (G, D).
     """
     # A contiguous run per (seed, salt): a network's few hundred seeds never collide.
-    start = (seed * 2_654_435_761 + salt * 40_503) % 2**26
+    start = int(rng(seed, Stream.WEIGHTS, part=salt).integers(2**26))
     return itertools.count(start * SEED_STRIDE, SEED_STRIDE)
 
 

@@ -10,8 +10,8 @@ them:
 - ADA (Karras et al. 2020), a practical subset: each of x-flip, 90-degree
   rotation, integer translation, isotropic scaling, brightness, contrast,
   saturation and cutout is applied to each image with probability p, and
-  `AdaController` moves p so that D's overconfidence on real images stays near a
-  target.
+  `ada_adjust` (called by the train step) moves p so that D's overconfidence on
+  real images stays near a target.
 
 Everything is a pure function of tensors; randomness comes from a `seed`, an int
 tensor of shape [2], through `tf.random.stateless_*` ops: the same seed gives
@@ -22,12 +22,12 @@ uncompiled code for the same seed: repeatable for one `train.jit` setting.) Imag
 [B, H, W, C] with C = 1 or 3, nominally in [-1, 1] (values are not clipped: a
 clip would stop gradients at the borders).
 
-Under a distribution strategy each replica draws the random parameters of the
-whole global batch and keeps the rows of its own slice, so an image is augmented
-the same way whatever the number of replicas (matching `distributed_batches`,
-which gives replica r rows [r*b, (r+1)*b) of the global batch). The caller
-passes the same seed to every replica, and different seeds for the real and the
-fake batch.
+Replicas: the augmentation of an image does not depend on how many replicas
+share the batch. Each op's parameters are drawn for the whole global batch and
+each replica keeps the rows of its own slice (`facegan.seeds.replica_rows`),
+the rows `distributed_batches` gave it. The caller passes the same seed to
+every replica (`facegan.seeds.stream_key(seed, Stream.AUGMENT, step, part)`),
+and different parts for the real and the fake batch.
 """
 
 from __future__ import annotations
@@ -38,11 +38,12 @@ import numpy as np
 import tensorflow as tf
 
 from facegan.config import DIFFAUGMENT_OPS, AugmentConfig
+from facegan.seeds import replica_rows
 
-__all__ = ["AugmentFn", "AdaController", "ada_augment", "diff_augment", "make_augment",
-           "real_sign_mean", "translate", "cutout", "scale", "rotate90"]
+__all__ = ["AugmentFn", "ada_adjust", "ada_augment", "diff_augment", "make_augmenter",
+           "translate", "cutout", "scale", "rotate90"]
 
-AugmentFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+AugmentFn = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
 
 # Stream ids folded into the caller's seed, one per random quantity, so that
 # adding or removing an op never changes the randomness of the others.
@@ -64,25 +65,20 @@ SATURATION_LOG2_STD = 1.0
 # ------------------------------------------------------------------ factory
 
 
-def make_augment(cfg: AugmentConfig) -> tuple[AugmentFn, "AdaController | None"]:
+def make_augmenter(cfg: AugmentConfig) -> AugmentFn | None:
     """The augmentation `cfg` describes, as one function for real and fake images.
 
-    Call it inside the strategy's scope when `cfg.kind` is `ada`: the controller's
-    variable `p` is created here.
-
     Returns:
-        (augment_fn(images, seed) -> images, controller): the controller is an
-        `AdaController` for `ada`, None otherwise. `none` returns the images as
-        they are.
+        `augment(images, p, seed) -> images` (p: ADA's probability, read at
+        every call; ignored by DiffAugment), or None for `none`.
     """
     if cfg.kind == "none":
-        return (lambda images, seed: images), None
+        return None
     if cfg.kind == "diffaugment":
         policy = tuple(op.strip() for op in cfg.policy.split(",") if op.strip())
-        return (lambda images, seed: diff_augment(images, policy, seed)), None
+        return lambda images, p, seed: diff_augment(images, policy, seed)
     assert cfg.kind == "ada", cfg.kind
-    controller = AdaController(cfg)
-    return (lambda images, seed: ada_augment(images, controller.p, seed)), controller
+    return ada_augment
 
 
 # ------------------------------------------------------------------ DiffAugment
@@ -154,7 +150,7 @@ def ada_augment(images: tf.Tensor, p: tf.Tensor | tf.Variable | float,
 
     Args:
         images: float [B, H, W, C], C = 1 or 3, H and W known statically.
-        p: float scalar in [0, 1] (e.g. `AdaController.p`).
+        p: float scalar in [0, 1] (the run's `augment_p`).
         seed: int [2], for stateless random ops.
 
     Returns:
@@ -199,54 +195,30 @@ def ada_augment(images: tf.Tensor, p: tf.Tensor | tf.Variable | float,
     return _select(applied(_CUTOUT), cut, images)
 
 
-class AdaController(tf.Module):
-    """Holds ADA's probability `p` and adapts it (Python side, between steps).
+def ada_adjust(p: tf.Tensor, sign_sum: tf.Tensor, count: tf.Tensor, target: float,
+               kimg: float) -> tf.Tensor:
+    """ADA's update of p, the one place it is computed (the train step calls it).
 
-    Every `interval` steps the loop passes the mean of sign(D(x_real)) over those
-    steps (r_t, see `real_sign_mean`) and the number of images they trained on;
-    `adjust` moves p by at most that many images over `ada_kimg` thousand:
+    With r_t = sign_sum / count, the mean of sign(D(x_real)) over the `count`
+    real images since the last adjustment, p moves by at most `count` images
+    over `kimg` thousand:
 
-        p <- clip(p + sign(r_t - target) * images_seen / (ada_kimg * 1000), 0, 1)
+        p <- clip(p + sign(r_t - target) * count / (kimg * 1000), 0, 1)
 
-    p is a non-trainable float32 `tf.Variable` created in the constructor, so
-    building the controller inside a strategy scope mirrors it, and putting the
-    controller (or `p`) in a `tf.train.Checkpoint` saves and restores it. The
-    adjustment is a Python-side `assign` rather than an in-graph update: it
-    happens once per interval, and keeping it out of the step keeps the step's
-    trace independent of ADA.
+    Args:
+        p: the current probability, float32 scalar.
+        sign_sum: the sum of sign(D(x_real)) over those images (all replicas).
+        count: how many real images that was.
+        target: `augment.ada_target`, the wanted r_t.
+        kimg: `augment.ada_kimg`.
 
-    Attributes:
-        p: the probability, a scalar float32 variable in [0, 1].
-        target, kimg, interval: `ada_target`, `ada_kimg`, `ada_interval`.
+    Returns:
+        The new p, float32 scalar.
     """
-
-    def __init__(self, cfg: AugmentConfig, initial_p: float = 0.0):
-        super().__init__(name="ada")
-        self.target = float(cfg.ada_target)
-        self.kimg = float(cfg.ada_kimg)
-        self.interval = int(cfg.ada_interval)
-        # ONLY_FIRST_REPLICA: p is the same on every replica; if an in-graph caller
-        # ever assigns it inside a replica context, one replica's value is kept.
-        self.p = tf.Variable(float(initial_p), trainable=False, dtype=tf.float32, name="p",
-                             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-
-    def adjust(self, sign_mean_real: float, images_seen: int) -> float:
-        """Moves p towards keeping r_t = E[sign D(x_real)] at `target`; returns the new p.
-
-        Args:
-            sign_mean_real: r_t, the mean of sign(D(x_real)) since the last adjustment.
-            images_seen: real images D saw since the last adjustment (all replicas).
-        """
-        direction = float(np.sign(float(sign_mean_real) - self.target))
-        step = direction * float(images_seen) / (self.kimg * 1000.0)
-        new_p = float(np.clip(float(self.p.numpy()) + step, 0.0, 1.0))
-        self.p.assign(new_p)
-        return new_p
-
-
-def real_sign_mean(real_logits: tf.Tensor) -> tf.Tensor:
-    """r_t's ingredient: the mean of sign(D(x_real)), a float32 scalar (for the step's dict)."""
-    return tf.reduce_mean(tf.sign(tf.cast(real_logits, tf.float32)))
+    count = tf.cast(count, tf.float32)
+    r_t = tf.cast(sign_sum, tf.float32) / tf.maximum(count, 1.0)
+    step = tf.sign(r_t - target) * count / (kimg * 1000.0)
+    return tf.clip_by_value(tf.cast(p, tf.float32) + step, 0.0, 1.0)
 
 
 # ------------------------------------------------------------------ transformations
@@ -434,30 +406,13 @@ def _as_seed(seed) -> tf.Tensor:
 
 def _uniform(seed: tf.Tensor, stream: int, batch, tail: Sequence[int] = ()) -> tf.Tensor:
     """float32 [B, *tail] uniform in [0, 1), one row per image of this replica's slice."""
-    return _per_replica_rows(
+    return replica_rows(
         lambda shape, s: tf.random.stateless_uniform(shape, s, dtype=tf.float32),
-        seed, stream, batch, tail)
+        tf.random.experimental.stateless_fold_in(seed, stream), batch, tail)
 
 
 def _normal(seed: tf.Tensor, stream: int, batch, tail: Sequence[int] = ()) -> tf.Tensor:
     """float32 [B, *tail] standard normal, one row per image of this replica's slice."""
-    return _per_replica_rows(
+    return replica_rows(
         lambda shape, s: tf.random.stateless_normal(shape, s, dtype=tf.float32),
-        seed, stream, batch, tail)
-
-
-def _per_replica_rows(draw, seed: tf.Tensor, stream: int, batch, tail: Sequence[int]) -> tf.Tensor:
-    """Draws for the global batch and keeps this replica's rows.
-
-    Replica r of n holds rows [r*b, (r+1)*b) of the global batch, so drawing
-    n*b rows and keeping that slice gives each image the parameters it gets on
-    one device: the augmentation does not depend on the number of replicas.
-    """
-    stream_seed = tf.random.experimental.stateless_fold_in(seed, stream)
-    context = tf.distribute.get_replica_context()
-    replicas = context.num_replicas_in_sync if context is not None else 1
-    if replicas == 1:
-        return draw([batch, *tail], stream_seed)
-    values = draw([replicas * batch, *tail], stream_seed)
-    first = tf.cast(context.replica_id_in_sync_group, tf.int32) * batch
-    return tf.slice(values, [first] + [0] * len(tail), [batch] + list(tail))
+        tf.random.experimental.stateless_fold_in(seed, stream), batch, tail)

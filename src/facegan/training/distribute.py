@@ -182,11 +182,8 @@ def distributed_batches(strategy: tf.distribute.Strategy, pixels: np.ndarray, ba
     per_replica = per_replica_batch(strategy, batch_size)
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        if labels is None:  # the historical call, which tests may stand in for
-            dataset = training_dataset(pixels, batch_size, seed, flip, start_step=start_step)
-        else:
-            dataset = training_dataset(pixels, batch_size, seed, flip, start_step=start_step,
-                                       labels=labels)
+        dataset = training_dataset(pixels, batch_size, seed, flip, start_step=start_step,
+                                   labels=labels)
         if replicas == 1:
             return dataset
         local = replicas // context.num_input_pipelines

@@ -35,6 +35,7 @@ from facegan.evaluate import Evaluator, ImageSet
 from facegan.data.pipeline import DecodedImages, load_training_images
 from facegan.data.sources import ImageSource, open_source
 from facegan.models import generate_uint8, latents_for_seed
+from facegan.seeds import Stream, rng
 from facegan.training.distribute import (PEER_FAILURES, Role, WorkerLost, cluster_role,
                                          distributed_batches, make_strategy, per_replica_batch)
 from facegan.training.distribute import describe as describe_strategy
@@ -45,6 +46,8 @@ from facegan.training.steps import images_per_step, make_train_step
 from facegan.training.stopping import StopRequests
 
 LOGGER_NAME = "facegan"
+# Parts of the run's PICK stream (`facegan.seeds`): host-side choices made once per session.
+_PICK_GRID_LABELS, _PICK_MONITOR, _PICK_EVAL_REAL, _PICK_EVAL_LABELS = 0, 1, 2, 3
 _MAX_NAMED_FAILURES = 20  # on the console; train.log names every skipped file
 
 
@@ -239,10 +242,10 @@ class _Loop:
         self.sample_latents = latents_for_seed(train.sample_grid, config.model.latent_dim,
                                                train.seed)
         # A conditional model samples with the labels of randomly chosen training images.
-        self.sample_labels = sample_labels(images, train.sample_grid, train.seed)
+        self.sample_labels = sample_labels(images, train.sample_grid, train.seed, _PICK_GRID_LABELS)
         self.divergence = Divergence(train.max_bad_steps, train.max_rollbacks,
                                      train.rollback_lr_factor)
-        pick = np.random.default_rng(train.seed).choice(
+        pick = rng(train.seed, Stream.PICK, part=_PICK_MONITOR).choice(
             len(images), size=min(train.sample_grid, len(images)), replace=False)
         self.collapse = CollapseMonitor(images.pixels[np.sort(pick)])
         self.overfit = OverfitMonitor()
@@ -486,10 +489,12 @@ class InTrainingEval:
         self.evaluator, self.state, self.log = evaluator, state, log
         train = config.train
         count = min(train.eval_num, len(images))
-        pick = np.sort(np.random.default_rng(train.seed).permutation(len(images))[:count])
+        pick = np.sort(rng(train.seed, Stream.PICK, part=_PICK_EVAL_REAL)
+                       .permutation(len(images))[:count])
         self.real = ImageSet.real(images.pixels[pick], f"{count} training images")
-        self.latents = latents_for_seed(train.eval_num, config.model.latent_dim, train.seed + 1)
-        self.labels = sample_labels(images, train.eval_num, train.seed + 1)
+        self.latents = latents_for_seed(train.eval_num, config.model.latent_dim, train.seed,
+                                        Stream.EVAL_LATENT)
+        self.labels = sample_labels(images, train.eval_num, train.seed, _PICK_EVAL_LABELS)
         self.best_dir = paths.checkpoints / "best"
         self.best_file = self.best_dir / "best.json"
         self.best = CheckpointStore(state.checkpoint(), self.best_dir, keep=1, name="best")
@@ -513,11 +518,11 @@ class InTrainingEval:
                       results["face_rate"], "  (best so far)" if improved else "")
 
 
-def sample_labels(images: DecodedImages, count: int, seed: int) -> np.ndarray | None:
+def sample_labels(images: DecodedImages, count: int, seed: int, part: int) -> np.ndarray | None:
     """Labels of `count` training images drawn with replacement (None: unconditional)."""
     if images.labels is None:
         return None
-    pick = np.random.default_rng(seed).integers(0, len(images.labels), count)
+    pick = rng(seed, Stream.PICK, part=part).integers(0, len(images.labels), count)
     return images.labels[pick]
 
 

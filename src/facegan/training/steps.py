@@ -9,7 +9,8 @@
   (SNGAN, WGAN-GP, StyleGAN2).
 
 Both share the pieces below: stateless noise and augmentation randomness keyed
-by (seed, step, replica), differentiable augmentation of everything D sees,
+by (seed, stream, step, part) (`facegan.seeds`; drawn for the global batch, so
+independent of the replica count), differentiable augmentation of everything D sees,
 lazy R1, the WGAN gradient penalty, loss scaling under float16, and the guard:
 if any loss or gradient is not finite on any replica, that update is skipped
 and the batch-norm statistics the forward pass moved are put back, so a NaN
@@ -27,14 +28,11 @@ import tensorflow as tf
 from facegan.config import Config
 from facegan.losses import LOSSES, gradient_penalty, r1_penalty
 from facegan.models import synthesize
+from facegan.seeds import Stream, replica_rows, stream_key
+from facegan.training.augment import ada_adjust, make_augmenter
 from facegan.training.state import TrainState
 
 StepFn = Callable[[object, tf.Tensor], dict[str, tf.Tensor]]
-
-# Keep the random streams apart: noise, augmentation, penalty weights.
-_NOISE_STREAM = 0x0015E
-_AUGMENT_STREAM = 0xA06
-_ALPHA_STREAM = 0xA1FA
 
 
 def images_per_step(config: Config) -> int:
@@ -93,7 +91,7 @@ def _nothing(*args) -> None:
     pass
 
 
-class _Parts:
+class StepParts:
     """What both algorithms share, bound to one run's state, config and strategy."""
 
     def __init__(self, state: TrainState, config: Config, strategy: tf.distribute.Strategy):
@@ -108,7 +106,7 @@ class _Parts:
         self.conditional = model.conditional
         self.seed = train.seed
         self.float16 = train.precision == "mixed_float16"
-        self.augment = _augmenter(config)
+        self.augment = make_augmenter(config.augment)
         # Batch-norm statistics, spectral-norm vectors, w_avg: moved by forward passes.
         self.moving_stats = (self.generator.non_trainable_variables
                              + self.discriminator.non_trainable_variables)
@@ -121,27 +119,18 @@ class _Parts:
             return images, tf.cast(labels, tf.int32)
         return real, None
 
-    def _replica(self) -> tf.Tensor:
-        return tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int32)
+    def key(self, stream: Stream, part: int) -> tf.Tensor:
+        """The stateless seed [2] of `stream` at this step (the same on every replica)."""
+        return stream_key(self.seed, stream, self.state.step.read_value(), part)
 
-    def noise(self, stream: int) -> tf.Tensor:
+    def noise(self, part: int) -> tf.Tensor:
         """This replica's rows of the step's global noise batch [b, Z].
 
-        Stateless in (seed, step, stream): the same noise under any strategy and
-        replica count, and a resumed run draws exactly what an uninterrupted one would.
+        The same noise under any strategy and replica count, and a resumed run
+        draws exactly what an uninterrupted one would.
         """
-        everything = tf.random.stateless_normal(
-            [self.global_batch, self.latent_dim],
-            seed=tf.stack([tf.constant(self.seed + _NOISE_STREAM + 7919 * stream, tf.int64),
-                           self.state.step.read_value()]))
-        return tf.slice(everything, [self._replica() * self.per_replica, 0],
-                        [self.per_replica, self.latent_dim])
-
-    def random_seed(self, stream: int) -> tf.Tensor:
-        """A stateless-op seed [2] for (seed, step, stream, replica)."""
-        mixed = (tf.constant(self.seed + stream, tf.int64) * 1000003
-                 + tf.cast(self._replica(), tf.int64))
-        return tf.stack([mixed, self.state.step.read_value()])
+        return replica_rows(tf.random.stateless_normal, self.key(Stream.NOISE, part),
+                            self.per_replica, [self.latent_dim])
 
     # -- networks ---------------------------------------------------------------
     def generate(self, z: tf.Tensor, labels: tf.Tensor | None) -> tf.Tensor:
@@ -154,11 +143,11 @@ class _Parts:
             return tf.cast(self.discriminator(inputs, training=True), tf.float32)
         return call
 
-    def augmented(self, images: tf.Tensor, stream: int) -> tf.Tensor:
+    def augmented(self, images: tf.Tensor, part: int) -> tf.Tensor:
         if self.augment is None:
             return images
         return self.augment(images, self.state.augment_p.read_value(),
-                            self.random_seed(_AUGMENT_STREAM + stream))
+                            self.key(Stream.AUGMENT, part))
 
     # -- losses -------------------------------------------------------------------
     def mean(self, per_example: tf.Tensor) -> tf.Tensor:
@@ -173,7 +162,7 @@ class _Parts:
         return tf.nn.scale_regularization_loss(tf.add_n(losses)) if losses else 0.0
 
     def discriminator_loss(self, real_aug: tf.Tensor, fake_aug: tf.Tensor,
-                           labels: tf.Tensor | None, stream: int
+                           labels: tf.Tensor | None, part: int
                            ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """D's total loss with its penalties; returns (loss, real_logits, fake_logits)."""
         loss_cfg = self.config.loss
@@ -182,8 +171,9 @@ class _Parts:
         total = self.mean(self.d_loss_fn(real_logits, fake_logits))
         total += self.regularization(self.discriminator)
         if loss_cfg.kind == "wasserstein" and loss_cfg.gp_weight > 0:
-            alpha = tf.random.stateless_uniform([tf.shape(real_aug)[0]],
-                                                seed=self.random_seed(_ALPHA_STREAM + stream))
+            rows = real_aug.shape[0] if real_aug.shape[0] is not None else tf.shape(real_aug)[0]
+            alpha = replica_rows(tf.random.stateless_uniform, self.key(Stream.PENALTY, part),
+                                 rows)
             total += loss_cfg.gp_weight * self.mean(
                 gradient_penalty(critic, real_aug, fake_aug, alpha))
         if loss_cfg.r1_gamma > 0:
@@ -275,10 +265,8 @@ class _Parts:
         state.ada_count.assign_add(float(self.global_batch))
 
         def adjust() -> tf.Tensor:
-            r_t = state.ada_signs / tf.maximum(state.ada_count, 1.0)
-            step_size = state.ada_count / (augment.ada_kimg * 1000.0)
-            state.augment_p.assign(tf.clip_by_value(
-                state.augment_p + tf.sign(r_t - augment.ada_target) * step_size, 0.0, 1.0))
+            state.augment_p.assign(ada_adjust(state.augment_p, state.ada_signs, state.ada_count,
+                                              augment.ada_target, augment.ada_kimg))
             state.ada_signs.assign(0.0)
             state.ada_count.assign(0.0)
             return tf.constant(True)
@@ -286,19 +274,6 @@ class _Parts:
         due = tf.equal((state.step + 1) % augment.ada_interval, 0)
         tf.cond(due, adjust, lambda: tf.constant(True))
         return tf.constant(True)
-
-
-def _augmenter(config: Config):
-    """(images, p, seed) -> images for the configured augmentation, or None."""
-    augment = config.augment
-    if augment.kind == "none":
-        return None
-    from facegan.training import augment as aug
-
-    if augment.kind == "diffaugment":
-        policy = tuple(op.strip() for op in augment.policy.split(",") if op.strip())
-        return lambda images, p, seed: aug.diff_augment(images, policy, seed)
-    return lambda images, p, seed: aug.ada_augment(images, p, seed)
 
 
 def make_train_step(state: TrainState, config: Config, strategy: tf.distribute.Strategy,
@@ -328,7 +303,7 @@ def make_train_step(state: TrainState, config: Config, strategy: tf.distribute.S
 
     The input signature is fixed, so the function is traced once and never again.
     """
-    parts = _Parts(state, config, strategy)
+    parts = StepParts(state, config, strategy)
     replica_step = (_simultaneous_replica_step(parts) if config.train.updates == "simultaneous"
                     else _alternating_replica_step(parts))
     if batch_spec is None:
@@ -351,10 +326,7 @@ def make_train_step(state: TrainState, config: Config, strategy: tf.distribute.S
     return train_step
 
 
-make_gan_train_step = make_train_step  # the name the first version had
-
-
-def _simultaneous_replica_step(parts: _Parts):
+def _simultaneous_replica_step(parts: StepParts):
     state = parts.state
     generator, discriminator = parts.generator, parts.discriminator
 
@@ -387,7 +359,7 @@ def _simultaneous_replica_step(parts: _Parts):
     return replica_step
 
 
-def _alternating_replica_step(parts: _Parts):
+def _alternating_replica_step(parts: StepParts):
     state, config = parts.state, parts.config
     generator, discriminator = parts.generator, parts.discriminator
     n_critic = config.loss.n_critic
@@ -401,7 +373,8 @@ def _alternating_replica_step(parts: _Parts):
     def replica_step(real, stop: tf.Tensor) -> dict[str, tf.Tensor]:
         images, labels = parts.unpack(real)
         saved_stats = [tf.identity(v) for v in parts.moving_stats]
-        b = tf.shape(images)[0] // n_critic
+        # static when the batch is (XLA needs static slice sizes)
+        b = (images.shape[0] if images.shape[0] is not None else tf.shape(images)[0]) // n_critic
         bad = tf.constant(0, tf.int32)
         for k in range(n_critic):  # a few unrolled critic updates, each on its own batch
             real_k = images[k * b:(k + 1) * b]

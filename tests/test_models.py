@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 from facegan.config import ModelConfig
-from facegan.models import (build_discriminator, build_generator, generate_uint8,
-                            latents_for_seed, synthesize, to_uint8)
+from facegan.models import (build_discriminator, build_generator, float_to_uint8,
+                            latents_for_seed, synthesize)
 from facegan.models.dcgan import block_channels
 from facegan.models.layers import SpectralNorm
 from facegan.models.stylegan2 import StyleGAN2Generator, num_ws
@@ -83,8 +83,8 @@ def test_latents_depend_only_on_seed_and_index():
     assert not np.allclose(a, latents_for_seed(8, 16, seed=8).numpy())
 
 
-def test_to_uint8_maps_range():
-    out = to_uint8(np.array([[[[-1.0], [0.0], [1.0], [2.0]]]], np.float32))
+def test_float_to_uint8_maps_range():
+    out = float_to_uint8(np.array([[[[-1.0], [0.0], [1.0], [2.0]]]], np.float32)).numpy()
     assert out.dtype == np.uint8
     assert out.ravel().tolist() == [0, 128, 255, 255]
 
@@ -333,20 +333,6 @@ def test_synthesize_checks_labels():
         synthesize(conditional, z)
     with pytest.raises(ValueError, match="unconditional"):
         synthesize(unconditional, z, labels=tf.zeros([2, 2], tf.int32))
-
-
-def test_generate_uint8_with_labels_and_truncation():
-    cfg = _cfg("stylegan2", True)
-    generator = build_generator(cfg)
-    z = latents_for_seed(5, cfg.latent_dim, seed=1)
-    labels = tf.constant([[0, 0], [1, 2], [0, 1], [1, 0], [0, 2]], tf.int32)
-    pixels = generate_uint8(generator, z, batch_size=2, labels=labels, truncation=0.7)
-    assert pixels.shape == (5, 16, 16, 3) and pixels.dtype == np.uint8
-    np.testing.assert_array_equal(pixels, to_uint8(synthesize(generator, z, labels,
-                                                              truncation=0.7)))
-    # the existing callers' form still works
-    dcgan = build_generator(_cfg("dcgan"))
-    assert generate_uint8(dcgan, z, batch_size=4).shape == (5, 16, 16, 3)
 
 
 @pytest.mark.parametrize("arch, conditional", [("resnet", True), ("stylegan2", True),

@@ -64,7 +64,7 @@ def test_ema_follows_the_generator_with_the_configured_half_life():
     for average, value in zip(state.generator_ema.non_trainable_variables,
                               state.generator.non_trainable_variables):
         np.testing.assert_array_equal(average.numpy(), value.numpy())
-    assert state.sampler is state.generator_ema
+    assert state.sampling_generator is state.generator_ema
 
 
 def test_ada_raises_p_while_d_is_sure_of_the_reals_and_the_value_is_checkpointed(tmp_path):

@@ -127,14 +127,14 @@ def test_generate_is_deterministic_per_seed(tiny_run):
 
 
 def test_generated_images_match_the_sample_grid_generator(tiny_run):
-    # the last sample grid was drawn from the final weights: loading must give those weights
+    # The last sample grid was drawn from the final weights through the same compiled
+    # Sampler as `generate`: loading must give those weights, and the grid shows the
+    # faces of `generate --seed <train.seed>`.
     from facegan.artifacts.images import make_grid
-    from facegan.models import latents_for_seed, to_uint8
     from PIL import Image
 
     run = facegan.load(tiny_run.directory)
-    latents = latents_for_seed(4, run.config.model.latent_dim, run.config.train.seed)
-    grid = make_grid(to_uint8(run.generator()(latents, training=False)))
+    grid = make_grid(run.generate(4, seed=run.config.train.seed))
     saved = np.asarray(Image.open(tiny_run.directory / "samples" / "step-0000006.png"))
     np.testing.assert_array_equal(grid, saved)
 

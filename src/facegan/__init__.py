@@ -20,9 +20,9 @@ __all__ = ["Config", "ConfigError", "Interrupted", "UserError", "get_preset", "l
 
 def __getattr__(name: str):
     if name in ("train", "resume"):
-        from facegan.training import loop
+        from facegan.training import api
 
-        return getattr(loop, name)
+        return getattr(api, name)
     if name == "make_strategy":
         from facegan.training.distribute import make_strategy
 

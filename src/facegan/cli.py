@@ -443,7 +443,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return _resume(args.resume, args)
     config = _config_from_args(args)  # validated here, before TensorFlow is imported
     strategy = _start_tensorflow(config.train)
-    from facegan.training.loop import train
+    from facegan.training.api import train
 
     run = train(config, args.run_dir, overwrite=args.overwrite, progress=args.progress,
                 strategy=strategy)
@@ -458,7 +458,7 @@ def _resume(run_dir: str, args: argparse.Namespace) -> int:
     execution = {"train.strategy": args.strategy, "train.cpu_replicas": args.cpu_replicas}
     config = saved.with_overrides({k: v for k, v in execution.items() if v is not None})
     strategy = _start_tensorflow(config.train)
-    from facegan.training.loop import resume
+    from facegan.training.api import resume
 
     run = resume(run_dir, steps=args.steps, progress=args.progress, strategy=strategy,
                  execution=execution)

@@ -48,7 +48,7 @@ from facegan.artifacts.images import make_grid, save_png
 from facegan.data.decode import prepare
 from facegan.data.problems import BadFile
 from facegan.errors import UserError
-from facegan.models import synthesize, to_uint8
+from facegan.models import synthesize
 
 LOSSES = ("mse", "l1")
 DEFAULT_LR = 0.05
@@ -185,7 +185,7 @@ def project(run, target: np.ndarray, *, steps: int = 500, seed: int = 0,
         # Through the same compiled sampler as `generate`: latent.npy gives this image exactly.
         reconstruction = run.generate_from_latents(found, labels=labels_np)[0]
     else:
-        reconstruction = to_uint8(generator.synthesize_from_w(tf.constant(found)))[0]
+        reconstruction = run.sampler().images_from_w(found)[0]
     mse, psnr = mse_psnr(reconstruction, target)
     return Projection(target=target, reconstruction=reconstruction, space=space,
                       latent=found if space == "z" else None, w=found if space == "w" else None,

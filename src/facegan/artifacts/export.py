@@ -108,7 +108,8 @@ def metadata(run: Run) -> dict:
         "latent_dim": model.latent_dim,
         "sampled_from": "generator_ema" if run.config.train.ema_kimg > 0 else "generator",
         "output": "uint8 images [N, H, W, C], RGB (or grey when channels is 1)",
-        "seed": "face of seed s = generator(stateless_normal([latent_dim], seed=[s, 0]))",
+        "seed": ("face of seed s = generator(stateless_normal([latent_dim], "
+                 "seed=[s, 6597069766656]))"),  # facegan.seeds: (s, LATENT, 0)
         "truncation": "psi in [0, 1]; 1 = the full distribution",
         "attributes": [],
     }

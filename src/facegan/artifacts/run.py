@@ -76,16 +76,17 @@ class Run:
         generator = self.generator(checkpoint)
         if self._sampler is None or self._sampler.generator is not generator:
             self._sampler = Sampler(generator, self.config.model.latent_dim,
-                                    len(self.config.model.label_sizes))
+                                    [classes for _, classes in self.config.model.label_sizes])
         return self._sampler
 
     def latents(self, n: int, seed: int = 0) -> np.ndarray:
-        """The latents [n, Z] that `generate(n, seed)` uses; row i from (seed, i)."""
+        """The latents [n, Z] that `generate(n, seed)` uses; row i from (seed, LATENT, i)."""
+        Sampler.check_seeds([seed])
         return latents_for_seed(n, self.config.model.latent_dim, seed).numpy()
 
     def latents_for_seeds(self, seeds) -> np.ndarray:
         """Latents [N, Z], one per seed: seed s's face is `generate(1, seed=s)`'s."""
-        seeds = np.asarray(list(seeds), np.int64)
+        seeds = Sampler.check_seeds(list(seeds))
         return latents_from_seeds(seeds, self.config.model.latent_dim).numpy()
 
     def labels_for(self, n: int, seed: int,
@@ -147,22 +148,10 @@ class Run:
         The same compiled function as `generate` and the exported SavedModel.
 
         Raises:
-            RunDirError: truncation outside [0, 1], labels for an unconditional
-                run or none for a conditional one, latents of the wrong shape.
+            SamplingError: truncation outside [0, 1], labels for an unconditional
+                run or none (or out-of-range ones) for a conditional one, latents of
+                the wrong shape (checked once, by the `Sampler`).
         """
-        if not 0.0 <= truncation <= 1.0:
-            raise RunDirError(f"truncation must be from 0 to 1; received {truncation}")
-        model = self.config.model
-        latents = np.asarray(latents, np.float32)
-        if latents.ndim != 2 or latents.shape[1] != model.latent_dim:
-            raise RunDirError(f"latents must have shape [N, {model.latent_dim}]; "
-                              f"received {list(latents.shape)}")
-        if model.conditional != (labels is not None):
-            raise RunDirError(f"run {str(self.directory)!r} is "
-                              f"{'' if model.conditional else 'not '}class-conditional: "
-                              f"{'pass labels' if model.conditional else 'it takes no labels'}")
-        if len(latents) == 0:
-            return np.zeros((0, model.resolution, model.resolution, model.channels), np.uint8)
         return self.sampler().images(latents, labels=labels, truncation=truncation,
                                      batch_size=batch_size)
 

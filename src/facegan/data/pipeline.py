@@ -37,7 +37,8 @@ from facegan.data.problems import describe_error, display_name
 from facegan.data.report import DataReport
 from facegan.data.scan import scan_source
 from facegan.data.sources import DataError, ImageSource
-from facegan.seeds import Stream, stream_key
+from facegan.progress import progress_bar
+from facegan.seeds import Stream, rng, stream_key
 
 
 
@@ -77,6 +78,18 @@ class DecodedImages:
     def label_values(self) -> str:
         """For the run's `data.label_values` (`gender=0,1;race=0,1,2,3,4`); '' without labels."""
         return self.label_schema.label_values if self.label_schema else ""
+
+    def sample_labels(self, count: int, seed: int, part: int) -> np.ndarray | None:
+        """Labels of `count` images drawn with replacement from the run's PICK stream.
+
+        A conditional run samples its grids and evaluations with the labels of
+        training images, so the classes appear as often as in the data. None
+        when the images have no labels.
+        """
+        if self.labels is None:
+            return None
+        pick = rng(seed, Stream.PICK, part=part).integers(0, len(self.labels), count)
+        return self.labels[pick]
 
 
 def load_training_images(source: ImageSource, data_cfg: DataConfig, resolution: int,
@@ -180,7 +193,7 @@ def decode_source(source: ImageSource, resolution: int, channels: int,
                .map(load_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                .batch(256))
     kept_pixels, kept_indices = [], []
-    bar = _progress_bar(count, f"decoding {source.description}") if progress else None
+    bar = progress_bar(count, f"decoding {source.description}", show=progress)
     for batch_indices, pixels, ok in dataset.as_numpy_iterator():
         kept_pixels.append(pixels[ok])
         kept_indices.extend(batch_indices[ok].tolist())
@@ -252,9 +265,3 @@ def training_dataset(pixels: np.ndarray, batch_size: int, seed: int, flip: bool,
             .batch(batch_size, drop_remainder=True)
             .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
-
-
-def _progress_bar(total: int, description: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=description, unit="img", leave=False, dynamic_ncols=True)

@@ -42,6 +42,7 @@ from facegan.data.decode import check_size, to_channels
 from facegan.data.problems import describe_error, display_name
 from facegan.data.sources import ImageSource, open_source
 from facegan.errors import UserError
+from facegan.progress import progress_bar
 
 MANIFEST = "manifest.jsonl"
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 1024
@@ -348,7 +349,7 @@ def prepare_faces(source: str | Path, out: str | Path, resolution: int, *, align
     stems = output_stems(photos.names)
     kept = _Kept(duplicate_correlation)
     digests: set[str] = set()
-    bar = _progress_bar(len(photos), progress)
+    bar = progress_bar(len(photos), "finding faces", "photo", show=progress)
     with open(out_dir / MANIFEST, "x", encoding="utf-8") as manifest:
         for index in _largest_first(photos):
             stem = stems[index]
@@ -496,12 +497,3 @@ def _write_png(image: Image.Image, path: Path) -> None:
     """Writes a PNG; "x" mode: an existing file is never replaced."""
     with open(path, "xb") as file:
         image.save(file, format="PNG")
-
-
-def _progress_bar(total: int, progress: bool):
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="finding faces", unit="photo", leave=False, dynamic_ncols=True,
-                file=sys.stderr)

@@ -56,6 +56,7 @@ from keras import layers
 
 from facegan import cachepaths
 from facegan.errors import UserError
+from facegan.progress import progress_bar
 from facegan.metrics.torchscript import load_torch_archive
 
 IMAGE_SIZE = 299
@@ -497,15 +498,15 @@ def extract_features(model: keras.Model, images: np.ndarray, batch_size: int = 5
         return out
     batch_size = min(batch_size, count)  # a small set needs no padding to 50
     step = feature_function(model, batch_size, images.shape[1:])
-    from tqdm.auto import tqdm
-
-    with tqdm(total=count, desc="inception features", unit="img", disable=not progress,
-              dynamic_ncols=True) as bar:
-        for start in range(0, count, batch_size):
-            batch = images[start:start + batch_size]
-            real = len(batch)
-            if real < batch_size:  # pad with copies of the last image: same shape, no retrace
-                batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - real, 0)])
-            out[start:start + real] = step(batch).numpy()[:real]
+    bar = progress_bar(count, "inception features", show=progress)
+    for start in range(0, count, batch_size):
+        batch = images[start:start + batch_size]
+        real = len(batch)
+        if real < batch_size:  # pad with copies of the last image: same shape, no retrace
+            batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - real, 0)])
+        out[start:start + real] = step(batch).numpy()[:real]
+        if bar is not None:
             bar.update(real)
+    if bar is not None:
+        bar.close()
     return out

@@ -134,28 +134,3 @@ def float_to_uint8(images: tf.Tensor) -> tf.Tensor:
     """Generator output in [-1, 1] -> uint8 tensor [N, H, W, C] (rounded, clipped); traceable."""
     scaled = tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5)
     return tf.cast(tf.clip_by_value(scaled, 0.0, 255.0), tf.uint8)
-
-
-def to_uint8(images: tf.Tensor) -> np.ndarray:
-    """Generator output in [-1, 1] -> uint8 numpy [N, H, W, C]."""
-    return float_to_uint8(images).numpy()
-
-
-def generate_uint8(generator: keras.Model, latents: tf.Tensor, batch_size: int = 64,
-                   labels: tf.Tensor | None = None,
-                   truncation: float | tf.Tensor = 1.0) -> np.ndarray:
-    """Runs `generator` in inference mode over `latents` in batches -> uint8 [N, H, W, C].
-
-    Args:
-        generator: a model from `build_generator`.
-        latents: [N, Z].
-        batch_size: images per generator call.
-        labels: [N, A] int class indices, for conditional generators.
-        truncation: psi, as in `synthesize`.
-    """
-    chunks = []
-    for i in range(0, int(latents.shape[0]), batch_size):
-        batch_labels = None if labels is None else labels[i:i + batch_size]
-        chunks.append(to_uint8(synthesize(generator, latents[i:i + batch_size], batch_labels,
-                                          truncation=truncation, training=False)))
-    return np.concatenate(chunks)

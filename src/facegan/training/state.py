@@ -99,7 +99,7 @@ class TrainState:
         )
 
     @property
-    def sampler(self) -> keras.Model:
+    def sampling_generator(self) -> keras.Model:
         """The generator that samples: the moving average when there is one."""
         return self.generator_ema if self.generator_ema is not None else self.generator
 

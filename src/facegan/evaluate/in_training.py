@@ -1,0 +1,81 @@
+"""Evaluation while a run trains: FID and face rate every `train.eval_every` steps.
+
+The training loop calls an `InTrainingEval` at its evaluation steps. It keeps
+the best-FID checkpoint in checkpoints/best/, with best.json beside it
+({"step", "fid"}), so a resumed run keeps comparing against the best FID so
+far. The FID network is only ever used here to measure, never by training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from facegan.artifacts.checkpoints import CheckpointStore
+from facegan.artifacts.logs import MetricsLog
+from facegan.artifacts.rundir import RunPaths
+from facegan.artifacts.sampler import Sampler
+from facegan.config import Config
+from facegan.data.pipeline import DecodedImages
+from facegan.evaluate.evaluator import Evaluator, ImageSet
+from facegan.models import latents_for_seed
+from facegan.seeds import Stream, rng
+
+# Parts of the run's PICK stream used here (the loop uses 0 and 1).
+PICK_EVAL_REAL, PICK_EVAL_LABELS = 2, 3
+
+
+class InTrainingEval:
+    """FID and face rate of the current generator, and the best-FID checkpoint.
+
+    The same `eval_num` latents are used at every evaluation, so successive
+    numbers differ only by the weights.
+
+    Args:
+        evaluator: holds the Inception network and the face detector.
+        config: the run's config.
+        paths: the run directory.
+        sampler: renders the run's sampling generator (its moving average).
+        checkpoint: the run's `tf.train.Checkpoint`, saved as the best one.
+        images: the training set (the real side of FID).
+        log: the run's logger.
+    """
+
+    METRICS = ("fid", "face_rate")
+
+    def __init__(self, evaluator: Evaluator, config: Config, paths: RunPaths, sampler: Sampler,
+                 checkpoint: tf.train.Checkpoint, images: DecodedImages, log: logging.Logger):
+        self.evaluator, self.sampler, self.log = evaluator, sampler, log
+        train = config.train
+        count = min(train.eval_num, len(images))
+        pick = np.sort(rng(train.seed, Stream.PICK, part=PICK_EVAL_REAL)
+                       .permutation(len(images))[:count])
+        self.real = ImageSet.real(images.pixels[pick], f"{count} training images")
+        self.latents = latents_for_seed(train.eval_num, config.model.latent_dim, train.seed,
+                                        Stream.EVAL_LATENT)
+        self.labels = images.sample_labels(train.eval_num, train.seed, PICK_EVAL_LABELS)
+        self.best_dir = paths.checkpoints / "best"
+        self.best_file = self.best_dir / "best.json"
+        self.best = CheckpointStore(checkpoint, self.best_dir, keep=1, name="best")
+        self.best_fid = (json.loads(self.best_file.read_text())["fid"]
+                         if self.best_file.exists() else float("inf"))
+
+    def __call__(self, step: int, metrics: MetricsLog) -> None:
+        pixels = self.sampler.images(self.latents, labels=self.labels)
+        fake = ImageSet(pixels, f"{len(pixels)} samples at step {step}")
+        results = self.evaluator.compare(fake, self.real, self.METRICS)
+        metrics.scalars(step, {"eval/fid": results["fid"], "eval/face_rate": results["face_rate"]},
+                        event="evaluate", time=time.time())
+        improved = results["fid"] < self.best_fid
+        if improved:
+            self.best_fid = results["fid"]
+            self.best.save(step)
+            partial = self.best_file.with_name("best.json.partial")
+            partial.write_text(json.dumps({"step": step, "fid": self.best_fid}) + "\n")
+            partial.replace(self.best_file)
+        self.log.info("eval at step %d: FID %.2f, face rate %.3f%s", step, results["fid"],
+                      results["face_rate"], "  (best so far)" if improved else "")

@@ -1,5 +1,6 @@
 """The `facegan` command: help, exit codes, one-line user errors, train -> generate."""
 
+import json
 import subprocess
 import sys
 
@@ -153,3 +154,46 @@ def test_installed_entry_point_answers_help():
     module = subprocess.run([sys.executable, "-m", "facegan.cli", "presets"], capture_output=True,
                             text=True, timeout=60)
     assert module.returncode == 0 and "quick-32" in module.stdout
+
+
+_NO_TENSORFLOW = """
+import json, sys
+from facegan.cli import main
+code = main(sys.argv[1:])
+print(json.dumps([code, "tensorflow" in sys.modules]))
+"""
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["generate", "--run", "{tmp}/missing-run", "-n", "1", "--out", "{tmp}/x.png"],
+     "run directory '{tmp}/missing-run' does not exist"),
+    (["generate", "--run", "{run}", "--out", "{tmp}/exists.png"], "already exists"),
+    (["export", "--run", "{tmp}/missing-run", "--format", "tflite"], "does not exist"),
+    (["export", "--run", "{run}", "--format", "tflite", "--out", "{tmp}/exists.tflite"],
+     "already exists; facegan never overwrites an export"),
+    (["export", "--run", "{run}", "--format", "keras", "--out", "{tmp}/model.h5"],
+     "must be a .keras file"),
+    (["evaluate", "--run", "{tmp}/missing-run"], "does not exist"),
+    (["evaluate", "--run", "{run}", "--data", "{tmp}/no-photos"], "does not exist"),
+    (["interpolate", "--run", "{tmp}/missing-run", "--seeds", "1,2", "--out", "{tmp}/w.gif"],
+     "does not exist"),
+    (["project", "--run", "{tmp}/missing-run", "--image", "{tmp}/exists.png"], "does not exist"),
+    (["serve", "--run", "{tmp}/missing-run"], "does not exist"),
+    (["train", "--data", "{tmp}/no-photos"], "does not exist"),
+    (["train", "--resume", "{tmp}/missing-run"], "does not exist"),
+])
+def test_user_errors_that_need_no_tensorflow_come_before_it(argv, message, tmp_path):
+    """A missing run, an existing output or a bad path answers at once: TensorFlow never loads."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"preset": "quick-32"}')  # a run (config only)
+    for name in ("exists.png", "exists.tflite"):
+        (tmp_path / name).write_bytes(b"x")
+    fill = {"tmp": str(tmp_path), "run": str(run)}
+    result = subprocess.run([sys.executable, "-c", _NO_TENSORFLOW,
+                             *[arg.format(**fill) for arg in argv]],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    code, imported = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (code, imported) == (2, False), result.stderr
+    assert message.format(**fill) in result.stderr and result.stderr.count("\n") == 1

@@ -34,20 +34,17 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from facegan.artifacts.rundir import RunDirError
+from facegan.artifacts.export_target import FORMATS, SUFFIXES, ExportError, check_target
 from facegan.artifacts.run import Run
 from facegan.artifacts.sampler import Sampler
 
-FORMATS = ("savedmodel", "tflite", "keras")
 # Seeds need TensorFlow's stateless random ops, which TFLite runs only through the
 # Flex delegate (missing from tf.lite.Interpreter and most mobile runtimes): the
 # TFLite model takes latents, drawn by the caller.
 TFLITE_SIGNATURES = ("from_latent", "from_latent_truncated")
 METADATA_FILE = "facegan.json"
 
-
-class ExportError(RunDirError):
-    """An export that cannot be written as asked (exit code 2)."""
+__all__ = ["ExportError", "FORMATS", "default_output", "export", "metadata", "serving_functions"]
 
 
 def default_output(run: Run, fmt: str) -> Path:
@@ -55,8 +52,7 @@ def default_output(run: Run, fmt: str) -> Path:
     name = _model_name(run)
     if fmt == "savedmodel":
         return run.directory / "export" / name
-    suffix = ".tflite" if fmt == "tflite" else ".keras"
-    return run.directory / "export" / f"{name}-step{run.step}{suffix}"
+    return run.directory / "export" / f"{name}-step{run.step}{SUFFIXES[fmt]}"
 
 
 def export(run: Run, fmt: str, out: str | Path | None = None, *,
@@ -78,18 +74,13 @@ def export(run: Run, fmt: str, out: str | Path | None = None, *,
         ExportError: an unknown format, an output that already exists (nothing
             is ever overwritten), a version for a non-SavedModel format.
     """
-    if fmt not in FORMATS:
-        raise ExportError(f"--format must be one of {', '.join(FORMATS)}; received {fmt!r}")
-    if version is not None and fmt != "savedmodel":
-        raise ExportError("--version applies to --format savedmodel only (a serving version folder)")
+    check_target(fmt, out, version)
     run.generator()  # a run with no checkpoint fails here, before anything is written
     out = Path(out) if out is not None else default_output(run, fmt)
+    version = version if version is not None else run.step
+    check_target(fmt, out, version if fmt == "savedmodel" else None)  # the defaults too
     if fmt == "savedmodel":
-        return _export_savedmodel(run, out, version if version is not None else run.step)
-    expected = ".tflite" if fmt == "tflite" else ".keras"
-    if out.suffix != expected:
-        raise ExportError(f"--out for --format {fmt} must be a {expected} file; received {str(out)!r}")
-    _refuse_existing(out)
+        return _export_savedmodel(run, out, version)
     if fmt == "tflite":
         return _export_tflite(run, out)
     return _export_keras(run, out)
@@ -155,13 +146,7 @@ def serving_functions(sampler: Sampler) -> dict[str, tf.types.experimental.Concr
 
 
 def _export_savedmodel(run: Run, name_dir: Path, version: int) -> Path:
-    if not isinstance(version, int) or version < 0:
-        raise ExportError(f"--version must be a non-negative integer; received {version!r}")
-    if name_dir.exists() and not name_dir.is_dir():
-        raise ExportError(f"--out {str(name_dir)!r} is a file; a SavedModel needs a folder "
-                          f"(it writes NAME/VERSION/)")
     target = name_dir / str(version)
-    _refuse_existing(target, hint="pass --version N for a new version, or another --out")
     name_dir.mkdir(parents=True, exist_ok=True)
     # Written under a name TensorFlow Serving ignores (not a number), then renamed:
     # a server watching NAME/ never sees a half-written version.
@@ -236,12 +221,6 @@ def _write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         staging.unlink(missing_ok=True)
         raise
-
-
-def _refuse_existing(path: Path, hint: str = "choose another --out") -> None:
-    if path.exists():
-        raise ExportError(f"{str(path)!r} already exists; facegan never overwrites an export: "
-                          f"{hint}")
 
 
 def _model_name(run: Run) -> str:

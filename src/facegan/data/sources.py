@@ -390,6 +390,27 @@ def _mib(size: int) -> str:
     return f"{size / 2**20:,.0f} MiB" if size >= 2**20 else f"{size:,} bytes"
 
 
+def check_source_path(spec: str) -> Path | None:
+    """The folder or zip `spec` names (None for `embedded:lfw`), without listing it.
+
+    Raises:
+        DataError: the path does not exist, or is a file other than a .zip.
+    """
+    if spec == EMBEDDED_LFW:
+        return None
+    path = Path(spec).expanduser()
+    shown = display_name(spec)
+    if not path.exists():
+        raise DataError(
+            f"`data.source` must be a folder of images, a .zip of images or {EMBEDDED_LFW}; "
+            f"{shown!r} does not exist")
+    if not path.is_dir() and path.suffix.lower() != ".zip":
+        raise DataError(
+            f"`data.source` must be a folder of images, a .zip of images or {EMBEDDED_LFW}; "
+            f"received the file {shown!r}")
+    return path
+
+
 def open_source(spec: str, *, require_images: bool = True) -> ImageSource:
     """Resolves `data.source` to an image source.
 
@@ -403,20 +424,9 @@ def open_source(spec: str, *, require_images: bool = True) -> ImageSource:
     """
     if spec == EMBEDDED_LFW:
         return EmbeddedLFWSource()
-    path = Path(spec).expanduser()
+    path = check_source_path(spec)
+    source: ImageSource = FolderSource(path) if path.is_dir() else ZipSource(path)
     shown = display_name(spec)
-    if not path.exists():
-        raise DataError(
-            f"`data.source` must be a folder of images, a .zip of images or {EMBEDDED_LFW}; "
-            f"{shown!r} does not exist")
-    if path.is_dir():
-        source: ImageSource = FolderSource(path)
-    elif path.suffix.lower() == ".zip":
-        source = ZipSource(path)
-    else:
-        raise DataError(
-            f"`data.source` must be a folder of images, a .zip of images or {EMBEDDED_LFW}; "
-            f"received the file {shown!r}")
     if require_images and len(source) == 0:
         others = ""
         if source.ignored:

@@ -1,0 +1,54 @@
+"""The `facegan` command: parse -> config -> call the API.
+
+One module per command, each with `add_parser(commands)` and `run(args)`;
+`common` holds what they share. User errors (bad values, missing paths, an
+existing run or output) print one line and exit with code 2, before any model
+is built; those that need no TensorFlow are found before TensorFlow is
+imported, so they answer at once, as do `--help` and config errors.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from facegan import __version__
+from facegan.cli import (configs, evaluate, export, generate, inspect_data, interpolate,
+                         prepare_data, project, serve, train, weights)
+from facegan.cli.common import EXIT_INTERRUPTED, Parser
+from facegan.errors import Interrupted, UserError
+
+# In the order `facegan --help` lists them.
+COMMANDS = (train, generate, export, evaluate, weights, configs, inspect_data, prepare_data,
+            interpolate, project, serve)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="facegan", description="Train GANs that generate realistic human faces.")
+    parser.add_argument("--version", action="version", version=f"facegan {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands.required = True
+    for command in COMMANDS:
+        command.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `facegan` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except UserError as err:
+        # exit 2 for bad input; 3 diverged, 4 a checkpoint could not be written (see errors.py)
+        print(f"facegan: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except Interrupted as err:
+        print(f"facegan: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("facegan: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+__all__ = ["build_parser", "main"]

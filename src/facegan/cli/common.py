@@ -1,0 +1,175 @@
+"""What every command shares: the parser class, help formatting, argument types,
+the run check and a quiet TensorFlow import. TensorFlow-free."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+
+from facegan.config import Config
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit code 2 like every user error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USER_ERROR, f"facegan: error: {message} (see `{self.prog} --help`)\n")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Wraps prose paragraphs to the terminal; keeps examples and lists as written.
+
+    A paragraph (text between blank lines) is prose unless one of its lines is
+    indented or ends with a colon (a heading such as "examples:").
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = []
+        for paragraph in text.split("\n\n"):
+            lines = paragraph.splitlines()
+            if any(line.startswith(" ") or line.rstrip().endswith(":") for line in lines):
+                paragraphs.append("\n".join(indent + line for line in lines))
+            else:
+                paragraphs.append(textwrap.fill(" ".join(lines), width, initial_indent=indent,
+                                                subsequent_indent=indent))
+        return "\n\n".join(paragraphs)
+
+
+def add_progress_flag(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--progress", dest="progress", action="store_true", default=None,
+                       help="always show the progress bar (default: on a terminal)")
+    group.add_argument("--no-progress", dest="progress", action="store_false",
+                       help="log lines instead of a progress bar")
+
+
+def add_run_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, metavar="DIR", help="run directory")
+
+
+def int_from(low: int, high: int | None, allowed: str):
+    """An argparse type: an integer in [low, high]; `allowed` says what, for the error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {allowed}; received {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = int_from(1, None, "a positive integer")
+non_negative_int = int_from(0, None, "an integer 0 or more")
+port = int_from(0, 65535, "a port from 0 to 65535")
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number; received {text!r}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    """An argparse type: a number from 0 to 1 (truncation)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1; received {text!r}")
+    return value
+
+
+def add_label_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--label", action="append", default=[], metavar="NAME=VALUE",
+                        help=help_text)
+
+
+def open_run(path: str) -> tuple:
+    """(RunPaths, Config) of an existing run, read without TensorFlow: a missing or
+    broken run directory is reported at once."""
+    from facegan.artifacts.rundir import open_run_dir
+
+    return open_run_dir(path)
+
+
+def load_run(opened: tuple):
+    """The `Run` of what `open_run` returned (imports TensorFlow, quietly)."""
+    quiet_tensorflow()
+    from facegan.artifacts.run import Run
+
+    return Run(*opened)
+
+
+def quiet_tensorflow(first=None):
+    """Imports TensorFlow without its start-up chatter; returns what `first()` returns.
+
+    TensorFlow's C++ side prints CUDA probing and CPU-feature notes straight to
+    file descriptor 2 while it loads, which buries facegan's own output. Unless
+    the user set TF_CPP_MIN_LOG_LEVEL (then they see everything), stderr is
+    muted while TensorFlow loads and initialises its devices; the training log
+    then names the devices in use, which is the part of that chatter that matters.
+    `first` runs inside the muted stretch, before any other TensorFlow work (a
+    distribution strategy must be made then).
+    """
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
+        return first() if first else None
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        result = first() if first else None
+        tf.config.list_logical_devices()  # device initialisation logs too
+        return result
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, *, with_help: bool = True) -> None:
+    """--preset, --config and --set: how a run's config is put together."""
+    from facegan.presets import DEFAULT_PRESET, preset_names
+
+    parser.add_argument("--preset", metavar="NAME",
+                        help=f"starting config: {', '.join(preset_names())} "
+                             f"(default {DEFAULT_PRESET})")
+    parser.add_argument("--config", metavar="FILE",
+                        help="TOML or JSON config applied on the preset")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        dest="overrides", help="override any config value (repeatable)")
+
+
+def config_from_args(args: argparse.Namespace, flags: dict | None = None) -> Config:
+    """Preset, then config file, then flags: later ones win."""
+    from facegan.config import ConfigError
+    from facegan.presets import DEFAULT_PRESET, get_preset
+
+    file_preset = Config.from_file(args.config).preset if getattr(args, "config", None) else None
+    preset = args.preset or file_preset or DEFAULT_PRESET
+    config = get_preset(preset)
+    if args.config:
+        config = Config.from_file(args.config, base=config)
+    config = Config.from_dict({"preset": preset}, base=config)
+    overrides = {k: v for k, v in (flags or {}).items() if v is not None}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set takes SECTION.KEY=VALUE; received {item!r}")
+        overrides[key.strip()] = value.strip()
+    return config.with_overrides(overrides) if overrides else config

@@ -1,0 +1,82 @@
+"""`facegan inspect-data`: what training would see in a folder or zip, without TensorFlow."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from facegan.cli.common import add_progress_flag, positive_int
+from facegan.config import ConfigError
+from facegan.progress import show_progress
+
+
+def add_parser(commands) -> None:
+    inspect = commands.add_parser(
+        "inspect-data", help="check a folder or zip of images before training on it",
+        description="Scan a dataset and report what training would see: counts, sizes, "
+                    "colour modes, exact and near duplicates, and every file that would be "
+                    "skipped (corrupt, truncated, too large, too small, unreadable, unsafe "
+                    "zip paths) with its reason. Exit code 0: usable (at least one good "
+                    "image); 1: not usable; 2: a wrong argument or a missing path.",
+        epilog="Results are cached by file name, size and modification time, so a second "
+               "run on an unchanged folder decodes nothing. Training runs the same scan.")
+    inspect.add_argument("path", metavar="PATH",
+                         help="folder of images (recursive), a .zip of images, or embedded:lfw")
+    inspect.add_argument("--resolution", type=positive_int, default=64, metavar="R",
+                         help="training resolution: smaller images are flagged (default 64)")
+    inspect.add_argument("--max-pixels", type=positive_int, metavar="N",
+                         help="skip images above N pixels, undecoded (default data.max_pixels, "
+                              "64000000)")
+    inspect.add_argument("--min-size", type=positive_int, metavar="PX",
+                         help="skip images whose short side is below PX (default "
+                              "data.min_size, 8)")
+    inspect.add_argument("--json", action="store_true",
+                         help="print the report as JSON (for scripts) instead of text")
+    inspect.add_argument("--report", metavar="FILE",
+                         help="also write the full report to FILE.md (Markdown) or FILE.html")
+    inspect.add_argument("--no-cache", action="store_true",
+                         help="decode every file again; do not read or write the scan cache")
+    add_progress_flag(inspect)
+    inspect.set_defaults(handler=run)
+
+
+def _report_path(args: argparse.Namespace) -> Path | None:
+    if not args.report:
+        return None
+    path = Path(args.report)
+    if path.suffix.lower() not in (".md", ".html", ".htm"):
+        raise ConfigError(f"--report must end in .md or .html; received {args.report!r}")
+    if path.exists():
+        raise ConfigError(f"--report {args.report!r} already exists; choose another name")
+    if not path.absolute().parent.is_dir():
+        raise ConfigError(f"--report {args.report!r}: its folder does not exist")
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    """Scans a dataset without TensorFlow; exit 0 if usable, 1 if not."""
+    from facegan.config import DataConfig
+    from facegan.data.scan import scan_source
+    from facegan.data.sources import open_source
+
+    report_path = _report_path(args)
+    limits = {"max_pixels": args.max_pixels, "min_size": args.min_size}
+    data = DataConfig(source=args.path, **{k: v for k, v in limits.items() if v is not None})
+    source = open_source(args.path, require_images=False)
+    report = scan_source(source, resolution=args.resolution, max_pixels=data.max_pixels,
+                         min_size=data.min_size, use_cache=not args.no_cache,
+                         progress=show_progress(args.progress))
+    if report_path is not None:
+        markup = report.to_markdown() if report_path.suffix.lower() == ".md" else report.to_html()
+        try:
+            report_path.write_text(markup, encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"--report {args.report!r} cannot be written: {err}") from None
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.format_text(), end="")
+        if report_path is not None:
+            print(f"full report: {report_path}")
+    return 0 if report.usable else 1

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from facegan.models import layers as L
+from facegan.models.layers.modulation import blur
 
 
 def _largest_singular_value(kernel: np.ndarray, transposed: bool = False) -> float:
@@ -163,7 +164,7 @@ def _per_sample_modulated_conv(layer: L.ModulatedConv2D, x, ws) -> np.ndarray:
             out_shape = [1, 2 * x.shape[1] + 1, 2 * x.shape[2] + 1, layer.filters]
             y = tf.nn.conv2d_transpose(sample, weight.transpose(0, 1, 3, 2), out_shape, 2,
                                        "VALID")
-            y = L._blur(y)
+            y = blur(y)
         else:
             y = tf.nn.conv2d(sample, weight, 1, "SAME")
         outputs.append(y.numpy())
@@ -185,7 +186,7 @@ def test_modulated_conv_equals_per_sample_kernels(demodulate, upsample, kernel):
 def test_blur_after_transposed_conv_is_a_smooth_upsampling():
     # A constant image stays constant (away from the zero-padded border) with gain 4.
     ones = tf.ones([1, 9, 9, 1])  # a stride-2 transposed 3x3 conv of a 4x4 input is 9x9
-    blurred = L._blur(ones).numpy()[0, :, :, 0]
+    blurred = blur(ones).numpy()[0, :, :, 0]
     assert blurred.shape == (8, 8)
     np.testing.assert_allclose(blurred[2:-2, 2:-2], 4.0)
 

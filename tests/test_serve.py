@@ -19,7 +19,7 @@ from PIL import Image
 import facegan
 from facegan.cli import main
 from facegan.serve import FaceApp, make_server
-from facegan.serve.server import MAX_SEED
+from facegan.seeds import MAX_SEED
 
 
 @contextmanager

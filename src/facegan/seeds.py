@@ -34,6 +34,7 @@ import numpy as np
 
 _STEP_BITS = 32
 _PART_BITS = 8
+MAX_SEED = 2**63 - 1  # seeds are int64
 
 
 class Stream(enum.IntEnum):
@@ -106,4 +107,4 @@ def replica_rows(draw: Callable[[list, object], object], key, rows: int,
     return tf.slice(values, [first] + [0] * len(tail), [rows] + list(tail))
 
 
-__all__ = ["Stream", "replica_rows", "rng", "stream_key"]
+__all__ = ["MAX_SEED", "Stream", "replica_rows", "rng", "stream_key"]

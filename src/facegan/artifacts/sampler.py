@@ -30,8 +30,7 @@ import tensorflow as tf
 
 from facegan.errors import UserError
 from facegan.models import float_to_uint8, is_conditional, latents_from_seeds, synthesize
-
-MAX_SEED = 2**63 - 1
+from facegan.seeds import MAX_SEED
 
 
 class SamplingError(UserError):

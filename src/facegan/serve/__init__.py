@@ -2,9 +2,11 @@
 
     facegan serve --run runs/faces          # then open http://127.0.0.1:8000/
 
-See `facegan.serve.server` for the API. Importing this package loads no TensorFlow.
+`app` answers the page's and the API's requests (see its docstring for the
+API); `server` is the HTTP side. Importing this package loads no TensorFlow.
 """
 
-from facegan.serve.server import FaceApp, FaceServer, ServeError, make_server, serve
+from facegan.serve.app import FaceApp, ServeError
+from facegan.serve.server import FaceServer, make_server, serve
 
 __all__ = ["FaceApp", "FaceServer", "ServeError", "make_server", "serve"]

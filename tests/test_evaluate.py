@@ -135,11 +135,11 @@ def test_in_training_evaluation_keeps_the_best_checkpoint(evaluator, tmp_path, f
 @pytest.fixture
 def no_weights(tmp_path, monkeypatch):
     """Hides every source of Inception weights (empty cache, no env, no installed package)."""
-    from facegan.metrics import inception
+    from facegan.metrics import inception, inception_weights
 
     monkeypatch.setenv(inception.ENV_CACHE, str(tmp_path / "empty-cache"))
     monkeypatch.delenv(inception.ENV_WEIGHTS, raising=False)
-    monkeypatch.setattr(inception, "_installed_pt", lambda: None)
+    monkeypatch.setattr(inception_weights, "_installed_pt", lambda: None)
 
 
 @pytest.mark.parametrize("argv, message", [

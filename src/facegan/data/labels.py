@@ -26,18 +26,14 @@ This module imports no TensorFlow.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
-import os
-import re
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from facegan.config import DataConfig, parse_label_classes
-from facegan.data.sources import DataError
+from facegan.data.label_sources import LabelError, read_attributes
 
 __all__ = ["Attribute", "LabelError", "LabelSchema", "ItemLabels", "label_items",
            "read_attributes", "parse_label_bins", "parse_label_values", "parse_label_requests",
@@ -46,11 +42,6 @@ __all__ = ["Attribute", "LabelError", "LabelSchema", "ItemLabels", "label_items"
 # Characters that the stored forms `gender:2,age:7` and `gender=0,1;race=0,1` use as
 # separators: they cannot appear in attribute names or categorical values.
 _SEPARATORS = frozenset(",;=:")
-_ATTRIBUTE_NAME = re.compile(r"[\w.\-]+")
-
-
-class LabelError(DataError):
-    """Labels cannot be read, or a requested label does not exist (one line, exit 2)."""
 
 
 # ------------------------------------------------------------------ one attribute
@@ -310,6 +301,32 @@ def label_items(names: Sequence[str], data_cfg: DataConfig) -> ItemLabels:
     """
     assert data_cfg.labels, "label_items needs data.labels"
     attribute_names, raw, reasons = read_attributes(data_cfg.labels, names)
+    attributes = _resolve_attributes(attribute_names, raw, reasons, data_cfg)
+    labelled = np.array([row is not None for row in raw], dtype=bool)
+    if not labelled.any():
+        first = next(iter(sorted(reasons.items())), None)
+        example = f" (first: {names[first[0]]}: {first[1]})" if first else ""
+        raise LabelError(f"`data.labels` {data_cfg.labels!r} gives labels to none of the "
+                         f"{len(names)} images{example}")
+    schema = LabelSchema(tuple(attributes))
+    for attribute in schema.attributes:
+        if attribute.classes < 2:
+            only = f" ({attribute.values[0]!r})" if attribute.values else ""
+            raise LabelError(f"label attribute `{attribute.name}` has a single class{only} "
+                             f"over the {int(labelled.sum())} labelled images; a conditioning "
+                             f"attribute needs at least 2 (leave it out of data.labels)")
+
+    labels = np.full((len(names), len(attribute_names)), -1, np.int32)  # [N, A]
+    for index, row in enumerate(raw):
+        if row is not None:
+            labels[index] = [a.class_of(value) for a, value in zip(schema.attributes, row)]
+    unlabelled = [(names[i], reasons[i]) for i in sorted(reasons)]
+    return ItemLabels(labels, labelled, unlabelled, schema)
+
+
+def _resolve_attributes(attribute_names: list[str], raw: list, reasons: dict[int, str],
+                        data_cfg: DataConfig) -> list[Attribute | None]:
+    """Each attribute's classes; rows that fit none are unlabelled (in `raw` and `reasons`)."""
     bins = parse_label_bins(data_cfg.label_bins)
     stored = parse_label_values(data_cfg.label_values)
     for name in list(bins) + list(stored):
@@ -335,27 +352,7 @@ def label_items(names: Sequence[str], data_cfg: DataConfig) -> ItemLabels:
             continue
         distinct = _sorted_values({row[column] for row in raw if row is not None})
         attributes.append(Attribute(name, values=distinct) if distinct else None)
-
-    labelled = np.array([row is not None for row in raw], dtype=bool)
-    if not labelled.any():
-        first = next(iter(sorted(reasons.items())), None)
-        example = f" (first: {names[first[0]]}: {first[1]})" if first else ""
-        raise LabelError(f"`data.labels` {data_cfg.labels!r} gives labels to none of the "
-                         f"{len(names)} images{example}")
-    schema = LabelSchema(tuple(attributes))
-    for attribute in schema.attributes:
-        if attribute.classes < 2:
-            only = f" ({attribute.values[0]!r})" if attribute.values else ""
-            raise LabelError(f"label attribute `{attribute.name}` has a single class{only} "
-                             f"over the {int(labelled.sum())} labelled images; a conditioning "
-                             f"attribute needs at least 2 (leave it out of data.labels)")
-
-    labels = np.full((len(names), len(attribute_names)), -1, np.int32)  # [N, A]
-    for index, row in enumerate(raw):
-        if row is not None:
-            labels[index] = [a.class_of(value) for a, value in zip(schema.attributes, row)]
-    unlabelled = [(names[i], reasons[i]) for i in sorted(reasons)]
-    return ItemLabels(labels, labelled, unlabelled, schema)
+    return attributes
 
 
 def _check_row(row: list[str], attribute_names: list[str],
@@ -374,124 +371,7 @@ def _check_row(row: list[str], attribute_names: list[str],
     return None
 
 
-def read_attributes(spec: str, names: Sequence[str]
-                    ) -> tuple[list[str], list[list[str] | None], dict[int, str]]:
-    """The raw attribute values of each item, as `data.labels` finds them.
-
-    Args:
-        spec: `pattern:REGEX` or `csv:PATH`.
-        names: item names as the source lists them.
-
-    Returns:
-        (attribute names, raw values per item (None when the item has none),
-        {item index: reason} for the items without values).
-
-    Raises:
-        LabelError: the CSV file cannot be read or has no attribute columns.
-    """
-    kind, _, argument = spec.partition(":")
-    if kind == "pattern":
-        return _read_pattern(argument, names)
-    assert kind == "csv", spec  # DataConfig validates the prefix
-    return _read_csv(Path(argument).expanduser(), names)
-
-
-def _read_pattern(pattern: str, names: Sequence[str]
-                  ) -> tuple[list[str], list[list[str] | None], dict[int, str]]:
-    compiled = re.compile(pattern)
-    # groupindex maps name -> group number; the group order is the attribute order
-    groups = sorted(compiled.groupindex, key=compiled.groupindex.__getitem__)
-    raw: list[list[str] | None] = []
-    reasons: dict[int, str] = {}
-    for index, name in enumerate(names):
-        match = compiled.search(name) or compiled.search(_file_name(name))
-        if match is None:
-            raw.append(None)
-            reasons[index] = "no labels: the name does not match the data.labels pattern"
-            continue
-        missing = [group for group in groups if match.group(group) is None]
-        if missing:
-            raw.append(None)
-            reasons[index] = f"no labels: the pattern matched without {', '.join(missing)}"
-            continue
-        raw.append([match.group(group).strip() for group in groups])
-    return groups, raw, reasons
-
-
-def _read_csv(path: Path, names: Sequence[str]
-              ) -> tuple[list[str], list[list[str] | None], dict[int, str]]:
-    header, rows = _csv_rows(path)
-    attribute_names = header[1:]
-    by_key: dict[str, list[list[str]]] = {}
-    for row in rows:
-        by_key.setdefault(_normalise(row[0]), []).append(row[1:])
-    # An item is found by its relative path, or by its file name when the CSV lists
-    # bare file names; a file name shared by several items is ambiguous.
-    name_counts: dict[str, int] = {}
-    for name in names:
-        name_counts[_file_name(name)] = name_counts.get(_file_name(name), 0) + 1
-
-    raw: list[list[str] | None] = []
-    reasons: dict[int, str] = {}
-    for index, name in enumerate(names):
-        key = _normalise(name)
-        found = by_key.get(key)
-        if found is None and _file_name(name) in by_key:
-            if name_counts[_file_name(name)] > 1:
-                raw.append(None)
-                reasons[index] = (f"no labels: the CSV row {_file_name(name)!r} matches "
-                                  f"{name_counts[_file_name(name)]} files; use relative paths")
-                continue
-            found = by_key[_file_name(name)]
-        if found is None:
-            raw.append(None)
-            reasons[index] = f"no labels: no row in {path.name}"
-        elif len(found) > 1 and any(values != found[0] for values in found):
-            raw.append(None)
-            reasons[index] = f"no labels: {len(found)} different rows in {path.name}"
-        else:
-            raw.append(found[0])
-    return attribute_names, raw, reasons
-
-
-def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
-    """The header and the data rows (cells stripped; short rows padded with '')."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as file:  # -sig: Excel's BOM
-            table = [[cell.strip() for cell in row] for row in csv.reader(file)]
-    except FileNotFoundError:
-        raise LabelError(f"`data.labels` csv file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise LabelError(f"`data.labels` csv file {str(path)!r} cannot be read: {err}") from None
-    table = [row for row in table if any(row)]  # blank lines
-    if not table or len(table[0]) < 2:
-        raise LabelError(f"`data.labels` csv file {str(path)!r} needs a header row and at "
-                         f"least two columns (the file name, then attributes)")
-    header = table[0]
-    attributes = header[1:]
-    bad = [name for name in attributes if not _ATTRIBUTE_NAME.fullmatch(name)]
-    if bad or len(set(attributes)) != len(attributes):
-        raise LabelError(f"`data.labels` csv file {str(path)!r}: attribute columns need "
-                         f"distinct names of letters, digits, `_`, `.` or `-`; its header "
-                         f"is {', '.join(header)}")
-    width = len(header)
-    rows = [(row + [""] * width)[:width] for row in table[1:]]
-    return header, rows
-
-
 # ------------------------------------------------------------------ small helpers
-
-
-def _file_name(name: str) -> str:
-    return _normalise(name).rsplit("/", 1)[-1]
-
-
-def _normalise(name: str) -> str:
-    """A path in one spelling: `/` between parts, no leading `./`."""
-    name = name.strip().replace(os.sep, "/")
-    while name.startswith("./"):
-        name = name[2:]
-    return name
 
 
 def _number(text: str) -> float | None:

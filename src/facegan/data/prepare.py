@@ -28,7 +28,6 @@ import io
 import json
 import os
 import re
-import sys
 import warnings
 from pathlib import Path
 from typing import Callable

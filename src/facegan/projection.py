@@ -146,39 +146,18 @@ def project(run, target: np.ndarray, *, steps: int = 500, seed: int = 0,
     """
     model = run.config.model
     _check_arguments(target, model, steps, loss, candidates, prior_weight, perceptual_weight, lr)
-    generator = run.generator()
     space = "w" if model.arch == "stylegan2" else "z"
     target_t = tf.constant(target[None].astype(np.float32) * (2.0 / 255.0) - 1.0)  # [1, R, R, C]
     pixel_fn = _pixel_loss(loss)
-
-    zs = run.latents(candidates, seed)                   # [N, Z]
-    label_rows = run.labels_for(candidates, seed, request)  # [N, A] or None
-    best = _best_candidate(generator, zs, label_rows, target_t, pixel_fn)
-    labels = None if label_rows is None else tf.constant(label_rows[best:best + 1])
-    if space == "z":
-        start = zs[best:best + 1]
-        render = lambda z: synthesize(generator, z, labels)  # noqa: E731
-    else:
-        start = _mean_w(generator, zs, None if labels is None else label_rows[[best] * candidates])
-        render = generator.synthesize_from_w
-
+    start, labels, render = _starting_point(run, space, target_t, pixel_fn, candidates, seed,
+                                            request)
     variable = keras.Variable(start, dtype="float32", name=f"projected_{space}")
     features = _perceptual_features(inception_weights) if perceptual_weight > 0 else None
     terms = _loss_terms(render, target_t, pixel_fn, model.latent_dim,
                         prior_weight if space == "z" else 0.0, perceptual_weight, features)
     step_fn = _make_step(variable, terms, lr or DEFAULT_LR, max(steps, 1))
 
-    history, pixel_history = [], []
-    for index in range(steps):
-        values = step_fn()
-        history.append(float(values["loss"]))
-        pixel_history.append(float(values["pixel"]))
-        if on_step is not None:
-            on_step(index, history[-1])
-    final = terms(variable)
-    history.append(float(final["loss"]))
-    pixel_history.append(float(final["pixel"]))
-
+    history, pixel_history = _optimise(step_fn, lambda: terms(variable), steps, on_step)
     found = variable.numpy()
     labels_np = None if labels is None else labels.numpy()
     if space == "z":
@@ -191,6 +170,39 @@ def project(run, target: np.ndarray, *, steps: int = 500, seed: int = 0,
                       latent=found if space == "z" else None, w=found if space == "w" else None,
                       labels=labels_np, label_names=_label_names(run, labels_np),
                       loss=history, pixel_loss=pixel_history, mse=mse, psnr=psnr)
+
+
+def _optimise(step_fn, final_terms, steps: int, on_step) -> tuple[list[float], list[float]]:
+    """Runs `steps` Adam steps: the total and pixel losses of each, then of the result."""
+    history, pixel_history = [], []
+    for index in range(steps):
+        values = step_fn()
+        history.append(float(values["loss"]))
+        pixel_history.append(float(values["pixel"]))
+        if on_step is not None:
+            on_step(index, history[-1])
+    final = final_terms()
+    history.append(float(final["loss"]))
+    pixel_history.append(float(final["pixel"]))
+    return history, pixel_history
+
+
+def _starting_point(run, space: str, target_t: tf.Tensor, pixel_fn, candidates: int, seed: int,
+                    request: dict[str, str] | None):
+    """(start [1, Z], labels [1, A] or None, render(latent) -> images) from the best candidate.
+
+    z space starts at the best of `candidates` random latents; w space at the
+    mean w of those latents (with the best candidate's labels).
+    """
+    generator = run.generator()
+    zs = run.latents(candidates, seed)                      # [N, Z]
+    label_rows = run.labels_for(candidates, seed, request)  # [N, A] or None
+    best = _best_candidate(generator, zs, label_rows, target_t, pixel_fn)
+    labels = None if label_rows is None else tf.constant(label_rows[best:best + 1])
+    if space == "z":
+        return zs[best:best + 1], labels, lambda z: synthesize(generator, z, labels)
+    start = _mean_w(generator, zs, None if labels is None else label_rows[[best] * candidates])
+    return start, labels, generator.synthesize_from_w
 
 
 def save_projection(result: Projection, out: str | Path, details: dict | None = None) -> Path:

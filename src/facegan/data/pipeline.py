@@ -144,6 +144,40 @@ def load_training_images(source: ImageSource, data_cfg: DataConfig, resolution: 
     return decoded
 
 
+def parallel_decode(source: ImageSource, indices: np.ndarray, resolution: int, channels: int,
+                    failures: dict[int, str], *, max_pixels: int = DEFAULT_MAX_PIXELS,
+                    min_size: int = DEFAULT_MIN_SIZE) -> tf.data.Dataset:
+    """(index, uint8 [R, R, C], ok) per item of `indices`, decoded in parallel, in order.
+
+    PIL releases the GIL while it decodes, so tf.data's parallel map uses every
+    core. A file that fails gives a blank image with ok = False, and its
+    reason goes into `failures` (item index -> reason).
+    """
+    lock = threading.Lock()
+    blank = np.zeros((resolution, resolution, channels), np.uint8)
+
+    def load(index: np.int64) -> tuple[np.ndarray, np.bool_]:
+        index = int(index)
+        try:
+            with source.open(index) as image:
+                return (prepare(image, resolution, channels, max_pixels=max_pixels,
+                                min_size=min_size), np.bool_(True))
+        except Exception as err:  # any broken file is skipped, whatever PIL raised
+            _, reason = describe_error(err)
+            with lock:
+                failures[index] = reason
+            return blank, np.bool_(False)
+
+    def load_tf(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        pixels, ok = tf.numpy_function(load, [index], [tf.uint8, tf.bool], stateful=False)
+        pixels.set_shape(blank.shape)
+        ok.set_shape([])
+        return index, pixels, ok
+
+    return (tf.data.Dataset.from_tensor_slices(np.asarray(indices, np.int64))
+            .map(load_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
+
+
 def decode_source(source: ImageSource, resolution: int, channels: int,
                   progress: bool = False, *, indices: Sequence[int] | None = None,
                   max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -168,30 +202,8 @@ def decode_source(source: ImageSource, resolution: int, channels: int,
         else np.asarray(indices, dtype=np.int64)
     count = len(subset)
     failures: dict[int, str] = {}
-    lock = threading.Lock()
-    blank = np.zeros((resolution, resolution, channels), np.uint8)
-
-    def load(index: np.int64) -> tuple[np.ndarray, np.bool_]:
-        index = int(index)
-        try:
-            with source.open(index) as image:
-                return (prepare(image, resolution, channels, max_pixels=max_pixels,
-                                min_size=min_size), np.bool_(True))
-        except Exception as err:  # any broken file is skipped, whatever PIL raised
-            _, reason = describe_error(err)
-            with lock:
-                failures[index] = reason
-            return blank, np.bool_(False)
-
-    def load_tf(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        pixels, ok = tf.numpy_function(load, [index], [tf.uint8, tf.bool], stateful=False)
-        pixels.set_shape(blank.shape)
-        ok.set_shape([])
-        return index, pixels, ok
-
-    dataset = (tf.data.Dataset.from_tensor_slices(subset)
-               .map(load_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-               .batch(256))
+    dataset = parallel_decode(source, subset, resolution, channels, failures,
+                              max_pixels=max_pixels, min_size=min_size).batch(256)
     kept_pixels, kept_indices = [], []
     bar = progress_bar(count, f"decoding {source.description}", show=progress)
     for batch_indices, pixels, ok in dataset.as_numpy_iterator():

@@ -38,6 +38,7 @@ from PIL import Image
 from facegan.config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIZE
 from facegan.data import align
 from facegan.data.decode import check_size, to_channels
+from facegan.data.face_finder import CANDIDATE_SCORE, Face, FaceFinder
 from facegan.data.problems import describe_error, display_name
 from facegan.data.sources import ImageSource, open_source
 from facegan.errors import UserError
@@ -54,33 +55,7 @@ DEFAULT_BOX_SCALE = 1.3
 # correlates 0.99 at the median and >= 0.95 in 96 % of cases (the rest: MTCNN put
 # the landmarks elsewhere). See docs/prepare-data.md.
 DEFAULT_DUPLICATE_CORRELATION = 0.95
-# MTCNN reports candidates above this O-Net score (its own default); those between
-# it and --min-score are counted as "low score".
-CANDIDATE_SCORE = 0.8
-# MTCNN's image pyramid starts at faces of this size (its default, and its floor:
-# the P-Net window is 12 px).
-MIN_DETECTABLE_FACE = 20
 _SIGNATURE_SIDE = 16
-
-
-@dataclasses.dataclass(frozen=True)
-class Face:
-    """One MTCNN detection, in the photo's pixels.
-
-    Attributes:
-        box: float [4], (x1, y1, x2, y2).
-        score: O-Net confidence in [0, 1].
-        landmarks: float [5, 2], in `align.LANDMARKS` order.
-    """
-
-    box: np.ndarray
-    score: float
-    landmarks: np.ndarray
-
-    @property
-    def size(self) -> float:
-        """The longer side of the box: what `min_face` is compared with."""
-        return float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
 
 
 @dataclasses.dataclass
@@ -134,71 +109,6 @@ class PrepareSummary:
         out["out"] = str(self.out)
         out["unreadable"] = [{"name": display_name(n), "reason": r} for n, r in self.unreadable]
         return out
-
-
-# ------------------------------------------------------------------ detection
-
-
-class FaceFinder:
-    """MTCNN (the `mtcnn` package), built on first use, returning `Face`s per photo.
-
-    The three networks run as `tf.function` graphs, as in
-    `facegan.metrics.face_rate` (same weights and scores, about twice as fast on
-    a CPU as mtcnn's eager calls).
-
-    Args:
-        min_face: the smallest face (box side, photo pixels) worth finding; faces
-            down to half of it (at least 20 px) are looked for, so faces a little too
-            small are still counted, and much smaller ones cost nothing.
-        candidate_score: O-Net scores below this are not reported at all.
-        device: TensorFlow device; None: the first GPU if there is one, else the CPU.
-    """
-
-    def __init__(self, min_face: float = MIN_DETECTABLE_FACE,
-                 candidate_score: float = CANDIDATE_SCORE, device: str | None = None):
-        self.pyramid_start = max(float(MIN_DETECTABLE_FACE), min_face / 2.0)
-        self.candidate_score = candidate_score
-        self._device = device
-        self._mtcnn = None
-
-    def _model(self):
-        if self._mtcnn is None:
-            from facegan.data.mtcnn_model import build_mtcnn
-
-            self._mtcnn = build_mtcnn("prepare-data", self._device, compiled=True)
-        return self._mtcnn
-
-    def find(self, photo: Image.Image | np.ndarray) -> list[Face]:
-        """Faces in one RGB photo (PIL, or uint8 [H, W, 3]), left to right, in its pixels."""
-        image = photo if isinstance(photo, Image.Image) else Image.fromarray(np.asarray(photo))
-        # MTCNN 1.0.0 sizes its pyramid for min_face_size = 20 whatever it is told (a
-        # larger value makes its last levels smaller than P-Net's window, an error that
-        # it reports as "no faces"), so larger minimum faces are found by shrinking the
-        # photo instead: the same pyramid, and smaller faces cost nothing.
-        shrink = MIN_DETECTABLE_FACE / self.pyramid_start
-        size = (max(1, round(image.width * shrink)), max(1, round(image.height * shrink)))
-        if size != image.size:
-            image = image.resize(size, Image.Resampling.BILINEAR)  # antialiased when shrinking
-        if min(size) < 12:  # below P-Net's window: MTCNN cannot look
-            return []
-        rows = self._model().detect_faces(
-            [np.asarray(image.convert("RGB"), dtype=np.float32)], output_type="numpy",
-            box_format="xyxy", postprocess=False, threshold_onet=self.candidate_score)
-        # [faces, (image, x1, y1, x2, y2, score, 5 landmark x, 5 landmark y)]
-        rows = np.asarray(rows, dtype=np.float64).reshape(-1, 16)
-        back = np.array([photo_side / side for photo_side, side in
-                         zip(_size_of(photo), size)])  # detection px -> photo px, per axis
-        faces = [Face(box=row[1:5] * np.tile(back, 2), score=float(row[5]),
-                      landmarks=np.stack([row[6:11], row[11:16]], axis=1) * back)
-                 for row in rows]
-        return sorted(faces, key=lambda f: (f.box[0] + f.box[2], f.box[1] + f.box[3]))
-
-
-def _size_of(photo: Image.Image | np.ndarray) -> tuple[int, int]:
-    """(width, height)."""
-    if isinstance(photo, Image.Image):
-        return photo.size
-    return photo.shape[1], photo.shape[0]
 
 
 # ------------------------------------------------------------------ duplicates
@@ -341,9 +251,7 @@ def prepare_faces(source: str | Path, out: str | Path, resolution: int, *, align
 
     summary = PrepareSummary(out=out_dir, min_score=min_score, min_face=min_face)
     for name, _, reason in photos.problems:  # refused while listing (links, zip slips)
-        summary.unreadable.append((name, reason))
-        if on_skip:
-            on_skip(display_name(name), reason)
+        _unreadable(summary, on_skip, name, reason)
     out_dir.mkdir(parents=True, exist_ok=True)
     stems = output_stems(photos.names)
     kept = _Kept(duplicate_correlation)
@@ -351,27 +259,15 @@ def prepare_faces(source: str | Path, out: str | Path, resolution: int, *, align
     bar = progress_bar(len(photos), "finding faces", "photo", show=progress)
     with open(out_dir / MANIFEST, "x", encoding="utf-8") as manifest:
         for index in _largest_first(photos):
-            stem = stems[index]
             if bar is not None:
                 bar.update(1)
-            try:
-                photo, digest = _read_photo(photos, index)
-            except Exception as err:  # one bad file is skipped, whatever raised it
-                reason = describe_error(err)[1]
-                summary.unreadable.append((photos.names[index], reason))
-                if on_skip:
-                    on_skip(display_name(photos.names[index]), reason)
+            found = _detect(photos, index, finder, digests, summary, on_skip)
+            if found is None:
                 continue
-            if digest in digests:
-                summary.identical += 1
-                continue
-            digests.add(digest)
-            summary.photos += 1
-            faces = finder.find(photo)
-            summary.found += len(faces)
+            photo, faces = found
             for k, face in enumerate(faces):
-                row = _keep_face(photo, face, k, stem, photos.names[index], out_dir, resolution,
-                                 align_faces, box_scale, kept, summary)
+                row = _keep_face(photo, face, k, stems[index], photos.names[index], out_dir,
+                                 resolution, align_faces, box_scale, kept, summary)
                 if row is not None:
                     manifest.write(json.dumps(row) + "\n")
                     manifest.flush()  # a run stopped half-way leaves a manifest that matches
@@ -444,6 +340,32 @@ def _read_photo(photos: ImageSource, index: int) -> tuple[Image.Image, str]:
             check_size(image, DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIZE)
             image.load()  # a truncated file fails here
             return to_channels(image, 3), digest  # EXIF orientation, modes, alpha handled
+
+
+def _unreadable(summary: PrepareSummary, on_skip: Callable[[str, str], None] | None,
+                name: str, reason: str) -> None:
+    summary.unreadable.append((name, reason))
+    if on_skip:
+        on_skip(display_name(name), reason)
+
+
+def _detect(photos: ImageSource, index: int, finder: FaceFinder, digests: set[str],
+            summary: PrepareSummary, on_skip: Callable[[str, str], None] | None
+            ) -> tuple[Image.Image, list[Face]] | None:
+    """The photo and its faces; None for an unreadable photo or a byte-identical copy."""
+    try:
+        photo, digest = _read_photo(photos, index)
+    except Exception as err:  # one bad file is skipped, whatever raised it
+        _unreadable(summary, on_skip, photos.names[index], describe_error(err)[1])
+        return None
+    if digest in digests:
+        summary.identical += 1
+        return None
+    digests.add(digest)
+    summary.photos += 1
+    faces = finder.find(photo)
+    summary.found += len(faces)
+    return photo, faces
 
 
 def _keep_face(photo: Image.Image, face: Face, k: int, stem: str, source_name: str, out_dir: Path,

@@ -11,23 +11,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg
 
-from facegan.errors import UserError
+from facegan.metrics.features import check_feature_pair, check_features
 
 # Largest imaginary part tolerated on the diagonal of sqrtm(sigma1 @ sigma2), as in
 # the reference implementations: a bigger one means the product is far from PSD.
 _IMAGINARY_TOLERANCE = 1e-3
-
-
-def _as_features(features, name: str) -> np.ndarray:
-    """Validates a [N, D] feature array with N >= 2 and returns it as float64."""
-    array = np.asarray(features, dtype=np.float64)
-    if array.ndim != 2:
-        raise UserError(f"{name} must be a 2-D array [samples, features]; received shape {array.shape}")
-    if array.shape[0] < 2:
-        raise UserError(f"{name} needs at least 2 samples for a covariance; received {array.shape[0]}")
-    if not np.isfinite(array).all():
-        raise UserError(f"{name} contains NaN or infinite values")
-    return array
 
 
 def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +30,7 @@ def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         UserError: if `features` is not 2-D, has fewer than 2 rows or non-finite values.
     """
-    x = _as_features(features, "features")
+    x = check_features(features, "features", min_rows=2)  # 2 for a covariance
     mu = x.mean(axis=0)
     # atleast_2d: np.cov returns a 0-d array when D == 1.
     sigma = np.atleast_2d(np.cov(x, rowvar=False))
@@ -111,8 +99,5 @@ def fid(features_a, features_b) -> float:
         UserError: if either set is not [N >= 2, D] or the feature sizes differ.
         ValueError: see `frechet_distance`.
     """
-    a = _as_features(features_a, "features_a")
-    b = _as_features(features_b, "features_b")
-    if a.shape[1] != b.shape[1]:
-        raise UserError(f"feature sizes differ: {a.shape[1]} and {b.shape[1]}")
+    a, b = check_feature_pair(features_a, features_b, ("features_a", "features_b"), (2, 2))
     return frechet_distance(*feature_statistics(a), *feature_statistics(b))

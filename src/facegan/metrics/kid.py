@@ -13,17 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from facegan.errors import UserError
+from facegan.metrics.features import check_feature_pair
 from facegan.seeds import Stream, rng
-
-
-def _check_features(features, name: str) -> np.ndarray:
-    array = np.asarray(features, dtype=np.float64)
-    if array.ndim != 2 or array.shape[0] < 2:
-        raise UserError(f"{name} must be a 2-D array [samples >= 2, features]; "
-                        f"received shape {array.shape}")
-    if not np.isfinite(array).all():
-        raise UserError(f"{name} contains NaN or infinite values")
-    return array
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -90,10 +81,7 @@ def kid(features_a, features_b, num_subsets: int = 100, subset_size: int = 1000,
         UserError: for sets that are not [N >= 2, D], differing feature sizes, or
             num_subsets < 1 / subset_size < 2.
     """
-    a = _check_features(features_a, "features_a")
-    b = _check_features(features_b, "features_b")
-    if a.shape[1] != b.shape[1]:
-        raise UserError(f"feature sizes differ: {a.shape[1]} and {b.shape[1]}")
+    a, b = check_feature_pair(features_a, features_b, ("features_a", "features_b"), (2, 2))
     if num_subsets < 1:
         raise UserError(f"num_subsets must be >= 1; received {num_subsets}")
     if subset_size < 2:

@@ -18,12 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from facegan.errors import UserError
-from facegan.metrics.precision_recall import (
-    DEFAULT_BATCH_SIZE,
-    check_features,
-    squared_distances,
-    squared_norms,
-)
+from facegan.metrics.features import check_feature_pair
+from facegan.metrics.precision_recall import DEFAULT_BATCH_SIZE, squared_distances, squared_norms
 
 
 @dataclass(frozen=True)
@@ -113,10 +109,7 @@ def memorization(generated, train, percentile: float = 1.0,
         raise UserError(f"percentile must be in [0, 100]; received {percentile}")
     if batch_size < 1:
         raise UserError(f"batch_size must be >= 1; received {batch_size}")
-    generated = check_features(generated, "generated", min_rows=1)
-    train = check_features(train, "train", min_rows=2)
-    if generated.shape[1] != train.shape[1]:
-        raise UserError(f"vector sizes differ: generated {generated.shape[1]}, train {train.shape[1]}")
+    generated, train = check_feature_pair(generated, train, ("generated", "train"), (1, 2))
 
     _, train_distance = nearest_neighbours(train, train, batch_size, exclude_self=True)
     threshold = float(np.percentile(train_distance, percentile))

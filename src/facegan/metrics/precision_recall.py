@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from facegan.errors import UserError
+from facegan.metrics.features import check_feature_pair
 
 # Rows per distance block: 1024 x 10k float64 = 80 MB.
 DEFAULT_BATCH_SIZE = 1024
@@ -45,21 +46,6 @@ def squared_distances(x: np.ndarray, y: np.ndarray, x_sq: np.ndarray | None = No
     y_sq = squared_norms(y) if y_sq is None else y_sq
     d2 = x_sq[:, None] + y_sq[None, :] - 2.0 * (x @ y.T)
     return np.maximum(d2, 0.0, out=d2)
-
-
-def check_features(features, name: str, min_rows: int = 1) -> np.ndarray:
-    """Validates a [N >= min_rows, D] finite feature array and returns it as float64.
-
-    Raises:
-        UserError: naming `name` and the shape received.
-    """
-    array = np.asarray(features, dtype=np.float64)
-    if array.ndim != 2 or array.shape[0] < min_rows:
-        raise UserError(f"{name} must be a 2-D array [samples >= {min_rows}, features]; "
-                        f"received shape {array.shape}")
-    if not np.isfinite(array).all():
-        raise UserError(f"{name} contains NaN or infinite values")
-    return array
 
 
 def _check_batch_size(batch_size: int) -> None:
@@ -131,10 +117,7 @@ def precision_recall(real, fake, k: int = 3,
     if k < 1:
         raise UserError(f"k must be >= 1; received {k}")
     _check_batch_size(batch_size)
-    real = check_features(real, "real", min_rows=k + 1)
-    fake = check_features(fake, "fake", min_rows=k + 1)
-    if real.shape[1] != fake.shape[1]:
-        raise UserError(f"feature sizes differ: real {real.shape[1]}, fake {fake.shape[1]}")
+    real, fake = check_feature_pair(real, fake, ("real", "fake"), (k + 1, k + 1))
     real_radii = kth_neighbour_radii(real, k, batch_size)
     fake_radii = kth_neighbour_radii(fake, k, batch_size)
     fake_inside, real_inside = _mutual_coverage(real, fake, real_radii, fake_radii, batch_size)

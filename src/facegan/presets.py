@@ -15,6 +15,23 @@ from facegan.config import (AugmentConfig, Config, ConfigError, DataConfig, Loss
 
 DEFAULT_PRESET = "quick-32"
 
+
+def _stylegan2(name: str, resolution: int, width: int, r1_gamma: float, steps: int,
+               sample_grid: int) -> Config:
+    """StyleGAN2's recipe (Karras et al. 2020) at one size: what the GPU presets share."""
+    return Config(
+        preset=name,
+        model=ModelConfig(arch="stylegan2", resolution=resolution, width=width, max_width=512,
+                          latent_dim=512, mapping_layers=8),
+        loss=LossConfig(kind="nonsaturating", r1_gamma=r1_gamma, r1_every=16),
+        augment=AugmentConfig(kind="ada", ada_target=0.6, ada_kimg=100, ada_interval=4),
+        optim=OptimConfig(g_lr=2.5e-3, d_lr=2.5e-3, beta1=0.0, beta2=0.99),
+        train=TrainConfig(steps=steps, batch_size=32, log_every=100, sample_every=2000,
+                          checkpoint_every=2000, ema_kimg=10.0, ema_rampup=0.05,
+                          updates="alternating", precision="auto", sample_grid=sample_grid),
+    )
+
+
 _PRESETS: dict[str, tuple[str, Config]] = {
     "dcgan-64": (
         "the classic DCGAN (Radford et al. 2015): 64 px, width 64, batch 64, Adam 2e-4/0.5",
@@ -55,31 +72,13 @@ _PRESETS: dict[str, tuple[str, Config]] = {
     ),
     "stylegan2-128": (
         "GPU: StyleGAN2 generator + residual D at 128 px, R1, ADA, EMA; ~1 day on one GPU",
-        Config(
-            preset="stylegan2-128",
-            model=ModelConfig(arch="stylegan2", resolution=128, width=128, max_width=512,
-                              latent_dim=512, mapping_layers=8),
-            loss=LossConfig(kind="nonsaturating", r1_gamma=0.1, r1_every=16),
-            augment=AugmentConfig(kind="ada", ada_target=0.6, ada_kimg=100, ada_interval=4),
-            optim=OptimConfig(g_lr=2.5e-3, d_lr=2.5e-3, beta1=0.0, beta2=0.99),
-            train=TrainConfig(steps=200000, batch_size=32, log_every=100, sample_every=2000,
-                              checkpoint_every=2000, ema_kimg=10.0, ema_rampup=0.05,
-                              updates="alternating", precision="auto", sample_grid=64),
-        ),
+        _stylegan2("stylegan2-128", resolution=128, width=128, r1_gamma=0.1, steps=200000,
+                   sample_grid=64),
     ),
     "stylegan2-256": (
         "GPU: StyleGAN2 at 256 px (FFHQ-like config-F, narrower), R1, ADA, EMA; several GPUs",
-        Config(
-            preset="stylegan2-256",
-            model=ModelConfig(arch="stylegan2", resolution=256, width=64, max_width=512,
-                              latent_dim=512, mapping_layers=8),
-            loss=LossConfig(kind="nonsaturating", r1_gamma=1.0, r1_every=16),
-            augment=AugmentConfig(kind="ada", ada_target=0.6, ada_kimg=100, ada_interval=4),
-            optim=OptimConfig(g_lr=2.5e-3, d_lr=2.5e-3, beta1=0.0, beta2=0.99),
-            train=TrainConfig(steps=400000, batch_size=32, log_every=100, sample_every=2000,
-                              checkpoint_every=2000, ema_kimg=10.0, ema_rampup=0.05,
-                              updates="alternating", precision="auto", sample_grid=32),
-        ),
+        _stylegan2("stylegan2-256", resolution=256, width=64, r1_gamma=1.0, steps=400000,
+                   sample_grid=32),
     ),
 }
 

@@ -31,6 +31,19 @@ def tiny_config(source: str = "embedded:lfw", **train) -> Config:
     )
 
 
+# Fixtures that train a run: a test that uses one trains too, so it is an integration
+# test (not in the fast tier, `-m "not integration and not slow"`).
+TRAINING_FIXTURES = frozenset({"tiny_run", "tiny_conditional_run", "cli_run", "varied_run",
+                               "stylegan2_run", "exported", "plain", "conditional",
+                               "page_url"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture
 def mixed_bfloat16():
     """Keras' global dtype policy set to mixed_bfloat16 for one test, then back to float32."""

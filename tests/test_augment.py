@@ -72,6 +72,7 @@ def test_gradients_flow_to_the_images(name):
 
 
 @pytest.mark.parametrize("name", sorted(AUGMENTS))
+@pytest.mark.integration
 def test_works_in_tf_function_with_and_without_xla(name):
     augment, images = AUGMENTS[name], _images()
     eager = augment(images).numpy()
@@ -233,6 +234,7 @@ def test_ada_adjust_moves_p_towards_the_target_and_clips():
     assert _adjusted(0.5, 1.0, 0) == 0.5                      # no images seen: no move
 
 
+@pytest.mark.integration
 def test_the_step_moves_p_with_ada_adjust_every_interval(tiny):
     """The real step: p moves only at the end of each interval, by `ada_adjust`'s rule."""
     from facegan.training.state import TrainState
@@ -273,6 +275,7 @@ def test_make_augmenter():
     np.testing.assert_array_equal(step(images).numpy(), _ada(images, p=1.0).numpy())
 
 
+@pytest.mark.integration
 def test_replicas_augment_their_slices_as_one_device_augments_the_batch():
     script = Path(__file__).resolve().parent / "distribute" / "replica_slices_script.py"
     result = subprocess.run([sys.executable, str(script), "augment"], capture_output=True,
@@ -283,6 +286,7 @@ def test_replicas_augment_their_slices_as_one_device_augments_the_batch():
                       "ada": True, "ada_not_trivial": True}
 
 
+@pytest.mark.integration
 def test_the_train_steps_augmented_batches_are_the_same_for_one_and_two_replicas():
     """Augmentation does not depend on the replica count (decided in `facegan.seeds`)."""
     script = Path(__file__).resolve().parent / "distribute" / "replica_slices_script.py"

@@ -102,6 +102,7 @@ sample_grid = 4
     return run_dir
 
 
+@pytest.mark.integration
 def test_existing_run_dir_is_never_overwritten(cli_run, capsys):
     before = sorted(p.name for p in cli_run.rglob("*"))
     code, _, err = _run_cli(capsys, "train", "--run-dir", str(cli_run), "--steps", "1")
@@ -109,6 +110,7 @@ def test_existing_run_dir_is_never_overwritten(cli_run, capsys):
     assert sorted(p.name for p in cli_run.rglob("*")) == before
 
 
+@pytest.mark.integration
 def test_overwrite_moves_the_old_run_aside(tmp_path, face_folder, capsys):
     run_dir = tmp_path / "r"
     run_dir.mkdir()
@@ -122,6 +124,7 @@ def test_overwrite_moves_the_old_run_aside(tmp_path, face_folder, capsys):
     assert (run_dir / "config.json").exists()
 
 
+@pytest.mark.integration
 def test_resume_continues_to_the_new_total(cli_run, capsys, tmp_path):
     code, _, _ = _run_cli(capsys, "train", "--resume", str(cli_run), "--steps", "4", "--no-progress")
     assert code == 0
@@ -129,6 +132,7 @@ def test_resume_continues_to_the_new_total(cli_run, capsys, tmp_path):
     assert (cli_run / "samples" / "step-0000004.png").exists()
 
 
+@pytest.mark.integration
 def test_generate_grid_and_folder(cli_run, capsys, tmp_path):
     code, _, _ = _run_cli(capsys, "generate", "--run", str(cli_run), "-n", "9", "--seed", "7",
                           "--out", str(tmp_path / "grid.png"))
@@ -148,6 +152,7 @@ def test_generate_grid_and_folder(cli_run, capsys, tmp_path):
     assert code == 2 and "already exists" in err
 
 
+@pytest.mark.integration
 def test_installed_entry_point_answers_help():
     result = subprocess.run(["facegan", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "train" in result.stdout and "generate" in result.stdout
@@ -182,6 +187,7 @@ print(json.dumps([code, "tensorflow" in sys.modules]))
     (["train", "--data", "{tmp}/no-photos"], "does not exist"),
     (["train", "--resume", "{tmp}/missing-run"], "does not exist"),
 ])
+@pytest.mark.integration
 def test_user_errors_that_need_no_tensorflow_come_before_it(argv, message, tmp_path):
     """A missing run, an existing output or a bad path answers at once: TensorFlow never loads."""
     run = tmp_path / "run"

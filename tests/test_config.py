@@ -96,6 +96,7 @@ def test_presets():
         get_preset("x")
 
 
+@pytest.mark.integration
 def test_config_module_does_not_import_tensorflow():
     import subprocess
     import sys

@@ -27,6 +27,7 @@ def test_parse_metrics():
         parse_metrics(" , ")
 
 
+@pytest.mark.integration
 def test_cli_knows_every_metric_without_importing_tensorflow():
     # The names come from facegan.metrics (no TensorFlow), not a hand copy.
     code = ("import sys, json; from facegan.cli import build_parser; "
@@ -101,6 +102,7 @@ def evaluator():
     return evaluator
 
 
+@pytest.mark.integration
 def test_evaluate_run_logs_and_draws_memorization_pairs(evaluator, tmp_path, face_folder):
     from facegan.artifacts.logs import read_metrics
     from facegan.evaluate import evaluate_run
@@ -117,6 +119,7 @@ def test_evaluate_run_logs_and_draws_memorization_pairs(evaluator, tmp_path, fac
     assert grid.size[0] == 2 * 18 + 2  # generated | nearest training image
 
 
+@pytest.mark.integration
 def test_in_training_evaluation_keeps_the_best_checkpoint(evaluator, tmp_path, face_folder):
     from facegan.artifacts.logs import read_metrics
 
@@ -157,6 +160,7 @@ def test_evaluate_user_errors(argv, message, capsys, tmp_path, monkeypatch):
     assert message in err and err.count("\n") == 1
 
 
+@pytest.mark.integration
 def test_missing_weights_say_what_to_run_and_create_no_run(no_weights, capsys, tmp_path,
                                                            monkeypatch, face_folder):
     from facegan.cli import main
@@ -175,6 +179,7 @@ def test_missing_weights_say_what_to_run_and_create_no_run(no_weights, capsys, t
     assert 0 <= results["face_rate"] <= 1 and results["num_real"] == 12
 
 
+@pytest.mark.integration
 def test_weights_command_converts_a_local_file(tmp_path, monkeypatch, capsys):
     from facegan.cli import main
     from facegan.metrics import inception
@@ -189,6 +194,7 @@ def test_weights_command_converts_a_local_file(tmp_path, monkeypatch, capsys):
     assert inception.find_weights() == tmp_path / "cache" / inception.CACHE_NAME
 
 
+@pytest.mark.integration
 def test_cli_evaluate_real_prints_a_table(evaluator, face_folder, capsys):
     from facegan.cli import main
 

@@ -16,6 +16,9 @@ import facegan
 from conftest import tiny_config
 from facegan.cli import main
 
+# Trains, starts processes or drives a browser: not in the fast tier.
+pytestmark = pytest.mark.integration
+
 # Loads a SavedModel with TensorFlow alone: importing facegan would fail loudly.
 _CLEAN_PROCESS = textwrap.dedent("""
     import sys

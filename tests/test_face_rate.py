@@ -38,6 +38,7 @@ def face_scores(detector, faces):
     return detector.face_scores(faces)
 
 
+@pytest.mark.integration
 def test_real_faces_at_64px_are_found(detector, faces, face_scores):
     assert face_scores.shape == (200,) and face_scores.dtype == np.float64
     assert face_rate(faces, detector=detector) >= 0.9

@@ -96,6 +96,7 @@ def isolated(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.integration
 def test_model_maps_a_batch_to_2048_features(untrained):
     images = np.random.default_rng(0).uniform(-1, 1, (2, 299, 299, 3)).astype(np.float32)
     features = untrained(images, training=False)
@@ -103,6 +104,7 @@ def test_model_maps_a_batch_to_2048_features(untrained):
     assert len(untrained.layers) > 300 and untrained.get_layer("mixed_10").output.shape[-1] == 2048
 
 
+@pytest.mark.integration
 def test_extract_features_gray_small_images_with_a_padded_batch(untrained):
     images = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 1), dtype=np.uint8)
     features = extract_features(untrained, images, batch_size=2)
@@ -111,6 +113,7 @@ def test_extract_features_gray_small_images_with_a_padded_batch(untrained):
     assert extract_features(untrained, images[:0]).shape == (0, 2048)
 
 
+@pytest.mark.integration
 def test_fid_features_match_the_torchscript_reference(fid_model):
     """The port against features the TorchScript network gave for the same images."""
     if not REFERENCE.is_file():
@@ -125,6 +128,7 @@ def test_fid_features_match_the_torchscript_reference(fid_model):
     assert max_abs <= 1e-3 and mean_rel <= 1e-4, (max_abs, mean_rel)
 
 
+@pytest.mark.integration
 def test_wheel_and_package_file_convert_alike(package_pt, tmp_path):
     """default_1.pt read from inside a wheel equals the file itself."""
     data = package_pt.read_bytes()
@@ -137,6 +141,7 @@ def test_wheel_and_package_file_convert_alike(package_pt, tmp_path):
     assert from_wheel["conv/kernel"].shape == (3, 3, 3, 32)  # OIHW -> HWIO
 
 
+@pytest.mark.integration
 def test_first_load_from_the_package_writes_the_cache(package_pt, isolated, monkeypatch):
     """The package's default_1.pt is converted once; the next run reads the cache."""
     monkeypatch.setattr(inception_weights, "_installed_pt", lambda: package_pt)

@@ -315,6 +315,7 @@ def test_distributed_batches_with_labels_on_one_device():
     assert next(plain).shape == (4, 4, 4, 1)  # without labels: images alone, as before
 
 
+@pytest.mark.integration
 def test_distributed_batches_split_labels_like_images_over_two_replicas():
     result = subprocess.run([sys.executable, str(HERE / "distribute" / "replica_slices_script.py"),
                              "labels"], capture_output=True, text=True, timeout=300)

@@ -337,6 +337,7 @@ def test_synthesize_checks_labels():
 
 @pytest.mark.parametrize("arch, conditional", [("resnet", True), ("stylegan2", True),
                                                ("stylegan2", False)])
+@pytest.mark.integration
 def test_train_steps_in_a_tf_function(arch, conditional):
     cfg = _cfg(arch, conditional, d_spectral_norm=arch == "resnet")
     generator, discriminator = build_generator(cfg), build_discriminator(cfg)
@@ -366,6 +367,7 @@ def test_train_steps_in_a_tf_function(arch, conditional):
 
 
 @pytest.mark.parametrize("arch", ["resnet", "stylegan2"])
+@pytest.mark.integration
 def test_models_under_mirrored_strategy(arch):
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     cfg = _cfg(arch, True, d_spectral_norm=True, g_spectral_norm=arch == "resnet")
@@ -432,6 +434,7 @@ _TWO_REPLICAS = textwrap.dedent("""
 """)
 
 
+@pytest.mark.integration
 def test_two_replicas_agree_on_w_avg_and_spectral_norm_vectors():
     """w_avg is all-reduced (the global batch's mean); u vectors stay identical per replica."""
     result = subprocess.run([sys.executable, "-c", _TWO_REPLICAS], capture_output=True,

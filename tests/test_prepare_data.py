@@ -299,6 +299,7 @@ def test_without_align_faces_are_upright_squares_around_the_box_from_a_zip(photo
             1.3 * max(x2 - x1, y2 - y1), rel=1e-3)
 
 
+@pytest.mark.integration
 def test_training_runs_on_the_prepared_folder(prepared, tmp_path):
     import facegan
 

@@ -9,6 +9,9 @@ import tensorflow as tf
 import facegan
 from facegan.presets import get_preset, preset_names
 
+# Trains, starts processes or drives a browser: not in the fast tier.
+pytestmark = pytest.mark.integration
+
 
 def _shrunk(name: str, data: str):
     """The preset's recipe (loss, updates, augmentation, EMA, precision, arch) on a tiny model."""

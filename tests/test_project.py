@@ -42,6 +42,7 @@ def projected(varied_run, generated_target):
     return projection.project(varied_run, generated_target, steps=60, seed=1, candidates=16)
 
 
+@pytest.mark.integration
 def test_projection_lowers_the_loss_and_keeps_the_latent_shape(projected):
     assert projected.space == "z" and projected.w is None and projected.labels is None
     assert projected.latent.shape == (1, 16) and projected.latent.dtype == np.float32
@@ -111,6 +112,7 @@ def stylegan2_run(tmp_path_factory, face_folder):
     return facegan.train(config, tmp_path_factory.mktemp("sg2") / "run", progress=False).directory
 
 
+@pytest.mark.integration
 def test_stylegan2_projects_in_w_space(stylegan2_run, tmp_path):
     run = facegan.load(stylegan2_run)
     target = run.generate(1, seed=5)[0]

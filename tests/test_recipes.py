@@ -9,6 +9,9 @@ from conftest import tiny_config
 from facegan.training.state import TrainState
 from facegan.training.steps import images_per_step, make_train_step
 
+# Trains, starts processes or drives a browser: not in the fast tier.
+pytestmark = pytest.mark.integration
+
 GO = tf.constant(0)  # the step's `stop` input: nobody asked to stop
 
 

@@ -21,6 +21,9 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
+# Trains, starts processes or drives a browser: not in the fast tier.
+pytestmark = pytest.mark.integration
+
 
 def _which(*names: str) -> str | None:
     return next((path for path in map(shutil.which, names) if path), None)

@@ -130,6 +130,7 @@ def test_big_endian_archive(tmp_path):
     assert arrays["steps"].dtype.isnative
 
 
+@pytest.mark.integration
 def test_torchscript_modules_become_inert_records():
     """`__torch__` classes hold attributes only; names follow the module tree."""
     p = _Pickle().glob("__torch__.net", "Net").raw(b")\x81}(")  # NEWOBJ, {attributes

@@ -51,6 +51,7 @@ def test_tensorboard_has_scalars_and_samples(tiny_run):
     assert [e.step for e in events.Tensors("g_loss")] == [2, 4, 6]
 
 
+@pytest.mark.integration
 def test_checkpoints_keep_the_last_three(tmp_path, face_folder):
     run = facegan.train(tiny_config(str(face_folder), steps=5, checkpoint_every=1), tmp_path / "r",
                         progress=False)
@@ -66,6 +67,7 @@ def _checkpoint_values(path: str) -> dict[str, np.ndarray]:
             if "OBJECT_GRAPH" not in key and not key.startswith("save_counter")}
 
 
+@pytest.mark.integration
 def test_resume_gives_the_same_weights_as_one_go(tmp_path):
     steps = 6
     config = tiny_config(steps=steps)
@@ -88,6 +90,7 @@ def test_resume_gives_the_same_weights_as_one_go(tmp_path):
     assert history == [(2, None), (3, None), (3, "resume"), (4, None), (6, None)]
 
 
+@pytest.mark.integration
 def test_train_step_is_traced_once_and_runs_under_a_strategy():
     config = tiny_config().with_overrides({"model.channels": "1"})
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
@@ -109,6 +112,7 @@ def test_train_step_is_traced_once_and_runs_under_a_strategy():
         step(tf.zeros([4, 16, 16, 1]), GO)  # the signature is fixed: no silent retrace
 
 
+@pytest.mark.integration
 def test_xla_switch_compiles_the_step():
     config = tiny_config().with_overrides({"model.channels": "1", "train.jit": "true"})
     state = TrainState.create(config)
@@ -146,6 +150,7 @@ def test_resume_of_a_finished_run_does_nothing(tiny_run):
     assert sorted(p.name for p in (tiny_run.directory / "checkpoints").iterdir()) == before
 
 
+@pytest.mark.integration
 def test_broken_files_are_skipped_counted_and_named(tmp_path, mixed_folder):
     from conftest import MIXED_BROKEN, MIXED_GOOD
 

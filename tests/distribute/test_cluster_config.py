@@ -46,6 +46,7 @@ def test_auto_resume_needs_a_run_dir(capsys):
     assert "--auto-resume goes with --run-dir DIR" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_auto_resume_starts_then_continues_and_refuses_other_settings(tmp_path, capsys, tiny):
     toml = tmp_path / "tiny.toml"
     toml.write_text("[model]\nresolution = 16\nwidth = 8\nmax_width = 32\nlatent_dim = 16\n"
@@ -62,6 +63,7 @@ def test_auto_resume_starts_then_continues_and_refuses_other_settings(tmp_path, 
     assert "holds a run with other settings (train.seed)" in err and err.count("\n") == 1
 
 
+@pytest.mark.integration
 def test_resume_may_change_the_strategy_but_not_what_is_trained(tmp_path, capsys):
     toml = tmp_path / "tiny.toml"
     toml.write_text("[model]\nresolution = 16\nwidth = 8\nmax_width = 32\nlatent_dim = 16\n"

@@ -18,6 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# Trains, starts processes or drives a browser: not in the fast tier.
+pytestmark = pytest.mark.integration
+
 HERE = Path(__file__).parent
 TINY = ("[model]\nresolution = 16\nwidth = 8\nmax_width = 32\nlatent_dim = 16\n"
         "[train]\nbatch_size = 8\nlog_every = 2\nsample_every = 100\n"

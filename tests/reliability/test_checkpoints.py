@@ -2,7 +2,6 @@
 
 import errno
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -12,7 +11,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import facegan
 from conftest import tiny_config
 from facegan.artifacts.checkpoints import CheckpointStore, CheckpointWriteError
 from facegan.cli import main
@@ -84,6 +82,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_leaves_no_partial_files(
     assert int(counter.numpy()) == 1 and weights.numpy()[999] == 999
 
 
+@pytest.mark.integration
 def test_a_full_disk_during_training_stops_with_exit_4_and_the_run_resumes(
         tmp_path, monkeypatch, capsys):
     toml = tmp_path / "c.toml"
@@ -113,6 +112,7 @@ def test_a_full_disk_during_training_stops_with_exit_4_and_the_run_resumes(
     assert listed_checkpoint_steps(run_dir)[-1] == 8
 
 
+@pytest.mark.integration
 def test_a_really_full_file_system_stops_the_trainer_cleanly(tmp_path, face_folder):
     """A real ENOSPC: the trainer runs on a 1 MB tmpfs (in a private user and mount
     namespace) that a filler file makes full while it trains."""

@@ -12,6 +12,9 @@ from facegan.training import distribute
 from facegan.training.state import TrainState
 from facegan.training.steps import make_train_step
 
+# Trains, starts processes or drives a browser: not in the fast tier.
+pytestmark = pytest.mark.integration
+
 GO = tf.constant(0)  # the step's `stop` input: nobody asked to stop
 
 

@@ -1,6 +1,7 @@
 """Health warnings: mode collapse on the fixed latent batch, discriminator overfitting."""
 
 import numpy as np
+import pytest
 
 import facegan
 from conftest import tiny_config
@@ -47,6 +48,7 @@ def test_overfitting_warns_after_patience_intervals_above_the_threshold():
     assert [monitor.check(0.99) for _ in range(3)][-1] is not None
 
 
+@pytest.mark.integration
 def test_the_loop_logs_health_warnings_and_the_diversity(tmp_path, monkeypatch):
     # Scripted measurements: diverse at the first sample grid, collapsed at the next.
     readings = iter([0.2, 0.2, 0.2, 0.001, 0.001, 0.001])

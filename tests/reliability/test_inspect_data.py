@@ -141,6 +141,7 @@ def test_report_file_is_written(suffix, folder, cache, tmp_path, capsys):
     assert code == 2 and "already exists" in err and target.read_text() == text
 
 
+@pytest.mark.integration
 def test_the_command_does_not_import_tensorflow(folder, tmp_path):
     code = ("import sys; from facegan.cli import main; "
             f"code = main(['inspect-data', {str(folder)!r}, '--json']); "

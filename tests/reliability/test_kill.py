@@ -16,6 +16,9 @@ import pytest
 from facegan.cli import main
 from trainer_process import listed_checkpoint_steps, start_trainer, wait_for_line
 
+# Trains, starts processes or drives a browser: not in the fast tier.
+pytestmark = pytest.mark.integration
+
 
 def _kill_trials(tmp_path, data, trials: int, seed: int) -> list[dict]:
     rng = random.Random(seed)

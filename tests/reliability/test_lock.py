@@ -48,6 +48,7 @@ def test_lock_of_another_host_is_never_taken_over(tmp_path):
         RunLock(paths).acquire()
 
 
+@pytest.mark.integration
 def test_resume_refused_while_another_trainer_holds_the_run(tmp_path, capsys):
     from facegan.cli import main
 
@@ -62,6 +63,7 @@ def test_resume_refused_while_another_trainer_holds_the_run(tmp_path, capsys):
     assert main(["train", "--resume", str(run.directory), "--steps", "2", "--no-progress"]) == 0
 
 
+@pytest.mark.integration
 def test_kill_9_leaves_a_stale_lock_that_resume_takes_over(tmp_path, face_folder):
     from facegan.cli import main
     from trainer_process import listed_checkpoint_steps, start_trainer, wait_for_line
@@ -82,6 +84,7 @@ def test_kill_9_leaves_a_stale_lock_that_resume_takes_over(tmp_path, face_folder
     assert listed_checkpoint_steps(run_dir)[-1] == step + 2
 
 
+@pytest.mark.integration
 def test_two_trainers_racing_for_one_new_run_directory(tmp_path):
     """The second `create_run_dir` on the same path loses cleanly; the winner's files stay."""
     from facegan.artifacts.rundir import create_run_dir

@@ -8,6 +8,9 @@ import pytest
 from facegan.cli import main
 from trainer_process import listed_checkpoint_steps, start_trainer, wait_for_line
 
+# Trains, starts processes or drives a browser: not in the fast tier.
+pytestmark = pytest.mark.integration
+
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_writes_a_checkpoint_at_the_stop_step_and_exits_with_its_code(

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from machine import describe_machine  # noqa: E402
 
 from facegan.config import ModelConfig  # noqa: E402
 from facegan.models import build_discriminator, build_generator  # noqa: E402
@@ -91,8 +91,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     keras.mixed_precision.set_global_policy(args.precision)
-    print(f"# {platform.processor() or platform.machine()}, TF {tf.__version__}, "
-          f"{os.cpu_count()} CPUs, {args.resolution} px, batch {args.batch}, {args.precision}")
+    print(f"# {describe_machine()}, TF {tf.__version__}, "
+          f"{args.resolution} px, batch {args.batch}, {args.precision}")
     header = ["arch", "width", "G params (M)", "D params (M)", "G img/s", "D img/s", "step img/s"]
     print(" | ".join(header))
     for arch in args.archs:

@@ -16,8 +16,9 @@ Prints numbers; asserts nothing about time.
 from __future__ import annotations
 
 import argparse
+
+from machine import describe_machine
 import os
-import platform
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -84,7 +85,7 @@ def main() -> None:
             seconds[name] += run(name, args.steps)
     images = args.rounds * args.steps * args.batch
     trainable = sizes["G trainable"] + sizes["D trainable"]
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
+    print(f"machine: {describe_machine()}, "
           f"TF {tf.__version__}, Keras {keras.__version__}")
     print(f"model: DCGAN {args.resolution}px width {args.width}, {args.channels} channel(s), "
           f"global batch {args.batch}, fp32; {args.rounds} alternating rounds x {args.steps} "

@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 
 from facegan.metrics.face_rate import FaceDetector, face_rate  # noqa: E402
 from facegan.metrics.inception import extract_features, load_fid_inception  # noqa: E402
+from machine import describe_machine  # noqa: E402
 
 
 def main() -> None:
@@ -36,7 +37,7 @@ def main() -> None:
     extract_features(model, images, batch_size=args.batch)
     seconds = time.perf_counter() - began
     print(f"inception features: {args.num / seconds:6.1f} img/s "
-          f"({args.num} images {args.resolution}px -> 299, batch {args.batch}, {os.cpu_count()} cpus)")
+          f"({args.num} images {args.resolution}px -> 299, batch {args.batch}; {describe_machine()})")
 
     detector = FaceDetector()
     face_rate(images[:64], detector=detector)  # warm-up

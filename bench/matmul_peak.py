@@ -18,6 +18,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
+from machine import describe_machine  # noqa: E402
 
 
 def gflops(dtype: tf.DType, size: int, chain: int = 10, repeats: int = 5) -> float:
@@ -41,7 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=2048)
     args = parser.parse_args()
-    print(f"TF {tf.__version__}, {os.cpu_count()} cpus, {args.size}x{args.size} matmul chains")
+    print(f"TF {tf.__version__}, {describe_machine()}, {args.size}x{args.size} matmul chains")
     for dtype in (tf.float32, tf.bfloat16):
         print(f"{dtype.name:>9}: {gflops(dtype, args.size):7.1f} GFLOP/s")
 

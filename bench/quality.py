@@ -14,10 +14,10 @@ docs/benchmarks.md and a JSON line. Measures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+from machine import describe_machine  # noqa: E402
 import datetime as _dt
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -74,7 +74,7 @@ def main() -> int:
         "fid": results["fid"], "kid": results["kid"], "kid_std": results.get("kid_std"),
         "face_rate": results["face_rate"], "train_wall_s": round(wall, 1),
         "samples": str(grid), "run": str(run_dir),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
+        "machine": describe_machine(),
         "date": _dt.date.today().isoformat(),
     }
     print(json.dumps(row))

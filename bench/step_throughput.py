@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -27,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from machine import describe_machine  # noqa: E402
 
 from facegan.config import Config, ModelConfig, TrainConfig  # noqa: E402
 from facegan.data.pipeline import training_dataset  # noqa: E402
@@ -131,7 +131,7 @@ def main() -> None:
     piped = args.rounds * args.steps * args.batch / time_steps(ours, pipeline,
                                                                args.rounds * args.steps)
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
+    print(f"machine: {describe_machine()}, "
           f"TF {tf.__version__}, Keras {keras.__version__}")
     print(f"model: DCGAN {args.resolution}px width {args.width}, batch {args.batch}, fp32; "
           f"{args.rounds} alternating rounds x {args.steps} steps per side")

@@ -1,13 +1,16 @@
-"""Progress of long work (decoding, scanning, training, features), one way everywhere.
+"""Progress of long work (decoding, scanning, packing, features), one way everywhere.
 
-`show_progress` decides whether to draw (as the user asked with --progress /
---no-progress, else only when stderr is a terminal) and `progress_bar` draws a
-tqdm bar on stderr, or returns None when nothing is to be drawn. TensorFlow-free.
+`show_progress` decides whether to draw a bar (as the user asked with
+--progress / --no-progress, else only when stderr is a terminal) and
+`progress_bar` draws a tqdm bar on stderr, or returns None. `progress` always
+reports: the bar when one is wanted, else a line every ~10 s on stderr, so a
+log file of a long command is never silent for minutes. TensorFlow-free.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 
 
 def show_progress(progress: bool | None) -> bool:
@@ -35,4 +38,60 @@ def progress_bar(total: int, description: str, unit: str = "img", *, show: bool 
                 dynamic_ncols=True)
 
 
-__all__ = ["progress_bar", "show_progress"]
+class LineProgress:
+    """tqdm's `update`/`close` interface, as a line every `every` seconds on stderr.
+
+    Quiet work stays quiet: nothing is printed before `every` seconds have
+    passed, and the closing line only follows earlier lines.
+    """
+
+    def __init__(self, total: int, description: str, unit: str = "img", every: float = 10.0,
+                 initial: int = 0, stream=None):
+        self.total, self.description, self.unit, self.every = total, description, unit, every
+        self.n, self._start_n = initial, initial
+        self.stream = stream or sys.stderr
+        self._started = self._last = time.monotonic()
+        self._printed = False
+
+    def update(self, count: int = 1) -> None:
+        self.n += count
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            self._line(now)
+
+    def set_postfix_str(self, text: str, refresh: bool = False) -> None:
+        pass  # the training loop logs its own lines
+
+    def refresh(self) -> None:
+        pass
+
+    def _line(self, now: float) -> None:
+        seconds = max(now - self._started, 1e-9)
+        rate = (self.n - self._start_n) / seconds
+        parts = [f"{self.description}: {self.n}/{self.total} {self.unit}"]
+        if self.total:
+            parts.append(f"({100.0 * self.n / self.total:.0f} %)")
+        parts.append(f"{rate:.1f} {self.unit}/s")
+        if rate > 0 and self.total > self.n:
+            parts.append(f"about {(self.total - self.n) / rate:.0f} s left")
+        print(" ".join(parts), file=self.stream, flush=True)
+        self._printed = True
+
+    def close(self) -> None:
+        if self._printed:
+            seconds = time.monotonic() - self._started
+            print(f"{self.description}: done, {self.n} {self.unit} in {seconds:.0f} s",
+                  file=self.stream, flush=True)
+            self._printed = False
+
+
+def progress(total: int, description: str, unit: str = "img", *, show: bool | None,
+             initial: int = 0, every: float = 10.0):
+    """A tqdm bar when `show` is True (or None on a terminal), else a `LineProgress`."""
+    if show or (show is None and sys.stderr.isatty()):
+        return progress_bar(total, description, unit, show=True, initial=initial)
+    return LineProgress(total, description, unit, every=every, initial=initial)
+
+
+__all__ = ["LineProgress", "progress", "progress_bar", "show_progress"]

@@ -50,6 +50,7 @@ class Stream(enum.IntEnum):
     WEIGHTS = 8         # initializer seeds of a network (part = which network)
     PICK = 9            # host-side choices: sample labels, evaluation subsets, monitors
     EVAL_LATENT = 10    # latents of in-training evaluation (step = the image's index)
+    PACK_ORDER = 11     # the order of the images in a packed dataset (`facegan pack --seed`)
 
 
 def stream_key(seed, stream: Stream, step=0, part: int = 0):

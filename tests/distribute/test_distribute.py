@@ -171,3 +171,35 @@ def test_a_lost_worker_stops_the_job_and_a_restart_continues_from_the_checkpoint
     assert f"resumed from {run / 'checkpoints' / f'ckpt-{listed}'} at step {listed}" in logs[0]
     assert f"at step {listed}" in logs[1]
     assert _listed(run)[-1] == listed + 4
+
+
+def test_two_workers_stream_disjoint_shards_of_a_pack_that_cover_each_epoch(tmp_path,
+                                                                              face_folder):
+    """MultiWorkerMirroredStrategy, two processes on 127.0.0.1, a pack of 24 images in 4 shards."""
+    from facegan.data import packing
+
+    pack = tmp_path / "pack"
+    packing.pack(str(face_folder), pack, 16, images_per_shard=6, report=lambda line: None,
+                 show_progress=False)
+    ports = _free_ports(2)
+    processes = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({
+            "cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
+            "task": {"type": "worker", "index": index}}))
+        log = open(tmp_path / f"worker-{index}.log", "w")
+        processes.append(subprocess.Popen(
+            [sys.executable, str(HERE / "packed_workers_script.py"), str(pack),
+             str(tmp_path / f"seen-{index}.json"), "6"], stdout=log, stderr=log, env=env))
+    codes = _wait([(process, None) for process in processes])
+    assert codes == [0, 0], "\n".join((tmp_path / f"worker-{i}.log").read_text()[-2000:]
+                                      for i in range(2))
+    seen = [json.loads((tmp_path / f"seen-{i}.json").read_text()) for i in range(2)]
+    assert [s["replicas"] for s in seen] == [2, 2]
+    # 12 images per worker and epoch, 4 per step: steps 1-3 are the first epoch
+    first = [sorted(sum(s["seen"][:3], [])) for s in seen]
+    assert not set(first[0]) & set(first[1])                  # disjoint
+    assert sorted(first[0] + first[1]) == list(range(24))     # together: the whole epoch
+    second = [sorted(sum(s["seen"][3:], [])) for s in seen]
+    assert second == first  # each worker keeps its own shards, in a new order
+    assert [sum(s["seen"][3:], []) for s in seen] != [sum(s["seen"][:3], []) for s in seen]

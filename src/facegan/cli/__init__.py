@@ -13,14 +13,14 @@ import sys
 from typing import Sequence
 
 from facegan import __version__
-from facegan.cli import (configs, evaluate, export, generate, inspect_data, interpolate,
+from facegan.cli import (configs, evaluate, export, generate, inspect_data, interpolate, pack,
                          prepare_data, project, serve, train, weights)
 from facegan.cli.common import EXIT_INTERRUPTED, Parser
 from facegan.errors import Interrupted, UserError
 
 # In the order `facegan --help` lists them.
 COMMANDS = (train, generate, export, evaluate, weights, configs, inspect_data, prepare_data,
-            interpolate, project, serve)
+            pack, interpolate, project, serve)
 
 
 def build_parser() -> Parser:

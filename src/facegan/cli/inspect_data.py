@@ -60,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
     from facegan.data.scan import scan_source
     from facegan.data.sources import open_source
 
+    from facegan.data.packed import is_packed
+
+    if is_packed(args.path):
+        return _inspect_pack(args)
     report_path = _report_path(args)
     limits = {"max_pixels": args.max_pixels, "min_size": args.min_size}
     data = DataConfig(source=args.path, **{k: v for k, v in limits.items() if v is not None})
@@ -80,3 +84,25 @@ def run(args: argparse.Namespace) -> int:
         if report_path is not None:
             print(f"full report: {report_path}")
     return 0 if report.usable else 1
+
+
+def _inspect_pack(args: argparse.Namespace) -> int:
+    """A packed dataset was checked when it was packed: say what it holds; check its shards."""
+    from facegan.data.packed import pack_description, read_pack_info
+
+    info = read_pack_info(args.path)  # every shard present, at its recorded size
+    if args.json:
+        print(json.dumps(pack_description(info), indent=2))
+        return 0
+    megabytes = sum(shard.bytes for shard in info.shards) / 1e6
+    print(f"{info.describe()}: {info.channels} channel(s), {info.encoding}, {megabytes:.1f} MB; "
+          f"packed from {info.source}")
+    if info.labelled:
+        print(f"  labels ({info.label_spec}): {info.label_classes}; train with "
+              f"--set data.labels=packed")
+    if info.skipped:
+        print(f"  {len(info.skipped)} file(s) of the source were left out when it was packed:")
+        for name, reason in info.skipped[:20]:
+            print(f"    {name}: {reason}")
+    print(f"usable: {info.count} images for training at {info.resolution} px (streamed)")
+    return 0

@@ -96,3 +96,10 @@ def prepare(image: Image.Image, resolution: int, channels: int, *,
     if channels == 1:
         pixels = pixels[:, :, None]
     return pixels
+
+
+def resize_pixels(pixels: np.ndarray, resolution: int, channels: int) -> np.ndarray:
+    """uint8 [H, W, C] -> [resolution, resolution, channels], as `prepare` crops and resizes."""
+    image = Image.fromarray(pixels[:, :, 0] if pixels.shape[-1] == 1 else pixels)
+    out = np.asarray(center_crop_resize(to_channels(image, channels), resolution), np.uint8)
+    return out[:, :, None] if channels == 1 else out

@@ -70,6 +70,10 @@ class DecodedImages:
         return len(self.pixels)
 
     @property
+    def conditional(self) -> bool:
+        return self.labels is not None
+
+    @property
     def label_classes(self) -> str | None:
         """For the run's `model.label_classes` (`age:7,gender:2`); None without labels."""
         return self.label_schema.label_classes if self.label_schema else None
@@ -78,6 +82,15 @@ class DecodedImages:
     def label_values(self) -> str:
         """For the run's `data.label_values` (`gender=0,1;race=0,1,2,3,4`); '' without labels."""
         return self.label_schema.label_values if self.label_schema else ""
+
+    @property
+    def decoded_bytes(self) -> int:
+        return int(self.pixels.nbytes)
+
+    def sample_pixels(self, count: int, seed: int, part: int) -> np.ndarray:
+        """`count` different images (uint8), chosen from the run's PICK stream, in set order."""
+        pick = rng(seed, Stream.PICK, part=part).permutation(len(self))[:count]
+        return self.pixels[np.sort(pick)]
 
     def sample_labels(self, count: int, seed: int, part: int) -> np.ndarray | None:
         """Labels of `count` images drawn with replacement from the run's PICK stream.

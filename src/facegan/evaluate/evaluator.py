@@ -22,6 +22,8 @@ import numpy as np
 
 from facegan.config import ConfigError
 from facegan.data.pipeline import decode_source
+from facegan.data.decode import resize_pixels
+from facegan.data.packed import is_packed, read_pack_info
 from facegan.data.sources import open_source
 from facegan.metrics import FEATURE_METRICS
 from facegan.seeds import Stream, rng
@@ -69,6 +71,8 @@ def real_image_set(spec: str, resolution: int, channels: int, num: int | None,
     disjoint sets. The cache key hashes the files' bytes and these settings,
     so a cached set is never decoded.
     """
+    if is_packed(spec):
+        return _packed_image_set(spec, resolution, channels, num, seed, skip)
     source = open_source(spec)
     # "pick2": the subset is drawn from `facegan.seeds`' PICK stream (older caches differ).
     key = hashlib.sha256(f"pick2|{source.fingerprint()}|{resolution}|{channels}|{num}|{seed}|"
@@ -87,6 +91,27 @@ def real_image_set(spec: str, resolution: int, channels: int, num: int | None,
     expected = max(0, len(source) - skip) if num is None else min(num, max(0, len(source) - skip))
     return ImageSet(None, f"{source.description} ({expected} images at {resolution} px)", key,
                     load)
+
+
+def _packed_image_set(spec: str, resolution: int, channels: int, num: int | None, seed: int,
+                      skip: int) -> ImageSet:
+    """`real_image_set` of a packed dataset: records read in a seeded shard order."""
+    from facegan.data.streaming import PackedImages
+
+    info = read_pack_info(spec)
+    key = hashlib.sha256(f"pick2|pack:{info.content_sha256}|{resolution}|{channels}|{num}|"
+                         f"{seed}|{skip}".encode()).hexdigest()[:32]
+    count = info.count - skip if num is None else min(num, info.count - skip)
+    if count <= 0:
+        raise ConfigError(f"{spec!r} has {info.count} images; none left after skipping {skip}")
+
+    def load() -> np.ndarray:
+        pixels = PackedImages(info).sample_pixels(skip + count, seed, 0)[skip:]
+        if pixels.shape[1:] == (resolution, resolution, channels):
+            return pixels
+        return np.stack([resize_pixels(p, resolution, channels) for p in pixels])
+
+    return ImageSet(None, f"{info.describe()} ({count} images at {resolution} px)", key, load)
 
 
 class Evaluator:

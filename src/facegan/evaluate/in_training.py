@@ -12,7 +12,6 @@ import json
 import logging
 import time
 
-import numpy as np
 import tensorflow as tf
 
 from facegan.artifacts.checkpoints import CheckpointStore
@@ -20,10 +19,9 @@ from facegan.artifacts.logs import MetricsLog
 from facegan.artifacts.rundir import RunPaths
 from facegan.artifacts.sampler import Sampler
 from facegan.config import Config
-from facegan.data.pipeline import DecodedImages
 from facegan.evaluate.evaluator import Evaluator, ImageSet
 from facegan.models import latents_for_seed
-from facegan.seeds import Stream, rng
+from facegan.seeds import Stream
 
 # Parts of the run's PICK stream used here (the loop uses 0 and 1).
 PICK_EVAL_REAL, PICK_EVAL_LABELS = 2, 3
@@ -41,20 +39,18 @@ class InTrainingEval:
         paths: the run directory.
         sampler: renders the run's sampling generator (its moving average).
         checkpoint: the run's `tf.train.Checkpoint`, saved as the best one.
-        images: the training set (the real side of FID).
+        images: the training set (`DecodedImages` or `PackedImages`): the real side of FID.
         log: the run's logger.
     """
 
     METRICS = ("fid", "face_rate")
 
     def __init__(self, evaluator: Evaluator, config: Config, paths: RunPaths, sampler: Sampler,
-                 checkpoint: tf.train.Checkpoint, images: DecodedImages, log: logging.Logger):
+                 checkpoint: tf.train.Checkpoint, images, log: logging.Logger):
         self.evaluator, self.sampler, self.log = evaluator, sampler, log
         train = config.train
-        count = min(train.eval_num, len(images))
-        pick = np.sort(rng(train.seed, Stream.PICK, part=PICK_EVAL_REAL)
-                       .permutation(len(images))[:count])
-        self.real = ImageSet.real(images.pixels[pick], f"{count} training images")
+        real = images.sample_pixels(train.eval_num, train.seed, PICK_EVAL_REAL)
+        self.real = ImageSet.real(real, f"{len(real)} training images")
         self.latents = latents_for_seed(train.eval_num, config.model.latent_dim, train.seed,
                                         Stream.EVAL_LATENT)
         self.labels = images.sample_labels(train.eval_num, train.seed, PICK_EVAL_LABELS)

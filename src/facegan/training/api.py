@@ -20,7 +20,9 @@ from facegan.artifacts.rundir import (RunDirError, RunLock, RunPaths, create_run
                                       default_run_dir, open_run_dir, write_config)
 from facegan.config import Config, ConfigError
 from facegan.data.pipeline import DecodedImages, load_training_images
+from facegan.data.packed import is_packed
 from facegan.data.sources import ImageSource, open_source
+from facegan.data.streaming import PackedImages, open_packed
 from facegan.evaluate import Evaluator
 from facegan.progress import show_progress
 from facegan.training.distribute import cluster_role, make_strategy, per_replica_batch
@@ -98,14 +100,19 @@ def _session(paths: RunPaths | None, config: Config, strategy: tf.distribute.Str
     """Checks the batch, reads the data, resolves the config's automatic settings."""
     role = cluster_role()
     per_replica_batch(strategy, config.train.batch_size)
-    source = open_source(config.data.source)
-    config = resolve_config(config, source)
+    packed = is_packed(config.data.source)
+    if packed:  # streamed: checked against the config now, read while training
+        config, images = open_packed(config, role.num_workers)
+    else:
+        source = open_source(config.data.source)
+        config = resolve_config(config, source)
     config = config.with_overrides(
         {"train.precision": resolve_precision(config.train.precision, strategy)})
     # Missing Inception weights fail here, before any decoding; only the chief evaluates.
     evaluator = _evaluator(config) if role.is_chief else None
-    images = load_training_images(source, config.data, config.model.resolution,
-                                  config.model.channels, progress=show_progress(progress))
+    if not packed:
+        images = load_training_images(source, config.data, config.model.resolution,
+                                      config.model.channels, progress=show_progress(progress))
     config = resolve_labels(config, images)
     return Session(paths=paths, config=config, images=images, strategy=strategy, role=role,
                    progress=show_progress(progress) and role.is_chief, evaluator=evaluator)
@@ -119,13 +126,13 @@ def resolve_config(config: Config, source: ImageSource) -> Config:
     return config
 
 
-def resolve_labels(config: Config, images: DecodedImages) -> Config:
+def resolve_labels(config: Config, images: DecodedImages | PackedImages) -> Config:
     """Records the class counts and values the data's labels resolved to.
 
     A resumed run must see the same classes it was built with: its stored
     values are reused while parsing, and a changed count is refused.
     """
-    if images.labels is None:
+    if not images.conditional:
         return config
     if config.model.label_classes not in (None, images.label_classes):
         raise ConfigError(

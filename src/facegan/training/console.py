@@ -16,7 +16,6 @@ from typing import Iterator
 import tensorflow as tf
 
 from facegan.artifacts.rundir import RunPaths
-from facegan.data.pipeline import DecodedImages
 from facegan.training.distribute import Role
 
 LOGGER_NAME = "facegan"
@@ -40,9 +39,21 @@ def show_interval(log: logging.Logger, bar, record: dict, total: int) -> None:
         log.info("step %d/%d  %s", record["step"], total, summary)
 
 
-def report_data(log: logging.Logger, images: DecodedImages) -> None:
-    """How many images, what the data check noticed, and every skipped file."""
+def report_data(log: logging.Logger, images, pack_above_gb: float = 0.0) -> None:
+    """How many images, what the data check noticed, every skipped file; a hint to pack.
+
+    Args:
+        log: the run's logger.
+        images: `DecodedImages` (in memory) or `PackedImages` (streamed).
+        pack_above_gb: in memory above this many GB, say once that packing helps.
+    """
     log.info("data: %d images from %s", len(images), images.description)
+    decoded = getattr(images, "pixels", None)
+    if decoded is not None and pack_above_gb and decoded.nbytes > pack_above_gb * 1e9:
+        log.warning("data: the decoded images take %.1f GB of memory on every worker; "
+                    "`facegan pack SOURCE --out DIR --resolution %d` once, then `--data DIR`, "
+                    "streams them instead: a faster start and far less memory "
+                    "(docs/data.md)", decoded.nbytes / 1e9, decoded.shape[1])
     report = images.report
     if report is not None:
         notes = [f"{count} {what}" for count, what in (

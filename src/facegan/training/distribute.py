@@ -10,7 +10,8 @@ The training loop is the same under every strategy. What changes:
   (`per_replica_batch` refuses a batch that does not divide).
 - `distributed_batches` feeds each replica its slice of exactly the global batch
   a one-device run would see at that step (so results do not depend on the
-  device count, and resuming stays exact).
+  device count, and resuming stays exact); a packed dataset is streamed, each
+  worker reading its own shard files.
 - `cluster_role` reads TF_CONFIG: only the chief writes checkpoints, samples and
   logs; other workers write their share of a checkpoint to a temporary folder
   that is deleted at once (TensorFlow wants every worker to take part in a save).
@@ -164,25 +165,47 @@ def per_replica_batch(strategy: tf.distribute.Strategy, batch_size: int) -> int:
     return batch_size // replicas
 
 
-def distributed_batches(strategy: tf.distribute.Strategy, pixels: np.ndarray, batch_size: int,
-                        seed: int, flip: bool, start_step: int,
-                        labels: np.ndarray | None = None) -> Iterator:
+def distributed_batches(strategy: tf.distribute.Strategy, data, batch_size: int, seed: int,
+                        flip: bool, start_step: int, labels: np.ndarray | None = None) -> Iterator:
     """An endless iterator of global batches, each replica holding its slice.
 
-    Every input pipeline (one per worker) builds the same global batch sequence
-    (`training_dataset`, a pure function of seed and step) and keeps the slices
-    of its own replicas; `distribute_datasets_from_function` hands successive
-    elements to a worker's replicas in order. Replica r of step s thus trains
-    on rows [r*b, (r+1)*b) of the batch a one-device run trains on at step s.
+    Args:
+        strategy: the distribution strategy.
+        data: `DecodedImages` (in memory), uint8 pixels [N, R, R, C] (with
+            `labels`), or `PackedImages` (a streamed pack).
+        batch_size: the global batch.
+        seed, flip: the data order's seed; mirror images.
+        start_step: the step of the first batch.
+        labels: int [N, A] aligned with raw `data` pixels.
 
-    With `labels` (int [N, A], aligned with `pixels`) each element is a pair
-    `(images, labels)`, labels int32 [b, A] per replica, sliced like the images.
+    In memory, every input pipeline (one per worker) builds the same global
+    batch sequence (`training_dataset`, a pure function of seed and step) and
+    keeps the slices of its own replicas: replica r of step s trains on rows
+    [r*b, (r+1)*b) of the batch a one-device run trains on at step s. A pack is
+    streamed instead: each pipeline reads its own shard files
+    (`PackedImages.batches`) and its replicas take its batches in turn, so
+    workers never read the same image within an epoch.
+
+    With labels each element is a pair `(images, labels)`, labels int32 [b, A]
+    per replica, sliced like the images.
     """
+    from facegan.data.streaming import PackedImages
+
     replicas = strategy.num_replicas_in_sync
     per_replica = per_replica_batch(strategy, batch_size)
+    if isinstance(data, PackedImages):
+        def streamed(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            local = replicas // context.num_input_pipelines
+            return data.batches(per_replica, seed, flip, start_step * local,
+                                pipeline=context.input_pipeline_id,
+                                pipelines=context.num_input_pipelines)
+
+        return iter(strategy.distribute_datasets_from_function(streamed))
+    if not isinstance(data, np.ndarray):  # DecodedImages
+        data, labels = data.pixels, data.labels
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        dataset = training_dataset(pixels, batch_size, seed, flip, start_step=start_step,
+        dataset = training_dataset(data, batch_size, seed, flip, start_step=start_step,
                                    labels=labels)
         if replicas == 1:
             return dataset

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import tensorflow as tf
 
 from facegan.artifacts.checkpoints import CheckpointStore, CheckpointWriteError, all_finite
@@ -34,7 +33,6 @@ from facegan.evaluate import Evaluator
 from facegan.evaluate.in_training import InTrainingEval
 from facegan.models import latents_for_seed
 from facegan.progress import progress_bar
-from facegan.seeds import Stream, rng
 from facegan.training.console import describe_devices, report_data, run_logging, show_interval
 from facegan.training.distribute import PEER_FAILURES, Role, WorkerLost, distributed_batches
 from facegan.training.distribute import describe as describe_strategy
@@ -92,7 +90,7 @@ def run_session(session: Session) -> Run:
 
 def _train(session: Session, log: logging.Logger, stops: StopRequests) -> None:
     config, role, strategy = session.config, session.role, session.strategy
-    report_data(log, session.images)
+    report_data(log, session.images, config.data.pack_above_gb)
     log.info("devices: %s; %s, %s", describe_devices(), describe_strategy(strategy),
              role.describe())
     with strategy.scope():
@@ -137,9 +135,8 @@ class TrainingLoop:
                                                   _PICK_GRID_LABELS)
         self.divergence = Divergence(train.max_bad_steps, train.max_rollbacks,
                                      train.rollback_lr_factor)
-        pick = rng(train.seed, Stream.PICK, part=_PICK_MONITOR).choice(
-            len(images), size=min(train.sample_grid, len(images)), replace=False)
-        self.collapse = CollapseMonitor(images.pixels[np.sort(pick)])
+        self.collapse = CollapseMonitor(images.sample_pixels(train.sample_grid, train.seed,
+                                                             _PICK_MONITOR))
         self.overfit = OverfitMonitor()
         self.eval = (InTrainingEval(session.evaluator, self.config, self.paths, self.sampler,
                                     state.checkpoint(), images, log)
@@ -156,10 +153,9 @@ class TrainingLoop:
         self.interval_steps, self.timed_steps, self.timed_seconds = 0, 0, 0.0
 
     def _batches(self, step: int) -> Iterator:
-        images = self.session.images
-        return distributed_batches(self.strategy, images.pixels, images_per_step(self.config),
-                                   self.config.train.seed, self.config.data.flip,
-                                   start_step=step, labels=images.labels)
+        return distributed_batches(self.strategy, self.session.images,
+                                   images_per_step(self.config), self.config.train.seed,
+                                   self.config.data.flip, start_step=step)
 
     def run(self, start: int) -> None:
         train = self.config.train

@@ -1,0 +1,63 @@
+"""Writing one shard of a pack: parallel decode (tf.data), PNG or raw bytes, TFRecord."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from facegan.data.pipeline import parallel_decode
+from facegan.data.sources import ImageSource
+
+
+def example_bytes(image: bytes, index: int, labels: Sequence[int] = ()) -> bytes:
+    """One record: the features `facegan.data.packed` documents."""
+    feature = {
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
+        "index": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(index)])),
+        "labels": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in labels])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def write_records(source: ImageSource, indices: Sequence[int], path: Path, settings,
+                  first_index: int, labels: np.ndarray | None,
+                  on_done: Callable[[int], None]) -> tuple[int, list[tuple[int, str]]]:
+    """Decodes `indices` of `source` and writes them, in order, to the TFRecord file `path`.
+
+    Args:
+        source: the images.
+        indices: source indices, in pack order.
+        path: the file to write (replaced if it exists: it is the pack's own staging file).
+        settings: a `facegan.data.packing.PackSettings` (resolution, channels,
+            encoding, limits).
+        first_index: the `index` feature of the first record; the others follow.
+        labels: int [len(indices), A] or None.
+        on_done: called with 1 after each source image (progress).
+
+    Returns:
+        (records written, [(source index, reason) of images that failed to decode]).
+    """
+    failures: dict[int, str] = {}
+    dataset = parallel_decode(source, np.asarray(indices, np.int64), settings.resolution,
+                              settings.channels, failures, max_pixels=settings.max_pixels,
+                              min_size=settings.min_size)
+    if settings.encoding == "png":  # encoded in tf.data's threads, next to the decoding
+        dataset = dataset.map(lambda i, pixels, ok: (i, tf.io.encode_png(pixels), ok),
+                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    written = 0
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for position, (_, image, ok) in enumerate(dataset.prefetch(64).as_numpy_iterator()):
+            on_done(1)
+            if not ok:
+                continue
+            data = image if settings.encoding == "png" else np.ascontiguousarray(image).tobytes()
+            row = () if labels is None else labels[position]
+            writer.write(example_bytes(data, first_index + written, row))
+            written += 1
+    with open(path, "rb+") as file:  # on disk before it is published by a rename
+        os.fsync(file.fileno())
+    return written, sorted(failures.items())

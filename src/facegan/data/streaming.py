@@ -1,0 +1,236 @@
+"""Streaming a packed dataset into training: never the whole set in memory.
+
+The order is a pure function of (seed, step), as for a folder in memory, so a
+resumed run reads exactly the batches an uninterrupted one would:
+
+- Each input pipeline (one per worker) reads its own shard files: the sorted
+  shards p, p + P, p + 2P, ... of P pipelines (an explicit FILE split; fewer
+  shards than workers is refused). Its epoch is one pass over them.
+- Epoch e reads the pipeline's shards one after another in a permutation
+  drawn from `stream_key(seed, DATA_ORDER, e, p)`. Packing wrote every shard as
+  a random sample of the whole set, so this sequence is already well mixed;
+  on top of it, each window of `shuffle_window` consecutive records is
+  permuted with its own key (a shuffle buffer whose order does not depend on
+  how far a run got before a restart).
+- Resuming at step s starts at epoch e = g // n, offset o = g % n (g = s x
+  the pipeline's batch, n its records): the shards before o are never opened,
+  the one holding o is skipped into (at most one shard is read and dropped),
+  and its window is permuted as before, then cut at o.
+- Records are parsed and decoded in parallel (PNG or raw), mirrored with a
+  per-image draw from `stream_key(seed, DATA_FLIP, e)` folded with the image's
+  `index`, scaled to [-1, 1] and batched; labels ride along.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from facegan.config import Config, ConfigError
+from facegan.data.packed import PackInfo, read_pack_info
+from facegan.data.report import DataReport
+from facegan.data.sources import DataError
+from facegan.seeds import Stream, rng, stream_key
+
+DEFAULT_SHUFFLE_WINDOW = 1024
+_READ_BUFFER = 8 << 20  # bytes of read-ahead per shard file
+
+
+def open_packed(config: Config, workers: int = 1) -> tuple[Config, PackedImages]:
+    """The pack `config.data.source` names, checked against the config; the config completed.
+
+    Raises:
+        ConfigError: the resolution or channels differ from the pack's, or the
+            label settings do not fit it (one line that says what to set).
+        DataError: not a valid pack, or fewer shards than workers.
+    """
+    info = read_pack_info(config.data.source)
+    model, labels = config.model, config.data.labels
+    if model.resolution != info.resolution:
+        raise ConfigError(f"`model.resolution` is {model.resolution}, but {info.describe()} holds "
+                          f"{info.resolution} px images: train at {info.resolution} or pack "
+                          f"again with --resolution {model.resolution}")
+    if model.channels not in (None, info.channels):
+        raise ConfigError(f"`model.channels` is {model.channels}, but {info.describe()} holds "
+                          f"{info.channels}-channel images")
+    if labels not in ("", "packed"):
+        raise ConfigError(f"`data.labels` {labels!r}: a packed dataset carries its own labels; "
+                          f"set data.labels = packed" + (f" (packed with {info.label_spec!r})"
+                                                         if info.labelled else
+                                                         ", after packing with --labels"))
+    if labels == "packed" and not info.labelled:
+        raise ConfigError(f"`data.labels` is packed, but {info.describe()} has no labels: pack "
+                          f"it again with --labels")
+    images = PackedImages(info, use_labels=labels == "packed")
+    images.pipeline_shards(0, workers)  # fewer shards than workers fails here, not mid-run
+    return config.with_overrides({"model.channels": info.channels}), images
+
+
+def parse_record(serialized: tf.Tensor, info: PackInfo) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(uint8 [R, R, C], index int64 [], labels int32 [A]) of one serialized record."""
+    features = tf.io.parse_single_example(serialized, {
+        "image": tf.io.FixedLenFeature([], tf.string),
+        "index": tf.io.FixedLenFeature([], tf.int64),
+        "labels": tf.io.VarLenFeature(tf.int64),
+    })
+    shape = [info.resolution, info.resolution, info.channels]
+    if info.encoding == "png":
+        image = tf.io.decode_png(features["image"], channels=info.channels)
+    else:
+        image = tf.io.decode_raw(features["image"], tf.uint8)
+    image = tf.reshape(image, shape)
+    labels = tf.cast(tf.sparse.to_dense(features["labels"]), tf.int32)
+    return image, features["index"], labels
+
+
+@dataclasses.dataclass
+class PackedImages:
+    """A packed dataset as training sees it: streamed, never decoded as a whole.
+
+    It answers what the training loop asks of `DecodedImages` (a description,
+    the count, the labels' classes, a few images for the monitors) and makes
+    the stream of batches (`batches`).
+    """
+
+    info: PackInfo
+    use_labels: bool = False
+    shuffle_window: int = DEFAULT_SHUFFLE_WINDOW
+    with_index: bool = False  # batches also yield each image's `index` (tests, tools)
+    report: DataReport | None = None
+
+    def __len__(self) -> int:
+        return self.info.count
+
+    @property
+    def description(self) -> str:
+        return self.info.describe()
+
+    @property
+    def failures(self) -> list[tuple[str, str]]:
+        return list(self.info.skipped)
+
+    @property
+    def conditional(self) -> bool:
+        return self.use_labels and self.info.labelled
+
+    @property
+    def label_classes(self) -> str | None:
+        return self.info.label_classes if self.conditional else None
+
+    @property
+    def label_values(self) -> str:
+        return self.info.label_values if self.conditional else ""
+
+    # -- a few images, for the health monitors and in-training evaluation -------
+    def sample(self, count: int, seed: int, part: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """`count` images (uint8) and their labels (or None), a random sample of the pack.
+
+        Reads the first records of shards taken in a seeded order: every shard is
+        already a random sample, so this costs reading `count` records, not the set.
+        """
+        count = min(count, self.info.count)
+        order = rng(seed, Stream.PICK, part=part).permutation(len(self.info.shards))
+        files = [str(self.info.directory / self.info.shards[i].file) for i in order]
+        records = tf.data.TFRecordDataset(files, buffer_size=_READ_BUFFER).take(count)
+        parsed = records.map(lambda r: parse_record(r, self.info),
+                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        images, labels = [], []
+        for image, _, row in parsed.as_numpy_iterator():
+            images.append(image)
+            labels.append(row)
+        pixels = np.stack(images)
+        return pixels, (np.stack(labels).astype(np.int32) if self.conditional else None)
+
+    def sample_labels(self, count: int, seed: int, part: int) -> np.ndarray | None:
+        """Labels of `count` training images drawn with replacement (None: unconditional)."""
+        if not self.conditional:
+            return None
+        _, labels = self.sample(min(count, 4096), seed, part)
+        pick = rng(seed, Stream.PICK, part=part).integers(0, len(labels), count)
+        return labels[pick]
+
+    def sample_pixels(self, count: int, seed: int, part: int) -> np.ndarray:
+        return self.sample(count, seed, part)[0]
+
+    # -- the stream ----------------------------------------------------------------
+    def pipeline_shards(self, pipeline: int, pipelines: int) -> list[int]:
+        """Which shards pipeline `pipeline` of `pipelines` reads (sorted shards p, p+P, ...)."""
+        if len(self.info.shards) < pipelines:
+            raise DataError(
+                f"{self.description} has {len(self.info.shards)} shard(s) for {pipelines} "
+                f"workers; every worker needs its own: pack it again with "
+                f"--images-per-shard {max(1, self.info.count // pipelines)} or less")
+        return list(range(pipeline, len(self.info.shards), pipelines))
+
+    def batches(self, batch_size: int, seed: int, flip: bool, start_step: int,
+                pipeline: int = 0, pipelines: int = 1) -> tf.data.Dataset:
+        """An endless dataset of this pipeline's float32 batches [B, R, R, C] in [-1, 1].
+
+        Batch k is the batch of step `start_step + k` (see the module docstring).
+        Yields `(images, labels)` when training on the pack's labels, and with
+        `with_index` the images' `index` values as a last element.
+        """
+        shards = self.pipeline_shards(pipeline, pipelines)
+        counts = [self.info.shards[i].count for i in shards]
+        total = sum(counts)
+        first_epoch, offset = divmod(start_step * batch_size, total)
+        window = max(1, self.shuffle_window)
+        files = tf.constant([str(self.info.directory / self.info.shards[i].file) for i in shards])
+        counts_t = tf.constant(counts, tf.int64)
+        first_window, cut = divmod(offset, window)
+
+        def epoch(e: tf.Tensor) -> tf.data.Dataset:
+            is_first = tf.equal(e, first_epoch)
+            start = tf.where(is_first, tf.constant(first_window, tf.int64), 0)
+            stream = _epoch_records(files, counts_t, e, start, window, seed, pipeline)
+            return stream.skip(tf.where(is_first, tf.constant(cut, tf.int64), 0))
+
+        records = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch)
+        decode = self._decoder(seed, flip, self.with_index)
+        return (records.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                .batch(batch_size, drop_remainder=True)
+                .prefetch(tf.data.AUTOTUNE))
+
+    def _decoder(self, seed: int, flip: bool, with_index: bool):
+        info, conditional = self.info, self.conditional
+
+        def decode(e: tf.Tensor, serialized: tf.Tensor):
+            image, index, labels = parse_record(serialized, info)
+            image = tf.cast(image, tf.float32) * (2.0 / 255.0) - 1.0
+            if flip:
+                key = tf.random.experimental.stateless_fold_in(
+                    stream_key(seed, Stream.DATA_FLIP, e), index)
+                mirrored = tf.random.stateless_uniform([], key) < 0.5
+                image = tf.where(mirrored, tf.reverse(image, axis=[1]), image)
+            out = (image, labels) if conditional else (image,)
+            out = out + (index,) if with_index else out
+            return out if len(out) > 1 else out[0]
+
+        return decode
+
+
+def _epoch_records(files: tf.Tensor, counts: tf.Tensor, e: tf.Tensor, start_window: tf.Tensor,
+                   window: int, seed: int, pipeline: int) -> tf.data.Dataset:
+    """(e, serialized record) of epoch e from window `start_window` on, windows permuted."""
+    key = stream_key(seed, Stream.DATA_ORDER, e, part=pipeline % 256)
+    order = tf.argsort(tf.random.stateless_uniform(tf.shape(files), seed=key))
+    ordered_counts = tf.gather(counts, order)
+    ends = tf.cumsum(ordered_counts)
+    start = start_window * window
+    position = tf.searchsorted(ends, tf.reshape(start, [1]), side="right", out_type=tf.int64)[0]
+    position = tf.minimum(position, tf.shape(files, out_type=tf.int64)[0] - 1)
+    inside = start - (ends[position] - ordered_counts[position])
+    todo = tf.gather(order, tf.range(position, tf.shape(files, out_type=tf.int64)[0]))
+    skips = tf.concat([tf.reshape(inside, [1]), tf.zeros_like(todo[1:], tf.int64)], axis=0)
+    records = tf.data.Dataset.from_tensor_slices((tf.gather(files, todo), skips)).flat_map(
+        lambda file, skip: tf.data.TFRecordDataset(file, buffer_size=_READ_BUFFER).skip(skip))
+
+    def permute(w: tf.Tensor, chunk: tf.Tensor) -> tf.Tensor:
+        window_key = tf.random.experimental.stateless_fold_in(key, w)
+        return tf.gather(chunk, tf.argsort(tf.random.stateless_uniform(tf.shape(chunk),
+                                                                       seed=window_key)))
+
+    windows = records.batch(window).enumerate(start=start_window).map(permute)
+    return windows.unbatch().map(lambda serialized: (e, serialized))

@@ -1,20 +1,26 @@
-"""Quality at equal wall-clock: train a preset for M minutes, then measure it.
+"""Quality per CPU minute: train a preset, then measure it (and, optionally, its curve).
 
     python bench/quality.py faces-64 ../shared/data/utkface --minutes 30
-    python bench/quality.py dcgan-64 ../shared/data/utkface --minutes 30
+    python bench/quality.py faces-64 ../shared/data/utkface --minutes 30 --curve-every 5
+    python bench/quality.py faces-64 PACK --steps 3000 --real ../shared/data/utkface
 
-Trains PRESET on DATA for M minutes of training loop (start-up, data decoding
-and sampling are not counted: `train.minutes`), then compares 2,000 samples of
-the run's sampling generator (the EMA generator when the preset keeps one)
-with 2,000 real training images: FID, KID and face rate, with the same real
-images and the same seed for every preset. Prints a Markdown row for
-docs/benchmarks.md and a JSON line. Measures; asserts nothing.
+Trains PRESET on DATA for M minutes of the training loop (`train.minutes`:
+start-up, data decoding and sampling are not counted) or for exactly N steps,
+then compares `--num` (2,000) samples of the run's sampling generator (the EMA
+generator when the preset keeps one) with as many real images: FID, KID and
+face rate, with the same real images and seed for every preset.
+
+`--curve-every K` trains in segments of K minutes; after each one the run's
+checkpoint is measured (FID of `--curve-num` samples against a fixed set of as
+many real images) and the run resumed, which is exact, so the segments train
+what one run would. The FID network is only ever used between segments, never
+by training; its time is not counted. Prints the curve, the minutes each FID
+threshold was first reached, a Markdown row and a JSON line. Measures; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-from machine import describe_machine  # noqa: E402
 import datetime as _dt
 import json
 import os
@@ -23,65 +29,141 @@ import sys
 import time
 from pathlib import Path
 
+from machine import describe_machine
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+THRESHOLDS = (200.0, 100.0, 60.0)
 
-def main() -> int:
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("preset")
     parser.add_argument("data")
-    parser.add_argument("--minutes", type=float, required=True)
+    budget = parser.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--minutes", type=float, help="training-loop minutes")
+    budget.add_argument("--steps", type=int, help="train exactly this many steps instead")
     parser.add_argument("--num", type=int, default=2000, help="generated and real images")
     parser.add_argument("--seed", type=int, default=0, help="evaluation seed")
+    parser.add_argument("--real", help="real images to compare with (default: DATA)")
+    parser.add_argument("--curve-every", type=float, metavar="K",
+                        help="with --minutes: FID every K minutes of training")
+    parser.add_argument("--curve-num", type=int, default=1000,
+                        help="generated and real images of each curve point (default 1000)")
     parser.add_argument("--run-dir", help="default runs/quality-PRESET-<time>")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config value (for experiments; say so in the row)")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def _config(args: argparse.Namespace, minutes: float):
     import facegan
-    from facegan.training.distribute import make_strategy
 
-    overrides = {"data.source": args.data, "train.minutes": args.minutes,
-                 "train.steps": 10**9, "train.sample_every": 1000}
+    overrides = {"data.source": args.data, "train.sample_every": 1000,
+                 "train.minutes": minutes, "train.steps": args.steps or 10**9}
     for item in args.set:
         key, _, value = item.partition("=")
         overrides[key.strip()] = value.strip()
-    config = facegan.get_preset(args.preset).with_overrides(overrides)
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(args.run_dir or f"runs/quality-{args.preset}-{stamp}")
-    strategy = make_strategy(config)  # before TensorFlow runs anything
+    return facegan.get_preset(args.preset).with_overrides(overrides)
 
-    began = time.time()
-    run = facegan.train(config, run_dir, progress=False, strategy=strategy)
-    wall = time.time() - began
 
-    from facegan.artifacts.logs import read_metrics
-    from facegan.evaluate import Evaluator, evaluate_run
+def _train_timed(args, run_dir: Path, strategy) -> tuple[list[dict], float]:
+    """Trains (in segments with --curve-every); returns the curve and the loop minutes.
+
+    Each session stops when its `train.minutes` of training loop are spent (the
+    loop's own clock: start-up and data loading are not counted), so the minutes
+    trained are the sum of the segments.
+    """
+    import facegan
+
+    total = args.minutes or 0.0
+    segment = args.curve_every or total
+    curve, trained = [], 0.0
+    evaluator = _evaluator() if args.curve_every else None
+    while True:
+        this = min(segment, total - trained) if total else 0.0
+        config = _config(args, this)
+        if trained == 0.0:
+            facegan.train(config, run_dir, progress=False, strategy=strategy)
+        else:  # exact resume, with this segment's budget
+            facegan.resume(run_dir, minutes=this, progress=False, strategy=strategy)
+        trained += this
+        if args.curve_every:
+            curve.append(_curve_point(args, run_dir, evaluator, trained))
+            print(json.dumps(curve[-1]), flush=True)
+        if not args.curve_every or trained >= total - 1e-6:
+            return curve, trained
+
+
+def _evaluator():
+    from facegan.evaluate import Evaluator
     from facegan.metrics.inception import cache_dir
 
-    records = [r for r in read_metrics(run.paths.metrics) if "event" not in r]
-    rates = [r["img_per_s"] for r in records if r.get("img_per_s")]
     evaluator = Evaluator(cache_dir=cache_dir())
     evaluator.check_weights()
-    results = evaluate_run(facegan.load(run_dir), evaluator, metrics=("fid", "kid", "face_rate"),
-                           num=args.num, seed=args.seed)
+    return evaluator
+
+
+def _curve_point(args, run_dir: Path, evaluator, minutes: float) -> dict:
+    import facegan
+    from facegan.evaluate import ImageSet, real_image_set
+
+    run = facegan.load(run_dir)
+    model = run.config.model
+    real = real_image_set(args.real or args.data, model.resolution, model.channels,
+                          args.curve_num, seed=12345)  # the same real set at every point
+    fake = ImageSet(run.generate(args.curve_num, seed=12345), "samples")
+    fid = evaluator.compare(fake, real, ("fid",))["fid"]
+    return {"minutes": round(minutes, 2), "step": run.step, "fid_1k": round(fid, 2)}
+
+
+def _reached(curve: list[dict]) -> dict[str, float | None]:
+    """The first curve point's minutes at or below each FID threshold (None: not reached)."""
+    out = {}
+    for threshold in THRESHOLDS:
+        hit = next((p["minutes"] for p in curve if p["fid_1k"] <= threshold), None)
+        out[f"fid_{threshold:g}"] = hit
+    return out
+
+
+def main() -> int:
+    args = _arguments()
+    import facegan
+    from facegan.artifacts.logs import read_metrics
+    from facegan.evaluate import evaluate_run
+    from facegan.training.distribute import make_strategy
+
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(args.run_dir or f"runs/quality-{args.preset}-{stamp}")
+    strategy = make_strategy(_config(args, args.curve_every or args.minutes or 0.0))
+    began = time.time()
+    curve, trained = _train_timed(args, run_dir, strategy)
+    wall = time.time() - began
+    run = facegan.load(run_dir)
+    records = [r for r in read_metrics(run.paths.metrics) if "event" not in r]
+    rates = [r["img_per_s"] for r in records if r.get("img_per_s")]
+    results = evaluate_run(run, _evaluator(), args.real, ("fid", "kid", "face_rate"),
+                           args.num, args.seed)
     grid = sorted(run.paths.samples.glob("step-*.png"))[-1]
+    config = run.config
     row = {
-        "preset": args.preset, "overrides": args.set, "minutes": args.minutes,
+        "preset": args.preset, "data": args.data, "real": args.real or args.data,
+        "overrides": args.set, "minutes": args.minutes, "loop_minutes": round(trained, 2),
         "steps": results["step"], "images_seen": results["step"] * config.train.batch_size
         * (config.loss.n_critic if config.train.updates == "alternating" else 1),
         "img_per_s": statistics.median(rates) if rates else None,
         "fid": results["fid"], "kid": results["kid"], "kid_std": results.get("kid_std"),
-        "face_rate": results["face_rate"], "train_wall_s": round(wall, 1),
-        "samples": str(grid), "run": str(run_dir),
-        "machine": describe_machine(),
-        "date": _dt.date.today().isoformat(),
+        "face_rate": results["face_rate"], "wall_s": round(wall, 1),
+        "curve": curve, "reached": _reached(curve) if curve else None,
+        "samples": str(grid), "run": str(run_dir), "precision": config.train.precision,
+        "machine": describe_machine(), "date": _dt.date.today().isoformat(),
     }
     print(json.dumps(row))
+    budget = f"--minutes {args.minutes:g}" if args.minutes else f"--steps {args.steps}"
     extra = f" `--set {' --set '.join(args.set)}`" if args.set else ""
-    print(f"| {row['date']} | `python bench/quality.py {args.preset} {args.data} --minutes "
-          f"{args.minutes:g}`{extra} | {row['steps']} | {row['img_per_s']:.0f} | "
-          f"{row['fid']:.2f} | {row['kid']:.4f} | {row['face_rate']:.3f} |")
+    print(f"| {row['date']} | `python bench/quality.py {args.preset} {args.data} {budget}`"
+          f"{extra} | {row['steps']} | {row['img_per_s']:.0f} | {row['fid']:.2f} | "
+          f"{row['kid']:.4f} | {row['face_rate']:.3f} |")
     return 0
 
 

@@ -77,4 +77,4 @@ def test_resume_may_change_the_strategy_but_not_what_is_trained(tmp_path, capsys
     assert saved["strategy"] == "default" and saved["steps"] == 3
     capsys.readouterr()
     assert main(["train", "--resume", str(run), "--batch-size", "16"]) == 2
-    assert "it takes only --steps, --strategy, --cpu-replicas" in capsys.readouterr().err
+    assert "it takes only --steps, --minutes, --strategy, --cpu-replicas" in capsys.readouterr().err

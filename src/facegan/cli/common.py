@@ -81,6 +81,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number 0 or more; received {text!r}")
+    return value
+
+
 def unit_float(text: str) -> float:
     """An argparse type: a number from 0 to 1 (truncation)."""
     try:

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from facegan.cli.common import (HelpFormatter, add_config_arguments, add_progress_flag,
-                                config_from_args, positive_int, quiet_tensorflow)
+                                config_from_args, non_negative_float, positive_int,
+                                quiet_tensorflow)
 from facegan.config import Config, ConfigError
 from facegan.data.sources import check_source_path
 from facegan.presets import describe_presets
@@ -42,6 +43,9 @@ def add_parser(commands) -> None:
 def _add_what_to_train(train: argparse.ArgumentParser) -> None:
     train.add_argument("--steps", type=positive_int, metavar="N",
                        help="total training steps of the run (with --resume: continue until N)")
+    train.add_argument("--minutes", type=non_negative_float, metavar="M",
+                       help="stop after M minutes of the training loop (0: no limit); with "
+                            "--resume: this session's budget")
     train.add_argument("--batch-size", type=positive_int, metavar="B",
                        help="images per step: the global batch, split evenly over the replicas")
     train.add_argument("--seed", type=int, metavar="S", help="seed for weights, noise and data order")
@@ -77,6 +81,7 @@ def _config(args: argparse.Namespace) -> Config:
     return config_from_args(args, {
         "data.source": args.data,
         "train.steps": args.steps,
+        "train.minutes": args.minutes,
         "train.batch_size": args.batch_size,
         "train.seed": args.seed,
         "train.jit": args.jit,
@@ -104,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             ("--overwrite", args.overwrite)) if value]
         if clashing:
             raise ConfigError(f"--resume continues a run with its saved config; it takes only "
-                              f"--steps, --strategy, --cpu-replicas and --progress, not "
+                              f"--steps, --minutes, --strategy, --cpu-replicas and --progress, not "
                               f"{', '.join(clashing)}")
         return _resume(args.resume, args)
     config = _config(args)  # validated here, before TensorFlow is imported
@@ -128,8 +133,8 @@ def _resume(run_dir: str, args: argparse.Namespace) -> int:
     strategy = _start_tensorflow(config.train)
     from facegan.training.api import resume
 
-    run = resume(run_dir, steps=args.steps, progress=args.progress, strategy=strategy,
-                 execution=execution)
+    run = resume(run_dir, steps=args.steps, minutes=args.minutes, progress=args.progress,
+                 strategy=strategy, execution=execution)
     print(run.directory)
     return 0
 
@@ -141,7 +146,8 @@ def _auto_resume(args: argparse.Namespace) -> int:
     _, saved = open_run_dir(args.run_dir)
     wanted = _config(args)
     # How a run is executed may change between attempts; what it trains may not.
-    free = {"train.steps", "train.strategy", "train.cpu_replicas", "model.channels"}
+    free = {"train.steps", "train.minutes", "train.strategy", "train.cpu_replicas",
+            "model.channels"}
     differ = [f"{section}.{key}" for section, values in wanted.to_dict().items()
               if isinstance(values, dict) for key, value in values.items()
               if f"{section}.{key}" not in free and saved.to_dict()[section][key] != value]

@@ -90,6 +90,11 @@ def prepare(image: Image.Image, resolution: int, channels: int, *,
             callers decide whether that skips the file or stops.
     """
     check_size(image, max_pixels, max(min_size, 1))
+    if image.format == "JPEG" and min(image.size) >= 2 * resolution:
+        # libjpeg can decode at 1/2, 1/4 or 1/8 scale in the DCT: a large photo reaches
+        # the training size several times faster, still read whole (a truncated file
+        # still fails below), and Lanczos then resizes from at least the target size.
+        image.draft(None, (resolution, resolution))
     image.load()  # decode now, so truncated files fail here and not later
     square = center_crop_resize(to_channels(image, channels), resolution)
     pixels = np.asarray(square, dtype=np.uint8)

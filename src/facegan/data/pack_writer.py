@@ -1,13 +1,15 @@
-"""Writing one shard of a pack: parallel decode (tf.data), PNG or raw bytes, TFRecord."""
+"""Writing one shard of a pack: parallel decode and encode (threads), then TFRecord."""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from facegan.data.pipeline import parallel_decode
 from facegan.data.sources import ImageSource
@@ -21,6 +23,15 @@ def example_bytes(image: bytes, index: int, labels: Sequence[int] = ()) -> bytes
         "labels": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in labels])),
     }
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """Lossless PNG of uint8 [R, R, C]. zlib level 1: at 128 px about 3x faster to
+    write than the default level for 9 % more bytes (measured on faces)."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels[:, :, 0] if pixels.shape[-1] == 1 else pixels).save(
+        buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
 
 
 def write_records(source: ImageSource, indices: Sequence[int], path: Path, settings,
@@ -42,19 +53,17 @@ def write_records(source: ImageSource, indices: Sequence[int], path: Path, setti
         (records written, [(source index, reason) of images that failed to decode]).
     """
     failures: dict[int, str] = {}
-    dataset = parallel_decode(source, np.asarray(indices, np.int64), settings.resolution,
-                              settings.channels, failures, max_pixels=settings.max_pixels,
-                              min_size=settings.min_size)
-    if settings.encoding == "png":  # encoded in tf.data's threads, next to the decoding
-        dataset = dataset.map(lambda i, pixels, ok: (i, tf.io.encode_png(pixels), ok),
-                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    encode = png_bytes if settings.encoding == "png" else \
+        (lambda pixels: np.ascontiguousarray(pixels).tobytes())
     written = 0
     with tf.io.TFRecordWriter(str(path)) as writer:
-        for position, (_, image, ok) in enumerate(dataset.prefetch(64).as_numpy_iterator()):
+        decoded = parallel_decode(source, indices, settings.resolution, settings.channels,
+                                  failures, max_pixels=settings.max_pixels,
+                                  min_size=settings.min_size, then=encode)
+        for position, (_, data, ok) in enumerate(decoded):
             on_done(1)
             if not ok:
                 continue
-            data = image if settings.encoding == "png" else np.ascontiguousarray(image).tobytes()
             row = () if labels is None else labels[position]
             writer.write(example_bytes(data, first_index + written, row))
             written += 1

@@ -65,14 +65,16 @@ def train(config: Config, run_dir: str | Path | None = None, *, overwrite: bool 
         return run_session(dataclasses.replace(session, paths=paths))
 
 
-def resume(run_dir: str | Path, steps: int | None = None, *, progress: bool | None = None,
-           strategy: tf.distribute.Strategy | None = None,
+def resume(run_dir: str | Path, steps: int | None = None, *, minutes: float | None = None,
+           progress: bool | None = None, strategy: tf.distribute.Strategy | None = None,
            execution: dict[str, object] | None = None) -> Run:
     """Continues a run from its latest checkpoint until `steps` (default: the run's own).
 
     Args:
         run_dir: the run.
         steps: the new total; default the run's `train.steps`.
+        minutes: this session's wall-clock budget for the training loop (0: none);
+            default the run's `train.minutes`.
         progress: show a progress bar; default: when stderr is a terminal.
         strategy: see `train`.
         execution: changes to how the run executes, not what it trains:
@@ -84,6 +86,8 @@ def resume(run_dir: str | Path, steps: int | None = None, *, progress: bool | No
     assert set(changes) <= _EXECUTION_KEYS, f"resume cannot change {set(changes) - _EXECUTION_KEYS}"
     if steps is not None:
         changes["train.steps"] = steps
+    if minutes is not None:
+        changes["train.minutes"] = minutes
     config = config.with_overrides(changes) if changes else config
     strategy = strategy or make_strategy(config.train)
     chief = cluster_role().is_chief

@@ -306,3 +306,21 @@ def test_training_runs_on_the_prepared_folder(prepared, tmp_path):
     _, out, _ = prepared
     run = facegan.train(tiny_config(str(out), steps=2), tmp_path / "run", progress=False)
     assert (run.directory / "config.json").is_file()
+
+
+@pytest.mark.integration
+def test_pack_align_packs_the_faces_prepare_data_keeps(photos, prepared, tmp_path):
+    """`facegan pack --align` = prepare-data --align, then pack: the same faces, bit for bit."""
+    from facegan.data import packing
+    from facegan.data.packed import read_pack_info
+    from facegan.data.streaming import PackedImages
+
+    _, out, _ = prepared
+    info = packing.pack(str(photos), tmp_path / "pack", R, align=True, show_progress=False,
+                        report=lambda line: None)
+    assert (info.count, info.crop) == (3, "aligned")
+    assert sorted(p.name for p in (tmp_path / "pack").iterdir()) == [
+        "dataset.json", "shard-00000-of-00001.tfrecord"]  # the working faces are gone
+    packed = PackedImages(read_pack_info(tmp_path / "pack")).sample_pixels(3, 0, 0)
+    files = [np.asarray(Image.open(p)) for p in sorted(out.glob("*.png"))]
+    assert sorted(a.tobytes() for a in packed) == sorted(a.tobytes() for a in files)

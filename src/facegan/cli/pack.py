@@ -13,7 +13,8 @@ def add_parser(commands) -> None:
     pack = commands.add_parser(
         "pack", help="decode photos once into TFRecord shards that training streams",
         description="Scan SRC as `facegan inspect-data` does (its report is printed: every "
-                    "file left out, and why), then decode, centre-crop and resize each usable "
+                    "file left out, and why), then decode, centre-crop (or, with --align, cut "
+                    "out and align each face) and resize each usable "
                     "image once and write them, in a seeded random order, as TFRecord shards "
                     "of about --shard-mb MB plus dataset.json (resolution, channels, count, "
                     "labels, source, content hash). `facegan train --data DIR` then streams "
@@ -37,6 +38,10 @@ def add_parser(commands) -> None:
                       help="side of the stored images in pixels, a power of two from 8 to 1024")
     pack.add_argument("--channels", type=int, choices=(1, 3),
                       help="1 (gray) or 3 (RGB); default: the source's")
+    pack.add_argument("--align", action="store_true",
+                      help="cut the faces out of the photos first, FFHQ-aligned, as "
+                           "`facegan prepare-data --align` does (MTCNN; slower; extra disk for "
+                           "the faces while packing)")
     pack.add_argument("--encoding", choices=("png", "raw"), default="png",
                       help="png (lossless, about half the bytes; default) or raw uint8 pixels "
                            "(no decoding cost, twice the disk)")
@@ -72,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     packing.pack(args.source, args.out, args.resolution, channels=args.channels,
                  encoding=args.encoding, labels=args.labels, label_bins=args.label_bins,
                  shard_mb=args.shard_mb, images_per_shard=args.images_per_shard,
-                 seed=args.seed, show_progress=args.progress,
+                 seed=args.seed, align=args.align, show_progress=args.progress,
                  report=lambda line: print(line, file=sys.stderr))
     print(args.out)
     return 0

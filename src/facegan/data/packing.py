@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -35,6 +36,7 @@ from facegan.progress import progress
 from facegan.seeds import Stream, rng
 
 PLAN_FILE = ".pack-plan.json"
+ALIGNED_DIR = ".aligned"  # the faces of --align, while the pack is being written
 MIN_RESOLUTION, MAX_RESOLUTION = 8, 1024
 DEFAULT_SHARD_MB = 150
 # PNG keeps about 0.5-0.6 of the raw bytes of a face photo (measured on UTKFace at
@@ -54,6 +56,7 @@ class PackSettings:
     label_bins: str = ""
     images_per_shard: int = 0
     seed: int = 0
+    align: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     min_size: int = DEFAULT_MIN_SIZE
 
@@ -114,7 +117,7 @@ class _Plan:
 def pack(spec: str, out: str | Path, resolution: int, *, channels: int | None = None,
          encoding: str = "png", labels: str = "", label_bins: str = "",
          shard_mb: float | None = None, images_per_shard: int | None = None, seed: int = 0,
-         show_progress: bool | None = None,
+         align: bool = False, show_progress: bool | None = None,
          report: Callable[[str], None] = print) -> PackInfo:
     """Packs the images of `spec` into `out` (see the module docstring).
 
@@ -131,6 +134,9 @@ def pack(spec: str, out: str | Path, resolution: int, *, channels: int | None = 
         shard_mb: the target shard size in MB (default 150).
         images_per_shard: images per shard, instead of `shard_mb`.
         seed: seeds the order of the images in the pack.
+        align: cut the faces out first, FFHQ-aligned, as `facegan prepare-data
+            --align` does (into DIR/.aligned while packing; labels are then read
+            from the faces' names, `<photo stem>-<k>.png`).
         show_progress: a bar (True), lines every ~10 s (False), or the bar on a
             terminal and lines elsewhere (None).
         report: where the data report and the summary lines go.
@@ -140,16 +146,49 @@ def pack(spec: str, out: str | Path, resolution: int, *, channels: int | None = 
     """
     check_settings(resolution, encoding, channels, shard_mb, images_per_shard)
     out_dir = check_output(out)
-    source = open_source(spec)
     if spec != EMBEDDED_LFW:  # recorded in dataset.json: where the images came from
         spec = str(Path(spec).expanduser().resolve())
+    source = open_source(spec)
     settings = PackSettings(spec, resolution, channels or source.natural_channels, encoding,
-                            labels, label_bins, images_per_shard or 0, seed)
+                            labels, label_bins, images_per_shard or 0, seed, align=align)
+    if align:
+        source = _aligned_faces(spec, out_dir, settings, show_progress, report)
     plan = _make_plan(source, settings, shard_mb, show_progress, report)
     _start_or_resume(out_dir, plan)
     shards = [_write_shard(source, plan, k, out_dir, show_progress)
               for k in range(plan.shards)]
-    return _finish(out_dir, plan, shards, report)
+    info = _finish(out_dir, plan, shards, report)
+    if align:  # the pack's own working copy; the pack holds the faces now
+        shutil.rmtree(out_dir / ALIGNED_DIR, ignore_errors=True)
+    return info
+
+
+def _aligned_faces(spec: str, out_dir: Path, settings: PackSettings,
+                   show_progress: bool | None, report: Callable[[str], None]) -> ImageSource:
+    """The faces of `spec`, cut out and aligned as `prepare-data --align` does, once.
+
+    An interrupted alignment starts again (its folder is the pack's own); once a
+    plan exists the faces are reused and only the missing shards are written.
+    """
+    from facegan.data.prepare import prepare_faces
+
+    aligned = out_dir / ALIGNED_DIR
+    plan_file = out_dir / PLAN_FILE
+    if plan_file.is_file() and aligned.is_dir():
+        found = json.loads(plan_file.read_text())
+        if found.get("settings") == dataclasses.asdict(settings) and "shards" in found:
+            return open_source(str(aligned))
+    if aligned.exists():
+        shutil.rmtree(aligned)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(plan_file, {"settings": dataclasses.asdict(settings), "stage": "aligning"})
+    summary = prepare_faces(spec, aligned, settings.resolution, align_faces=True,
+                            progress=bool(show_progress),
+                            on_skip=lambda name, reason: None)
+    report(f"prepare-data: {summary.line()}")
+    if not summary.kept:
+        raise DataError(f"no face was found in `{display_name(spec)}`; nothing to pack")
+    return open_source(str(aligned))
 
 
 def _make_plan(source: ImageSource, settings: PackSettings, shard_mb: float | None,
@@ -204,6 +243,10 @@ def _start_or_resume(out_dir: Path, plan: _Plan) -> None:
             found = json.loads(plan_file.read_text())
         except ValueError:
             found = None
+        if plan.settings.align and found and found.get("stage") == "aligning" \
+                and found.get("settings") == wanted["settings"]:
+            _write_json(plan_file, wanted)  # the faces are ready: now the shards
+            return
         if found != wanted:
             raise DataError(f"--out {str(out_dir)!r} holds an unfinished pack of other settings "
                             f"or other data; repeat that command to finish it, or choose "
@@ -255,7 +298,8 @@ def _finish(out_dir: Path, plan: _Plan, results: list, report: Callable[[str], N
                     label_classes=plan.label_classes, label_values=plan.label_values,
                     label_spec=settings.labels, label_bins=settings.label_bins,
                     source=settings.source, content_sha256=content,
-                    skipped=tuple((display_name(n), r) for n, r in skipped), crop="centre")
+                    skipped=tuple((display_name(n), r) for n, r in skipped),
+                    crop="aligned" if settings.align else "centre")
     _write_json(out_dir / DATASET_FILE, pack_description(info))
     for k in range(plan.shards):  # the pack's own bookkeeping; the user made none of it
         _sidecar(out_dir, k, plan).unlink(missing_ok=True)

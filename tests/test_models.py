@@ -463,3 +463,42 @@ def test_models_round_trip_through_a_checkpoint(arch, tmp_path):
         if build is build_generator:
             np.testing.assert_array_equal(synthesize(target, z, labels, truncation=0.5).numpy(),
                                           synthesize(source, z, labels, truncation=0.5).numpy())
+
+
+def test_dcgan_recipe_options_change_only_what_they_name():
+    base = ModelConfig(resolution=64, width=16, latent_dim=32, channels=3)
+    g0, d0 = build_generator(base), build_discriminator(base)
+    wide_d = ModelConfig(resolution=64, width=16, d_width=24, latent_dim=32, channels=3)
+    assert _trainable(build_generator(wide_d)) == _trainable(g0)
+    conv = build_discriminator(wide_d).get_layer("down_32")
+    assert conv.kernel.shape[-1] == block_channels(wide_d, 32, 24) == 24
+    stddev = build_discriminator(ModelConfig(resolution=64, width=16, latent_dim=32,
+                                             channels=3, d_minibatch_std=True))
+    assert stddev.get_layer("minibatch_std").output.shape[-1] == block_channels(base, 4) + 1
+    # the logit's kernel sees one more input channel: 16 more weights
+    assert _trainable(stddev) == _trainable(d0) + 16
+    assert _trainable(build_discriminator(base)) == _expected_counts(base)[1]
+
+
+def test_dcgan_skip_excitation_gates_the_blocks_from_32_px():
+    cfg = ModelConfig(resolution=128, width=16, latent_dim=32, channels=3,
+                      g_skip_excitation=True)
+    g = build_generator(cfg)
+    names = {layer.name for layer in g.layers}
+    assert {"excited_32", "excited_64"} <= names and "excited_16" not in names
+    # the gates of 64 px come from the 8 px block, those of 32 px from 4 px
+    assert g.get_layer("excite_64_pool").input.shape[1] == 8
+    assert "excite_32_pool" not in names
+    gates = keras.Model(g.input, g.get_layer("excite_64_gates").output)
+    out = gates(latents_for_seed(4, cfg.latent_dim, 3))
+    assert out.shape == (4, 1, 1, block_channels(cfg, 64))
+    assert float(tf.reduce_min(out)) > 0.0 and float(tf.reduce_max(out)) < 1.0
+    images = g(latents_for_seed(4, cfg.latent_dim, 3), training=False)
+    assert images.shape == (4, 128, 128, 3) and bool(tf.reduce_all(tf.math.is_finite(images)))
+
+
+def test_dcgan_d_width_is_checked():
+    from facegan.config import ConfigError
+
+    with pytest.raises(ConfigError, match="model.d_width"):
+        ModelConfig(d_width=0)

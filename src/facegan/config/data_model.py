@@ -107,6 +107,8 @@ class ModelConfig:
             resolved when a run starts (1 for `embedded:lfw`, else 3).
         latent_dim: size of the generator's noise input.
         width: channels of the widest-resolution layer (DCGAN's ngf/ndf).
+        d_width: the discriminator's `width` when it differs from the
+            generator's (dcgan); None: `width`.
         max_width: cap on channels at the low resolutions.
         d_spectral_norm: spectral normalization on the discriminator's layers
             (dcgan, resnet; stylegan2's discriminator does not use it).
@@ -114,6 +116,13 @@ class ModelConfig:
             (dcgan, resnet; BigGAN uses it in both).
         mapping_layers: stylegan2: fully connected layers of the mapping network
             (w has latent_dim features).
+        d_minibatch_std: dcgan: the discriminator appends the minibatch standard
+            deviation as one more feature map before its last layer (ProGAN), so
+            it can see a lack of variety in a batch.
+        g_skip_excitation: dcgan: skip-layer excitation (FastGAN): each
+            generator block at 32 px and up is scaled per channel by gates
+            computed from the block 8x smaller (at least 4x4), a cheap path
+            for global structure to reach the fine layers.
         label_classes: class counts of the conditioning attributes, e.g.
             `gender:2,age:7`; None (unconditional, or resolved from
             `data.labels` when a run starts).
@@ -124,11 +133,14 @@ class ModelConfig:
     channels: int | None = None
     latent_dim: int = 128
     width: int = 64
+    d_width: int | None = None
     max_width: int = 512
     d_spectral_norm: bool = False
     g_spectral_norm: bool = False
     mapping_layers: int = 8
     label_classes: str | None = None
+    d_minibatch_std: bool = False
+    g_skip_excitation: bool = False
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -141,6 +153,9 @@ class ModelConfig:
             fail("model.latent_dim", "must be an integer from 1 to 4096", self.latent_dim)
         if not 1 <= self.width <= 4096:
             fail("model.width", "must be an integer from 1 to 4096", self.width)
+        if self.d_width is not None and not 1 <= self.d_width <= 4096:
+            fail("model.d_width", "must be empty (model.width) or an integer from 1 to 4096",
+                 self.d_width)
         if not self.width <= self.max_width <= 8192:
             fail("model.max_width", f"must be from model.width ({self.width}) to 8192",
                   self.max_width)

@@ -36,7 +36,7 @@ def test_train_help_lists_presets_and_examples(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["train", "--set", "model.resolution=100"],
      "`model.resolution` must be a power of two from 16 to 256; received 100"),
-    (["train", "--preset", "nope"], "`preset` must be one of dcgan-64, quick-32, faces-64, stylegan2-128, stylegan2-256; received 'nope'"),
+    (["train", "--preset", "nope"], "`preset` must be one of dcgan-64, dcgan-128, quick-32, faces-64, faces-128, stylegan2-128, stylegan2-256; received 'nope'"),
     (["train", "--data", "/definitely/not/here"], "'/definitely/not/here' does not exist"),
     (["train", "--set", "model.width"], "--set takes SECTION.KEY=VALUE; received 'model.width'"),
     (["train", "--config", "missing.toml"], "config file 'missing.toml' does not exist"),

@@ -92,7 +92,7 @@ def test_presets():
     assert classic.loss.kind == "nonsaturating"
     assert get_preset("quick-32").model.resolution == 32
     assert get_preset("quick-32").data.source == "embedded:lfw"
-    with pytest.raises(ConfigError, match="`preset` must be one of dcgan-64, quick-32, faces-64, stylegan2-128, stylegan2-256; received 'x'"):
+    with pytest.raises(ConfigError, match="`preset` must be one of dcgan-64, dcgan-128, quick-32, faces-64, faces-128, stylegan2-128, stylegan2-256; received 'x'"):
         get_preset("x")
 
 

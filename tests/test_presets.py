@@ -60,9 +60,13 @@ def test_every_preset_at_full_size_trains_50_steps(name, tmp_path, face_folder):
     _assert_50_finite_steps(run)
 
 
-def test_dcgan_64_is_still_the_classic_recipe():
-    config = get_preset("dcgan-64")
-    assert (config.model.arch, config.model.width, config.model.resolution) == ("dcgan", 64, 64)
+@pytest.mark.parametrize("name, resolution", [("dcgan-64", 64), ("dcgan-128", 128)])
+def test_the_dcgan_baselines_are_the_classic_recipe(name, resolution):
+    config = get_preset(name)
+    assert (config.model.arch, config.model.width, config.model.resolution) == \
+        ("dcgan", 64, resolution)
+    assert not (config.model.d_minibatch_std or config.model.g_skip_excitation)
+    assert config.model.d_width is None
     assert config.loss.kind == "nonsaturating" and config.loss.r1_gamma == 0
     assert config.augment.kind == "none" and config.train.ema_kimg == 0
     assert config.train.updates == "simultaneous" and config.train.precision == "float32"

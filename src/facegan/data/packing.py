@@ -2,7 +2,7 @@
 
 The same scan as `facegan inspect-data` decides which files are usable (and
 its report says why the others are not); the usable images, in a seeded
-random order, are decoded in parallel (tf.data), encoded (PNG or raw) and
+random order, are decoded in parallel (a thread pool), encoded (PNG or raw) and
 written as shards of about `shard_mb` MB. The format is in
 `facegan.data.packed` and docs/data.md.
 

@@ -143,7 +143,8 @@ def test_generate_grid_and_folder(cli_run, capsys, tmp_path):
                           "--out", str(tmp_path / "single"))
     assert code == 0
     files = sorted((tmp_path / "single").iterdir())
-    assert [f.name for f in files] == ["seed7-00000.png", "seed7-00001.png", "seed7-00002.png"]
+    # -n 3 --seed 7 means seeds 7, 8, 9 (StyleGAN2-ADA's convention and names)
+    assert [f.name for f in files] == ["seed0007.png", "seed0008.png", "seed0009.png"]
     first = np.asarray(Image.open(files[0]))
     np.testing.assert_array_equal(first, np.asarray(grid)[2:18, 2:18])  # same seed, same face
     # an existing output is refused, not overwritten

@@ -135,7 +135,7 @@ def test_faces_are_pngs_of_the_run_resolution_one_per_seed(plain):
 def test_face_png_is_the_face_generate_makes_for_that_seed(plain):
     status, headers, body = _get(plain, "/api/face.png?seed=3")
     assert status == 200 and headers["Content-Type"] == "image/png"
-    assert "seed3.png" in headers["Content-Disposition"]
+    assert "seed0003.png" in headers["Content-Disposition"]
     expected = plain.app.run.generate(1, seed=3)[0]  # what `facegan generate --seed 3` draws first
     np.testing.assert_array_equal(_pixels(body), expected)
     _, faces = _json(plain, "/api/faces?seed=3&n=2")

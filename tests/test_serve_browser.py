@@ -138,7 +138,7 @@ def test_a_face_enlarges_with_a_download_and_the_interpolation_plays(browser, pa
     download = browser.find_element(By.ID, "viewer-download")
     assert "/api/face.png?" in download.get_attribute("href")
     assert "seed=2" in download.get_attribute("href")
-    assert download.get_attribute("download").endswith("-seed2.png")
+    assert download.get_attribute("download").endswith("-seed0002.png")
     ActionChains(browser).send_keys(Keys.ESCAPE).perform()
     _wait(browser, "return document.getElementById('viewer').hidden;")
 

@@ -32,6 +32,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from facegan.errors import UserError
+
 _STEP_BITS = 32
 _PART_BITS = 8
 MAX_SEED = 2**63 - 1  # seeds are int64
@@ -108,4 +110,59 @@ def replica_rows(draw: Callable[[list, object], object], key, rows: int,
     return tf.slice(values, [first] + [0] * len(tail), [rows] + list(tail))
 
 
-__all__ = ["MAX_SEED", "Stream", "replica_rows", "rng", "stream_key"]
+MAX_SEEDS = 100_000  # most faces one request may name (a typo like 0-99999999 is refused)
+
+
+class SeedError(UserError):
+    """Seeds that are not integers from 0 to MAX_SEED, or too many of them (exit 2)."""
+
+
+def seed_range(first: int, count: int) -> list[int]:
+    """Seeds first, first + 1, ..., first + count - 1: what `-n N --seed S` means.
+
+    Raises:
+        SeedError: a seed outside 0 .. MAX_SEED, or more than MAX_SEEDS of them.
+    """
+    first, count = int(first), int(count)
+    if count > MAX_SEEDS:
+        raise SeedError(f"at most {MAX_SEEDS} faces at once; received {count}")
+    if first < 0 or first + max(count, 1) - 1 > MAX_SEED:
+        reach = f"{first}" if count <= 1 else f"{first} to {first + count - 1}"
+        raise SeedError(f"seeds must be integers from 0 to {MAX_SEED}; received {reach}")
+    return list(range(first, first + count))
+
+
+def seed_file_name(seed: int) -> str:
+    """`seed0042.png`: the file of one face (StyleGAN2-ADA's names; wider seeds keep all digits)."""
+    return f"seed{int(seed):04d}.png"
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Seeds from StyleGAN2-ADA's syntax: "0-15,42" -> [0, 1, ..., 15, 42].
+
+    Comma-separated integers and inclusive ranges A-B (A <= B), in the order
+    given; repeats are kept (a seed named twice is drawn twice).
+
+    Raises:
+        SeedError: anything else, in one line naming the bad part.
+    """
+    seeds: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        low, dash, high = part.partition("-")
+        try:
+            first = int(low.strip(), 10)
+            last = int(high.strip(), 10) if dash else first
+        except ValueError:
+            raise SeedError(f"seeds are integers and ranges like 0-15,42; received "
+                            f"{part!r} in {text!r}") from None
+        if last < first:
+            raise SeedError(f"a seed range must go up (A-B with A <= B); received {part!r}")
+        seeds += seed_range(first, last - first + 1)
+        if len(seeds) > MAX_SEEDS:
+            raise SeedError(f"at most {MAX_SEEDS} faces at once; {text!r} names more")
+    return seeds
+
+
+__all__ = ["MAX_SEED", "MAX_SEEDS", "SeedError", "Stream", "parse_seeds", "replica_rows", "rng",
+           "seed_file_name", "seed_range", "stream_key"]

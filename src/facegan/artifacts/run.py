@@ -11,8 +11,8 @@ import tensorflow as tf
 from facegan.artifacts.rundir import RunDirError, RunPaths, open_run_dir
 from facegan.artifacts.sampler import Sampler
 from facegan.config import Config
-from facegan.models import build_generator, latents_for_seed, latents_from_seeds
-from facegan.seeds import Stream, rng
+from facegan.models import build_generator, latents_from_seeds
+from facegan.seeds import Stream, rng, seed_range
 
 
 class Run:
@@ -80,23 +80,29 @@ class Run:
         return self._sampler
 
     def latents(self, n: int, seed: int = 0) -> np.ndarray:
-        """The latents [n, Z] that `generate(n, seed)` uses; row i from (seed, LATENT, i)."""
-        Sampler.check_seeds([seed])
-        return latents_for_seed(n, self.config.model.latent_dim, seed).numpy()
+        """The latents [n, Z] that `generate(n, seed)` uses: seeds seed .. seed + n - 1."""
+        return self.latents_for_seeds(seed_range(seed, n))
 
     def latents_for_seeds(self, seeds) -> np.ndarray:
         """Latents [N, Z], one per seed: seed s's face is `generate(1, seed=s)`'s."""
         seeds = Sampler.check_seeds(list(seeds))
+        if not len(seeds):
+            return np.zeros((0, self.config.model.latent_dim), np.float32)
         return latents_from_seeds(seeds, self.config.model.latent_dim).numpy()
 
     def labels_for(self, n: int, seed: int,
                    request: dict[str, str] | None = None) -> np.ndarray | None:
-        """Class labels [n, A] for a conditional run (None for an unconditional one).
+        """Class labels [n, A] of seeds seed .. seed + n - 1 (None for an unconditional run)."""
+        return self.labels_for_seeds(seed_range(seed, n), request)
+
+    def labels_for_seeds(self, seeds, request: dict[str, str] | None = None
+                         ) -> np.ndarray | None:
+        """Class labels [N, A], one row per seed, for a conditional run (else None).
 
         Attributes named in `request` ({"gender": "1", "age": "25"}, values as the
         data had them; binned attributes take any value in a bin) are fixed; the
-        others are drawn uniformly from their classes, from (seed, i) like the
-        latents.
+        others are drawn uniformly from their classes, from the face's seed
+        alone (like its latent), so seed s has the same labels wherever it is drawn.
 
         Raises:
             UserError: a request for an unconditional run, or an unknown
@@ -111,9 +117,11 @@ class Run:
         from facegan.data.labels import schema_from_config
 
         wanted = schema_from_config(self.config.data, model.label_classes).encode(request or {})
-        draw = rng(seed, Stream.LABELS)
-        labels = np.stack([draw.integers(0, classes, n) for _, classes in model.label_sizes],
-                          axis=1).astype(np.int32)
+        sizes = [classes for _, classes in model.label_sizes]
+        labels = np.zeros((len(seeds), len(sizes)), np.int32)
+        for row, seed in enumerate(Sampler.check_seeds(list(seeds))):
+            draw = rng(int(seed), Stream.LABELS)
+            labels[row] = [draw.integers(0, classes) for classes in sizes]
         for column, value in enumerate(wanted):
             if value is not None:
                 labels[:, column] = value
@@ -124,21 +132,35 @@ class Run:
                  truncation: float = 1.0) -> np.ndarray:
         """Generates `n` images as uint8 [n, R, R, C].
 
-        Image `i` depends only on (seed, i): the same seed gives the same
-        images, and `generate(8, s)` is the first 8 of `generate(64, s)`.
+        Image `i` is the face of seed `seed + i` (StyleGAN2-ADA's convention):
+        `generate(1, seed=s + i)`, the web page's tile for seed s + i and an
+        export's `from_seed(s + i)` give the same pixels, and `generate(8, s)`
+        is the first 8 of `generate(64, s)`.
 
         Args:
             n: how many.
-            seed: seeds the latents (and the labels left free).
+            seed: the first face's seed (its latent and the labels left free).
             batch_size: images per generator call.
             labels: conditional runs: a request like {"gender": "1"} (see
                 `labels_for`) or class indices [n, A].
             truncation: psi in [0, 1]: 1 = the full distribution; lower trades
                 variety for typical, cleaner faces.
         """
+        return self.generate_seeds(seed_range(seed, n), labels=labels, truncation=truncation,
+                                   batch_size=batch_size)
+
+    def generate_seeds(self, seeds, *, labels: dict[str, str] | np.ndarray | None = None,
+                       truncation: float = 1.0, batch_size: int = 64) -> np.ndarray:
+        """uint8 [N, R, R, C]: the face of each seed (`facegan generate --seeds`).
+
+        Args:
+            seeds: integers from 0 to 2^63 - 1 (e.g. `facegan.seeds.parse_seeds("0-15,42")`).
+            labels, truncation, batch_size: as in `generate`.
+        """
+        seeds = list(seeds)
         if labels is None or isinstance(labels, dict):
-            labels = self.labels_for(n, seed, labels)
-        return self.generate_from_latents(self.latents(n, seed), labels=labels,
+            labels = self.labels_for_seeds(seeds, labels)
+        return self.generate_from_latents(self.latents_for_seeds(seeds), labels=labels,
                                           truncation=truncation, batch_size=batch_size)
 
     def generate_from_latents(self, latents: np.ndarray, *, labels: np.ndarray | None = None,

@@ -66,6 +66,16 @@ def int_from(low: int, high: int | None, allowed: str):
     return parse
 
 
+def seeds_argument(text: str) -> list[int]:
+    """An argparse type: StyleGAN2-ADA's seed list, "0-15,42" (facegan.seeds.parse_seeds)."""
+    from facegan.seeds import SeedError, parse_seeds
+
+    try:
+        return parse_seeds(text)
+    except SeedError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 positive_int = int_from(1, None, "a positive integer")
 non_negative_int = int_from(0, None, "an integer 0 or more")
 port = int_from(0, 65535, "a port from 0 to 65535")

@@ -6,19 +6,26 @@ import argparse
 from pathlib import Path
 
 from facegan.cli.common import (add_label_argument, add_run_argument, load_run, open_run,
-                                positive_int, unit_float)
+                                positive_int, seeds_argument, unit_float)
 from facegan.config import ConfigError
+from facegan.seeds import seed_file_name, seed_range
 
 
 def add_parser(commands) -> None:
     generate = commands.add_parser(
         "generate", help="generate faces from a trained run",
-        description="Generate images from a run's latest checkpoint. The same --seed always "
-                    "gives the same images.")
+        description="Generate images from a run's latest checkpoint. Every seed is one "
+                    "face, the same everywhere (the web page, interpolate, an export's "
+                    "from_seed, facegan.load(RUN).generate): --seeds 0-15,42 draws those "
+                    "faces; -n N --seed S draws seeds S .. S+N-1.")
     add_run_argument(generate)
     generate.add_argument("-n", "--num", type=positive_int, default=64, metavar="N",
-                          help="number of images (default 64)")
-    generate.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default 0)")
+                          help="number of images: seeds S .. S+N-1 (default 64)")
+    generate.add_argument("--seed", type=int, default=0, metavar="S",
+                          help="the first seed (default 0)")
+    generate.add_argument("--seeds", type=seeds_argument, metavar="LIST",
+                          help="the faces to draw, as integers and ranges: 0-15,42 "
+                               "(instead of -n/--seed)")
     generate.add_argument("--out", required=True, metavar="PATH",
                           help="a .png file for one grid, or a folder for one PNG per image "
                                "(with --by: one grid per class)")
@@ -50,6 +57,7 @@ def _check_out(args: argparse.Namespace) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     out = _check_out(args)
+    seeds = args.seeds if args.seeds is not None else seed_range(args.seed, args.num)
     from facegan.data.labels import parse_label_requests
 
     request = parse_label_requests(args.label)
@@ -58,19 +66,20 @@ def run(args: argparse.Namespace) -> int:
 
     run = load_run(opened)
     if args.by:
-        return _generate_by_class(run, args, request, out)
-    images = run.generate(args.num, seed=args.seed, labels=request or None,
-                          truncation=args.truncation)
+        return _generate_by_class(run, args, seeds, request, out)
+    images = run.generate_seeds(seeds, labels=request or None, truncation=args.truncation)
     if out.suffix.lower() == ".png":
         save_png(make_grid(images), out)
     else:
-        for i, image in enumerate(images):
-            save_png(image, out / f"seed{args.seed}-{i:05d}.png")
+        for seed, image in zip(seeds, images):
+            save_png(image, out / seed_file_name(seed))
     print(out)
     return 0
 
 
-def _generate_by_class(run, args: argparse.Namespace, request: dict, out: Path) -> int:
+
+def _generate_by_class(run, args: argparse.Namespace, seeds: list[int], request: dict,
+                       out: Path) -> int:
     """One grid per class of `args.by`, every grid from the same latents and other labels."""
     from facegan.artifacts.images import make_grid, save_png
     from facegan.data.labels import schema_from_config
@@ -80,12 +89,11 @@ def _generate_by_class(run, args: argparse.Namespace, request: dict, out: Path) 
     schema = schema_from_config(run.config.data, run.config.model.label_classes)
     names = schema.class_names(args.by)  # one clear error for an unknown attribute
     column = schema.names.index(args.by)
-    base = run.labels_for(args.num, args.seed, request)
+    base = run.labels_for_seeds(seeds, request)
     for index, name in enumerate(names):
         labels = base.copy()
         labels[:, column] = index
-        images = run.generate(args.num, seed=args.seed, labels=labels,
-                              truncation=args.truncation)
+        images = run.generate_seeds(seeds, labels=labels, truncation=args.truncation)
         slug = "".join(c if c.isalnum() or c in "-." else "-" for c in name).strip("-")
         save_png(make_grid(images), out / f"{index:02d}-{slug}.png")
     print(out)

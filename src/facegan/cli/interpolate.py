@@ -5,19 +5,17 @@ from __future__ import annotations
 import argparse
 
 from facegan.cli.common import (HelpFormatter, add_label_argument, add_run_argument, load_run,
-                                open_run, positive_float, positive_int, unit_float)
+                                open_run, positive_float, positive_int, seeds_argument,
+                                unit_float)
 from facegan.config import ConfigError
 
 
 def seed_list(text: str) -> list[int]:
-    """`1,2,3` -> [1, 2, 3]: at least two integer seeds."""
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        seeds = []
+    """`1,2,3` or `0-4,9` -> the seeds (as `generate --seeds`): at least two."""
+    seeds = seeds_argument(text)
     if len(seeds) < 2:
-        raise argparse.ArgumentTypeError(f"must be two or more integer seeds separated by "
-                                         f"commas, e.g. 1,2,3; received {text!r}")
+        raise argparse.ArgumentTypeError(f"must name two or more seeds, e.g. 1,2,3 or 0-4; "
+                                         f"received {text!r}")
     return seeds
 
 
@@ -38,8 +36,9 @@ def add_parser(commands) -> None:
                "--size 256 --out walk.gif",
         formatter_class=HelpFormatter)
     add_run_argument(interpolate)
-    interpolate.add_argument("--seeds", required=True, type=seed_list, metavar="S1,S2,...",
-                             help="two or more seeds to visit, comma-separated")
+    interpolate.add_argument("--seeds", required=True, type=seed_list, metavar="LIST",
+                             help="two or more seeds to visit, in order, as in `facegan "
+                                  "generate --seeds`: 1,2,3 or 0-4,9")
     interpolate.add_argument("--frames", type=positive_int, default=60, metavar="N",
                              help="frames per segment between two seeds (default 60)")
     interpolate.add_argument("--out", required=True, metavar="FILE",

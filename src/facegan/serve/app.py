@@ -46,7 +46,7 @@ import numpy as np
 
 from facegan.artifacts.images import png_bytes
 from facegan.errors import UserError
-from facegan.seeds import MAX_SEED
+from facegan.seeds import MAX_SEED, seed_file_name
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -202,7 +202,7 @@ class FaceApp:
         name = re.sub(r"[^A-Za-z0-9._-]", "-", self.run.directory.name)
         return Response(200, png_bytes(images[0], size), "image/png", {
             "Cache-Control": "no-store",
-            "Content-Disposition": f'inline; filename="{name}-seed{seed}.png"'})
+            "Content-Disposition": f'inline; filename="{name}-{seed_file_name(seed)}"'})
 
     def interpolate(self, params: dict[str, str]) -> Response:
         start = _integer(params, "from", None, 0, MAX_SEED)
@@ -272,7 +272,7 @@ class FaceApp:
         """Class indices [N, A]: seed s's row is `generate(1, seed=s, labels=request)`'s."""
         if self.schema is None:
             return None
-        return np.concatenate([self.run.labels_for(1, seed, request) for seed in seeds])
+        return self.run.labels_for_seeds(seeds, request)
 
     def _generate(self, seeds: list[int], request: dict[str, str],
                   truncation: float) -> tuple[np.ndarray, np.ndarray | None]:

@@ -31,8 +31,9 @@ from facegan.data.pipeline import DecodedImages
 from facegan.errors import Interrupted
 from facegan.evaluate import Evaluator
 from facegan.evaluate.in_training import InTrainingEval
-from facegan.models import latents_for_seed
+from facegan.models import latents_from_seeds
 from facegan.progress import progress_bar
+from facegan.seeds import seed_range
 from facegan.training.console import describe_devices, report_data, run_logging, show_interval
 from facegan.training.distribute import PEER_FAILURES, Role, WorkerLost, distributed_batches
 from facegan.training.distribute import describe as describe_strategy
@@ -128,8 +129,10 @@ class TrainingLoop:
                                           self.first_batches.element_spec)
         self.sampler = Sampler(state.sampling_generator, model.latent_dim,
                                [classes for _, classes in model.label_sizes])
-        # The grid shows the faces of seed `train.seed` (`facegan generate --seed`'s latents).
-        self.sample_latents = latents_for_seed(train.sample_grid, model.latent_dim, train.seed)
+        # The grid shows the faces of seeds train.seed .. + grid - 1 (`facegan generate
+        # --seed train.seed -n grid` gives the same faces).
+        self.sample_latents = latents_from_seeds(seed_range(train.seed, train.sample_grid),
+                                                 model.latent_dim)
         # A conditional model samples with the labels of randomly chosen training images.
         self.sample_labels = images.sample_labels(train.sample_grid, train.seed,
                                                   _PICK_GRID_LABELS)

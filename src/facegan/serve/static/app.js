@@ -220,7 +220,7 @@ async function showViewer(seed) {
   $("viewer-title").textContent = `Seed ${seed}`;
   const download = $("viewer-download");
   download.href = url;
-  download.download = `${state.info.run}-seed${seed}.png`;
+  download.download = `${state.info.run}-seed${seed.toString().padStart(4, "0")}.png`;
   $("viewer-labels").textContent = "";
   if (state.info.conditional) {
     // The labels a "random" attribute took for this seed.

@@ -312,17 +312,38 @@ def test_stylegan2_noise_is_drawn_from_w_in_training_and_fixed_in_inference():
     np.testing.assert_allclose(generator(z[:1], training=False).numpy(), infer[:1], atol=1e-5)
 
 
-@pytest.mark.parametrize("arch", ["dcgan", "resnet"])
-def test_truncation_scales_z_for_dcgan_and_resnet(arch):
-    cfg = _cfg(arch)
+@pytest.mark.parametrize("arch, conditional", [("dcgan", False), ("resnet", False),
+                                               ("dcgan", True)])
+def test_truncation_moves_dcgan_and_resnet_features_toward_their_mean(arch, conditional):
+    from facegan.models.truncation import MEAN_LATENTS, anchor_latents, feature_split
+
+    cfg = _cfg(arch, conditional)
     generator = build_generator(cfg)
-    z, _, _ = _batch(cfg)
-    np.testing.assert_array_equal(synthesize(generator, z).numpy(),
-                                  generator(z, training=False).numpy())
-    np.testing.assert_allclose(synthesize(generator, z, truncation=0.5).numpy(),
-                               generator(0.5 * z, training=False).numpy(), atol=1e-6)
-    at_zero = synthesize(generator, z, truncation=0.0).numpy()
-    np.testing.assert_allclose(at_zero, np.broadcast_to(at_zero[:1], at_zero.shape), atol=1e-6)
+    z, labels, _ = _batch(cfg)
+    inputs = [z, labels] if conditional else z
+    plain = generator(inputs, training=False).numpy()
+    np.testing.assert_array_equal(synthesize(generator, z, labels).numpy(), plain)
+    # a tensor psi of 1 takes the untouched path: the same pixels, bit for bit
+    np.testing.assert_array_equal(
+        synthesize(generator, z, labels, truncation=tf.constant(1.0)).numpy(), plain)
+    # psi = 0: the image of the mean feature (per label row for a conditional model)
+    head, tail = feature_split(generator)
+    anchors = tf.constant(anchor_latents(cfg.latent_dim))
+    if conditional:
+        row = tf.repeat(labels[:1], MEAN_LATENTS, axis=0)
+        mean = tf.reduce_mean(head([anchors, row], training=False), axis=0, keepdims=True)
+    else:
+        mean = tf.reduce_mean(head(anchors, training=False), axis=0, keepdims=True)
+    at_zero = synthesize(generator, z, labels, truncation=0.0).numpy()
+    np.testing.assert_allclose(at_zero[:1], tail(mean, training=False).numpy(), atol=1e-5)
+    if not conditional:  # every latent gives the average face
+        np.testing.assert_allclose(at_zero, np.broadcast_to(at_zero[:1], at_zero.shape),
+                                   atol=1e-6)
+    # it is not z scaling, and psi = 0.5 lies between the face and the average
+    half = synthesize(generator, z, labels, truncation=tf.constant(0.5)).numpy()
+    scaled = generator([0.5 * z, labels] if conditional else 0.5 * z, training=False).numpy()
+    assert not np.allclose(half, scaled, atol=1e-4)
+    assert np.abs(half - at_zero).mean() < np.abs(plain - at_zero).mean()
 
 
 def test_synthesize_checks_labels():

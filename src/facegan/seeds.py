@@ -53,6 +53,7 @@ class Stream(enum.IntEnum):
     PICK = 9            # host-side choices: sample labels, evaluation subsets, monitors
     EVAL_LATENT = 10    # latents of in-training evaluation (step = the image's index)
     PACK_ORDER = 11     # the order of the images in a packed dataset (`facegan pack --seed`)
+    TRUNCATION = 12     # the fixed latents whose feature mean z-space truncation aims at
 
 
 def stream_key(seed, stream: Stream, step=0, part: int = 0):

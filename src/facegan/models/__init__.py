@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from facegan.config import ModelConfig
 from facegan.models import dcgan, resnet, stylegan2
+from facegan.models.truncation import truncated_images
 from facegan.seeds import Stream, stream_key
 
 _BUILDERS = {
@@ -61,8 +62,9 @@ def synthesize(generator: keras.Model, z: tf.Tensor, labels: tf.Tensor | None = 
         labels: int class indices [B, A]; required by conditional generators,
             refused by the others.
         truncation: psi; below 1 pulls samples towards the average. stylegan2
-            lerps w towards its tracked `w_avg`; dcgan and resnet scale z by psi.
-            1 (the default) is plain synthesis.
+            lerps w towards its tracked `w_avg`; dcgan and resnet lerp their
+            first features towards their mean (`facegan.models.truncation`).
+            1 (the default) is plain synthesis; ignored in training mode.
         training: run in training mode (batch-norm statistics, spectral-norm
             vectors and stylegan2's w_avg move; stylegan2 draws random per-pixel
             noise instead of its fixed noise images).
@@ -77,9 +79,14 @@ def synthesize(generator: keras.Model, z: tf.Tensor, labels: tf.Tensor | None = 
     if getattr(generator, "supports_truncation", False):
         inputs = [z, labels] if conditional else z
         return generator(inputs, training=training, truncation=truncation)
-    if not _is_one(truncation):
-        z = tf.cast(z, tf.float32) * tf.cast(truncation, tf.float32)
-    return generator([z, labels] if conditional else z, training=training)
+    plain = lambda: generator([z, labels] if conditional else z, training=training)  # noqa: E731
+    if _is_one(truncation) or training:
+        return plain()
+    truncated = lambda: truncated_images(generator, z, labels, truncation)  # noqa: E731
+    if isinstance(truncation, (int, float)):
+        return truncated()
+    # a tensor psi (the Sampler's signature): psi = 1 keeps the untouched path, bit for bit
+    return tf.cond(tf.cast(truncation, tf.float32) < 1.0, truncated, plain)
 
 
 def latents_for_seed(n: int, latent_dim: int, seed: int,

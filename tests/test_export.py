@@ -200,3 +200,23 @@ def test_conditional_export_takes_labels(tiny_conditional_run, tmp_path):
     np.testing.assert_array_equal(got["latent"], run.generate_from_latents(latents, labels=labels))
     np.testing.assert_array_equal(
         got["seed"], run.generate_from_latents(run.latents_for_seeds(seeds), labels=labels))
+
+
+def test_exported_files_get_the_usual_permissions(tiny_run, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "faces"
+        assert main(["export", "--run", str(tiny_run), "--format", "savedmodel",
+                     "--out", str(out)]) == 0
+        assert main(["export", "--run", str(tiny_run), "--format", "tflite",
+                     "--out", str(tmp_path / "faces.tflite")]) == 0
+    finally:
+        os.umask(old)
+    paths = [out, *out.rglob("*"), tmp_path / "faces.tflite"]
+    modes = {p: stat.S_IMODE(p.stat().st_mode) for p in paths}
+    assert all(mode == (0o755 if p.is_dir() else 0o644) for p, mode in modes.items()), \
+        {str(p): oct(m) for p, m in modes.items() if m not in (0o755, 0o644)}
+    assert any(p.name == "saved_model.pb" for p in paths)

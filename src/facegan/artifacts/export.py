@@ -101,7 +101,9 @@ def metadata(run: Run) -> dict:
         "output": "uint8 images [N, H, W, C], RGB (or grey when channels is 1)",
         "seed": ("face of seed s = generator(stateless_normal([latent_dim], "
                  "seed=[s, 6597069766656]))"),  # facegan.seeds: (s, LATENT, 0)
-        "truncation": "psi in [0, 1]; 1 = the full distribution",
+        "truncation": ("psi in [0, 1]; 1 = the full distribution, 0 = the average face "
+                       "(stylegan2: w toward w_avg; dcgan/resnet: the first features toward "
+                       "their mean over 256 fixed latents)"),
         "attributes": [],
     }
     if model.conditional:
@@ -153,6 +155,7 @@ def _export_savedmodel(run: Run, name_dir: Path, version: int) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{version}.partial-", dir=name_dir))
     try:
         _write_savedmodel(run, staging)
+        usual_permissions(staging)  # mkdtemp made it 0700: unreadable to a server's user
         os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -221,6 +224,22 @@ def _write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         staging.unlink(missing_ok=True)
         raise
+
+
+def usual_permissions(root: Path) -> None:
+    """Folders 0777 and files 0666, less the umask (0755/0644 under umask 022), as `cp` makes.
+
+    TensorFlow Serving often runs as another user: a version folder it cannot
+    read is a model it cannot load.
+    """
+    mask = os.umask(0)
+    os.umask(mask)  # reading the umask means setting it; put it back at once
+    os.chmod(root, 0o777 & ~mask)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), 0o777 & ~mask)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o666 & ~mask)
 
 
 def _model_name(run: Run) -> str:

@@ -204,3 +204,38 @@ def test_user_errors_that_need_no_tensorflow_come_before_it(argv, message, tmp_p
     code, imported = json.loads(result.stdout.strip().splitlines()[-1])
     assert (code, imported) == (2, False), result.stderr
     assert message.format(**fill) in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_every_command_and_option_has_help_text():
+    import argparse
+
+    from facegan.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    summaries = {choice.dest: choice.help for choice in commands._choices_actions}
+    missing = []
+    for name, sub in commands.choices.items():
+        if not summaries.get(name) or not sub.description:
+            missing.append(name)
+        missing += [f"{name} {action.option_strings or action.dest}" for action in sub._actions
+                    if not action.help and not isinstance(action, argparse._HelpAction)]
+    assert missing == []
+
+
+def test_an_existing_run_is_always_run_and_a_count_always_n():
+    from facegan.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["train", "--run", "runs/x"]).resume == "runs/x"
+    assert parser.parse_args(["train", "--resume", "runs/x"]).resume == "runs/x"
+    assert parser.parse_args(["evaluate", "--run", "r", "-n", "7"]).num == 7
+    assert parser.parse_args(["generate", "--run", "r", "-n", "7", "--out", "o.png"]).num == 7
+
+
+def test_a_usage_error_shows_the_commands_usage_in_its_one_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["generate", "--run", "r", "--out", "o.png", "-n", "0"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1
+    assert "usage: facegan generate [-h] --run DIR [-n N]" in err and "-n/--num" in err

@@ -61,11 +61,31 @@ class Run:
             # either way, and sampling at full precision costs little.
             generator = build_generator(self.config.model, seed=self.config.train.seed)
             name = "generator_ema" if self.config.train.ema_kimg > 0 else "generator"
-            # expect_partial: the checkpoint also holds D and optimizers, unused here.
-            tf.train.Checkpoint(**{name: generator}).restore(path).expect_partial()
+            self._restore(generator, name, path)
             self._generator, self._checkpoint_path = generator, path
             self._sampler = None
         return self._generator
+
+    def _restore(self, generator: keras.Model, name: str, path: str) -> None:
+        """Loads `name`'s weights from `path`, or one line saying config and checkpoint differ.
+
+        Raises:
+            RunDirError: a weight of the generator config.json describes is
+                missing from the checkpoint or has another shape (config.json
+                edited, or copied from another run).
+        """
+        try:
+            status = tf.train.Checkpoint(**{name: generator}).restore(path)
+            # the checkpoint also holds D and the optimizers, unused here; but
+            # every weight of this generator must come from it
+            status.expect_partial()
+            status.assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as err:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            raise RunDirError(
+                f"run {str(self.directory)!r}: its config.json does not describe the network "
+                f"in {Path(path).name} ({reason}); put back the config.json that training "
+                f"wrote") from None
 
     def sampler(self, checkpoint: str | None = None) -> Sampler:
         """The compiled uint8 sampling functions around `generator(checkpoint)`.

@@ -13,12 +13,12 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import datetime as _dt
 import json
 import os
 import shutil
 import socket
-import time
 from pathlib import Path
 
 from facegan.config import Config, ConfigError, UserError
@@ -144,40 +144,65 @@ def write_config(paths: RunPaths, config: Config) -> None:
 class RunLock:
     """Keeps two trainers out of one run directory.
 
-    The lock is a file `<run>/lock` created with O_EXCL and holding the owner's
-    PID and host. A second trainer is refused with the holder's PID. A lock left
-    by a process that no longer exists on this host (a kill -9, a power cut) is
-    stale: it is moved aside and taken over. A lock from another host cannot be
-    checked and is never taken over automatically.
+    The lock is `<run>/lock`, held with `flock(LOCK_EX | LOCK_NB)` on a file
+    descriptor kept open for the run's life, and holding the owner's PID and
+    host for the message a second trainer gets. The kernel drops a flock when
+    its process dies (kill -9 included), so a dead trainer's lock is free at
+    once and taking it over is the same atomic call as taking a fresh one: of
+    any number of trainers starting together, exactly one gets the run. Release
+    unlinks the file before closing it; an acquirer that locked an unlinked
+    file sees that its inode is no longer the path's and tries again.
+
+    A lock file naming another host is never taken over automatically: its
+    flock may live on a file server that does not pass locks between hosts.
     """
 
     def __init__(self, paths: RunPaths):
         self.path = paths.root / "lock"
-        self._held = False
+        self._fd: int | None = None
 
     def acquire(self) -> None:
         """Takes the lock, or raises RunDirError naming the process that holds it."""
-        for _ in range(3):
+        for _ in range(5):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if not self._take_over_if_stale():
-                    raise self._in_use() from None
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise self._in_use() from None
+            if not self._is_current(fd):
+                os.close(fd)  # locked a file a releasing holder had just unlinked
                 continue
-            with os.fdopen(descriptor, "w") as out:
-                json.dump({"pid": os.getpid(), "host": socket.gethostname(),
-                           "since": _dt.datetime.now(_dt.timezone.utc).isoformat()}, out)
-            self._held = True
+            previous = self.holder()
+            if previous and previous.get("host") != socket.gethostname():
+                os.close(fd)
+                raise self._in_use()
+            self._write_holder(fd)
+            self._fd = fd
             return
         raise self._in_use()
 
+    def _is_current(self, fd: int) -> bool:
+        try:
+            return os.fstat(fd).st_ino == os.stat(self.path).st_ino
+        except FileNotFoundError:
+            return False
+
+    @staticmethod
+    def _write_holder(fd: int) -> None:
+        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "since": _dt.datetime.now(_dt.timezone.utc).isoformat()})
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record.encode(), 0)
+
     def release(self) -> None:
-        if self._held:
-            self._held = False
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
             try:
-                self.path.unlink()
+                self.path.unlink()  # before closing: see the class docstring
             except FileNotFoundError:
                 pass
+            os.close(fd)
 
     def __enter__(self) -> "RunLock":
         self.acquire()
@@ -192,38 +217,9 @@ class RunLock:
         except (OSError, ValueError):
             return {}
 
-    def _take_over_if_stale(self) -> bool:
-        holder = self.holder()
-        if not holder:
-            # Being written this very moment, or torn by a crash mid-write: look again.
-            time.sleep(0.2)
-            holder = self.holder()
-        pid, host = holder.get("pid"), holder.get("host")
-        if host != socket.gethostname() and holder:
-            return False
-        if isinstance(pid, int) and _process_exists(pid):
-            return False
-        # Rename, not delete: of two trainers racing for a stale lock, only one rename
-        # succeeds, and the O_EXCL create decides between them afterwards.
-        try:
-            os.replace(self.path, self.path.with_name(f"lock.stale-{pid}"))
-        except FileNotFoundError:
-            pass
-        return True
-
     def _in_use(self) -> RunDirError:
         holder = self.holder()
         return RunDirError(
             f"run directory {str(self.path.parent)!r} is in use by PID {holder.get('pid', '?')} "
             f"on {holder.get('host', '?')} since {holder.get('since', '?')}; stop that trainer "
             f"first (if it is gone for good, delete {str(self.path)!r})")
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, under another user
-    return True

@@ -18,7 +18,10 @@ class Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line and exit code 2 like every user error."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USER_ERROR, f"facegan: error: {message} (see `{self.prog} --help`)\n")
+        # the command's usage, folded into the same line: what is allowed, at a glance
+        usage = " ".join(self.format_usage().split()).removeprefix("usage: ")
+        self.exit(EXIT_USER_ERROR, f"facegan: error: {message} (usage: {usage}; see "
+                                   f"`{self.prog} --help`)\n")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

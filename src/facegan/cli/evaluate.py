@@ -28,7 +28,7 @@ def add_parser(commands) -> None:
                           help="real images to compare with (default: the run's training data)")
     evaluate.add_argument("--metrics", default=",".join(METRICS), metavar="LIST",
                           help=f"comma-separated, from {','.join(METRICS)} (default: all)")
-    evaluate.add_argument("--num", type=positive_int, metavar="N",
+    evaluate.add_argument("-n", "--num", type=positive_int, metavar="N",
                           help="generated images (default 2000) and at most this many real ones")
     evaluate.add_argument("--seed", type=int, default=0, metavar="S",
                           help="seed of the generated latents and of the real-image choice")
@@ -64,12 +64,15 @@ def run(args: argparse.Namespace) -> int:
     from facegan import evaluate
     from facegan.metrics.inception import cache_dir
 
+    run = None
+    if opened is not None:
+        run = load_run(opened)
+        run.generator()  # config.json against the checkpoint, before the FID weights
     evaluator = evaluate.Evaluator(args.inception_weights, cache_dir(),
                                    progress=show_progress(args.progress))
     if FEATURE_METRICS & set(metrics):
         evaluator.check_weights()  # fail in a second, not after decoding the data
-    if opened is not None:
-        run = load_run(opened)
+    if run is not None:
         results = evaluate.evaluate_run(run, evaluator, args.data, metrics, args.num or 2000,
                                         args.seed)
         title = f"{run.directory} at step {results['step']} vs {results['real']}"

@@ -70,8 +70,9 @@ def _add_where_and_how(train: argparse.ArgumentParser) -> None:
     train.add_argument("--run-dir", metavar="DIR", help="where to write (default runs/<preset>-<time>)")
     train.add_argument("--overwrite", action="store_true",
                        help="if --run-dir exists, move it aside (renamed, never deleted)")
-    train.add_argument("--resume", metavar="DIR",
-                       help="continue the run in DIR from its latest checkpoint")
+    train.add_argument("--resume", "--run", dest="resume", metavar="DIR",
+                       help="continue the run in DIR from its latest checkpoint (--run DIR "
+                            "is the same, as in the other commands)")
     train.add_argument("--auto-resume", action="store_true",
                        help="with --run-dir: continue the run there if it exists (with the same "
                             "config), else start it; one command for a job that may restart")

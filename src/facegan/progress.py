@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 import time
 
+LINE_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
+
 
 def show_progress(progress: bool | None) -> bool:
     """`progress` if given, else whether stderr is a terminal."""
@@ -45,9 +47,10 @@ class LineProgress:
     passed, and the closing line only follows earlier lines.
     """
 
-    def __init__(self, total: int, description: str, unit: str = "img", every: float = 10.0,
-                 initial: int = 0, stream=None):
-        self.total, self.description, self.unit, self.every = total, description, unit, every
+    def __init__(self, total: int, description: str, unit: str = "img",
+                 every: float | None = None, initial: int = 0, stream=None):
+        self.total, self.description, self.unit = total, description, unit
+        self.every = LINE_EVERY if every is None else every
         self.n, self._start_n = initial, initial
         self.stream = stream or sys.stderr
         self._started = self._last = time.monotonic()
@@ -87,11 +90,44 @@ class LineProgress:
 
 
 def progress(total: int, description: str, unit: str = "img", *, show: bool | None,
-             initial: int = 0, every: float = 10.0):
+             initial: int = 0, every: float | None = None):
     """A tqdm bar when `show` is True (or None on a terminal), else a `LineProgress`."""
     if show or (show is None and sys.stderr.isatty()):
         return progress_bar(total, description, unit, show=True, initial=initial)
     return LineProgress(total, description, unit, every=every, initial=initial)
 
 
-__all__ = ["LineProgress", "progress", "progress_bar", "show_progress"]
+class Heartbeat:
+    """A line every `every` seconds on stderr while one long call runs (no count to show).
+
+    For work that reports nothing itself (writing a SavedModel, converting to
+    TFLite): `with Heartbeat("export: writing the SavedModel"): ...` prints
+    "export: writing the SavedModel (30 s)" now and then from a daemon thread,
+    and nothing at all if the work ends first.
+    """
+
+    def __init__(self, description: str, every: float | None = None, stream=None):
+        import threading
+
+        self.description = description
+        self.every = 1.5 * LINE_EVERY if every is None else every
+        self.stream = stream or sys.stderr
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        started = time.monotonic()
+        while not self._done.wait(self.every):
+            print(f"{self.description} ({time.monotonic() - started:.0f} s)", file=self.stream,
+                  flush=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+__all__ = ["Heartbeat", "LineProgress", "progress", "progress_bar", "show_progress"]

@@ -37,6 +37,7 @@ import tensorflow as tf
 from facegan.artifacts.export_target import FORMATS, SUFFIXES, ExportError, check_target
 from facegan.artifacts.run import Run
 from facegan.artifacts.sampler import Sampler
+from facegan.progress import Heartbeat
 
 # Seeds need TensorFlow's stateless random ops, which TFLite runs only through the
 # Flex delegate (missing from tf.lite.Interpreter and most mobile runtimes): the
@@ -79,11 +80,12 @@ def export(run: Run, fmt: str, out: str | Path | None = None, *,
     out = Path(out) if out is not None else default_output(run, fmt)
     version = version if version is not None else run.step
     check_target(fmt, out, version if fmt == "savedmodel" else None)  # the defaults too
-    if fmt == "savedmodel":
-        return _export_savedmodel(run, out, version)
-    if fmt == "tflite":
-        return _export_tflite(run, out)
-    return _export_keras(run, out)
+    writers = {"savedmodel": lambda: _export_savedmodel(run, out, version),
+               "tflite": lambda: _export_tflite(run, out), "keras": lambda: _export_keras(run, out)}
+    # tracing and converting report nothing for a minute or more on a large model:
+    # a line now and then keeps a log file from looking hung
+    with Heartbeat(f"export: writing {fmt} to {out}"):
+        return writers[fmt]()
 
 
 def metadata(run: Run) -> dict:

@@ -9,7 +9,7 @@ from facegan.cli.common import (HelpFormatter, add_label_argument, add_progress_
                                 add_run_argument, load_run, non_negative_int, open_run,
                                 positive_float, positive_int)
 from facegan.config import ConfigError
-from facegan.progress import progress_bar
+from facegan.progress import progress as line_or_bar
 
 
 def add_parser(commands) -> None:
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     target = projection.load_target(image, run.config.model.resolution,
                                     run.config.model.channels)
-    bar = progress_bar(args.steps, "project", "step", show=args.progress) if args.steps else None
+    bar = line_or_bar(args.steps, "project", "step", show=args.progress) if args.steps else None
     try:
         result = projection.project(
             run, target, steps=args.steps, seed=args.seed, lr=args.lr, request=request or None,

@@ -115,7 +115,10 @@ class TrainConfig:
         seed: seeds weights, noise, data order and the fixed sample batch.
         jit: compile the train step with XLA (slower on CPU, measured).
         log_every: steps between log lines (metrics.jsonl, TensorBoard).
-        sample_every: steps between sample grids.
+        sample_every: steps between sample grids (one is also drawn at step 0
+            and at the end).
+        sample_minutes: also a grid every this many minutes of the training
+            loop, so a short timed run shows several; 0 = steps only.
         checkpoint_every: steps between checkpoints (one is also written at the end).
         keep_checkpoints: how many recent checkpoints to keep.
         sample_grid: number of images in a sample grid (a square number is tidiest).
@@ -177,6 +180,7 @@ class TrainConfig:
     precision: str = "float32"
     updates: str = "simultaneous"
     minutes: float = 0.0
+    sample_minutes: float = 0.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.steps <= 10**9:
@@ -215,5 +219,8 @@ class TrainConfig:
             fail("train.precision", f"must be one of {', '.join(PRECISIONS)}", self.precision)
         if not (math.isfinite(self.minutes) and 0 <= self.minutes <= 1e7):
             fail("train.minutes", "must be a number of minutes, 0 for no limit", self.minutes)
+        if not (math.isfinite(self.sample_minutes) and 0 <= self.sample_minutes <= 1e7):
+            fail("train.sample_minutes", "must be a number of minutes, 0 for steps only",
+                 self.sample_minutes)
         if self.updates not in UPDATES:
             fail("train.updates", f"must be one of {', '.join(UPDATES)}", self.updates)

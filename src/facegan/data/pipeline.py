@@ -39,7 +39,7 @@ from facegan.data.problems import describe_error, display_name
 from facegan.data.report import DataReport
 from facegan.data.scan import scan_source
 from facegan.data.sources import DataError, ImageSource
-from facegan.progress import progress_bar
+from facegan.progress import progress as line_or_bar
 from facegan.seeds import Stream, rng, stream_key
 
 
@@ -227,7 +227,7 @@ def decode_source(source: ImageSource, resolution: int, channels: int,
     # when the batches are joined (a 100,000-image set at 128 px is 4.9 GB).
     pixels_out = np.empty((count, resolution, resolution, channels), np.uint8)
     kept_indices: list[int] = []
-    bar = progress_bar(count, f"decoding {source.description}", show=progress)
+    bar = line_or_bar(count, f"decoding {source.description}", show=progress)
     for index, pixels, ok in parallel_decode(source, subset, resolution, channels, failures,
                                              max_pixels=max_pixels, min_size=min_size):
         if ok:

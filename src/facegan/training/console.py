@@ -22,8 +22,11 @@ LOGGER_NAME = "facegan"
 _MAX_NAMED_FAILURES = 20  # on the console; train.log names every skipped file
 
 
-def show_interval(log: logging.Logger, bar, record: dict, total: int) -> None:
-    """One log interval's line: on the bar (and in train.log), or on the console."""
+def show_interval(log: logging.Logger, bar, record: dict, total: int, budget: str = "") -> None:
+    """One log interval's line: on the bar (and in train.log), or on the console.
+
+    `budget` (e.g. "12.5/30 min") is the time spent of `train.minutes`, if set.
+    """
     if None in (record["g_loss"], record["d_loss"]):
         summary = "every step of this interval was skipped (non-finite values)"
     else:
@@ -32,6 +35,8 @@ def show_interval(log: logging.Logger, bar, record: dict, total: int) -> None:
                    + (f"  {record['img_per_s']:.0f} img/s" if "img_per_s" in record else ""))
     if record.get("skipped"):
         summary += f"  ({record['skipped']:.0f} step(s) skipped)"
+    if budget:
+        summary += f"  {budget}"
     if bar is not None:
         bar.set_postfix_str(summary, refresh=False)
         log.debug("step %d/%d  %s", record["step"], total, summary)

@@ -168,7 +168,16 @@ class TrainingLoop:
                                 initial=start, leave=True)
         self.batches, self.step, self.first = self.first_batches, start, True
         self.stops.training_started()
-        self.deadline = time.monotonic() + train.minutes * 60 if train.minutes else None
+        self.started = time.monotonic()
+        self.deadline = self.started + train.minutes * 60 if train.minutes else None
+        self.next_grid = self.started + train.sample_minutes * 60 if train.sample_minutes \
+            else None
+        if self.deadline is not None:
+            ends = time.strftime("%H:%M", time.localtime(time.time() + train.minutes * 60))
+            self.log.info("time budget: %g min of training (train.minutes), until about %s, "
+                          "or step %d", train.minutes, ends, train.steps)
+        if start == 0 and self.chief:
+            self._grid(0)  # the untrained generator: the first grid to compare with
         try:
             while self.step < train.steps:
                 if self._one_step():
@@ -214,7 +223,7 @@ class TrainingLoop:
         last = self.step == train.steps or (self.deadline is not None
                                             and self._out_of_time(self.deadline))
         # Side work is not counted in img/s: it is not training throughput.
-        if self.chief and (self.step % train.sample_every == 0 or last):
+        if self.chief and (self.step % train.sample_every == 0 or last or self._grid_time()):
             self._sample(self.step)  # before the log line, which carries its diversity
         if self.step % train.log_every == 0 or last:
             self._log(self.step)
@@ -264,7 +273,9 @@ class TrainingLoop:
         if not self.chief:
             return
         record = self.metrics.scalars(step, values, time=time.time())
-        show_interval(self.log, self.bar, record, train.steps)
+        budget = (f"{(time.monotonic() - self.started) / 60:.1f}/{train.minutes:g} min"
+                  if self.deadline is not None else "")
+        show_interval(self.log, self.bar, record, train.steps, budget)
         warning = self.overfit.check(record.get("d_real_positive"))
         if warning:
             self.log.warning("step %d: %s", step, warning)
@@ -290,11 +301,22 @@ class TrainingLoop:
         if (self.checkpoint_due and not bad_streak) or last:
             self._save()
 
-    def _sample(self, step: int) -> None:
+    def _grid_time(self) -> bool:
+        """Whether `train.sample_minutes` have passed since the last timed grid (chief only)."""
+        if self.next_grid is None or time.monotonic() < self.next_grid:
+            return False
+        self.next_grid = time.monotonic() + self.config.train.sample_minutes * 60
+        return True
+
+    def _grid(self, step: int):
         samples = self.sampler.images(self.sample_latents, labels=self.sample_labels)
         grid = make_grid(samples)
         save_png(grid, self.paths.sample_grid(step))
         self.metrics.image(step, "samples", grid)
+        return samples
+
+    def _sample(self, step: int) -> None:
+        samples = self._grid(step)
         ratio, warning = self.collapse.check(samples)
         self.pending["diversity"] = ratio
         if warning:

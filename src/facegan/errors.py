@@ -24,6 +24,12 @@ class UserError(Exception):
     exit_code = 2
 
 
+class WriteError(UserError):
+    """A file could not be written (disk full, quota, read-only): exit 4, nothing half-written."""
+
+    exit_code = 4
+
+
 class Interrupted(BaseException):
     """Training was stopped by a signal; if it had started, a checkpoint was written first.
 

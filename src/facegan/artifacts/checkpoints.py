@@ -26,16 +26,14 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from facegan.errors import UserError
+from facegan.errors import UserError, WriteError
 
 STATE_FILE = "checkpoint"
 _PARTIAL = ".partial"
 
 
-class CheckpointWriteError(UserError):
+class CheckpointWriteError(WriteError):
     """A checkpoint could not be written; the previous one is intact."""
-
-    exit_code = 4
 
     def __init__(self, message: str, errno_: int | None = None):
         super().__init__(message)

@@ -22,6 +22,7 @@ import socket
 from pathlib import Path
 
 from facegan.config import Config, ConfigError, UserError
+from facegan.errors import WriteError
 
 
 class RunDirError(UserError):
@@ -96,10 +97,14 @@ def create_run_dir(path: str | Path, overwrite: bool = False,
     root.parent.mkdir(parents=True, exist_ok=True)
     stage = root.with_name(f".{root.name}.creating-{os.getpid()}")
     shutil.rmtree(stage, ignore_errors=True)  # our own leftover from a reused PID
-    stage.mkdir()
     paths = RunPaths(root)
-    if config is not None:
-        write_config(RunPaths(stage), config)
+    try:
+        stage.mkdir()
+        if config is not None:
+            write_config(RunPaths(stage), config)
+    except (OSError, WriteError) as err:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise err if isinstance(err, WriteError) else _write_error(root, err) from None
     try:
         # rename() onto an empty directory replaces it; onto a non-empty one it fails,
         # which is how a trainer that lost a race for this path finds out.
@@ -137,8 +142,18 @@ def open_run_dir(path: str | Path) -> tuple[RunPaths, Config]:
 def write_config(paths: RunPaths, config: Config) -> None:
     """Writes config.json atomically (temporary file, then rename)."""
     partial = paths.config.with_name("config.json.partial")
-    partial.write_text(config.to_json())
-    os.replace(partial, paths.config)
+    try:
+        partial.write_text(config.to_json())
+        os.replace(partial, paths.config)
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        raise _write_error(paths.config, err) from None
+
+
+def _write_error(path: Path, err: OSError) -> WriteError:
+    return WriteError(f"could not write {str(path)!r}: {err.strerror or err} (disk full or "
+                      f"read-only?); nothing was changed: free some space and run the same "
+                      f"command again")
 
 
 class RunLock:

@@ -26,6 +26,7 @@ from PIL import Image
 from conftest import REPO
 from facegan.config import Config, ConfigError
 from facegan.data import problems as bad
+from facegan.data.problems import BadFile
 from facegan.data.report import html_escape, markdown_escape
 from facegan.data.scan import scan_source
 from facegan.data.sources import FolderSource, ZipSource, open_source
@@ -80,14 +81,16 @@ def _zip_with(tmp_path: Path, name: str, data: bytes) -> Path:
 
 def _opened_entries(monkeypatch) -> list[str]:
     """Records the name of every zip entry facegan inflates."""
+    from facegan.data import sources
+
     opened = []
-    real_open = zipfile.ZipFile.open
+    real_read = sources.read_entry
 
-    def spy(self, member, *args, **kwargs):
-        opened.append(member.filename if isinstance(member, zipfile.ZipInfo) else member)
-        return real_open(self, member, *args, **kwargs)
+    def spy(archive, info, limit):
+        opened.append(info.filename)
+        return real_read(archive, info, limit)
 
-    monkeypatch.setattr(zipfile.ZipFile, "open", spy)
+    monkeypatch.setattr(sources, "read_entry", spy)
     return opened
 
 
@@ -109,9 +112,11 @@ def test_an_entry_compressed_beyond_the_ratio_limit_is_refused(tmp_path, monkeyp
     assert "zeros.bmp" not in opened
 
 
-def test_a_lying_size_header_cannot_inflate_past_it(tmp_path, monkeypatch):
-    """The headers say 1,000 bytes; the data inflates to 8 MiB. At most the limit is read."""
-    path = _zip_with(tmp_path, "liar.bmp", bytes(8 * 2**20))
+def test_a_lying_size_header_is_a_zip_bomb_read_with_bounded_memory(tmp_path):
+    """The headers say 1,000 bytes; the data inflates to 64 MiB. Refused after ~64 KB."""
+    import tracemalloc
+
+    path = _zip_with(tmp_path, "liar.bmp", bytes(64 * 2**20))
     data = bytearray(path.read_bytes())
     for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):  # local, central
         for match in re.finditer(re.escape(signature), bytes(data)):
@@ -121,14 +126,19 @@ def test_a_lying_size_header_cannot_inflate_past_it(tmp_path, monkeypatch):
                 data[start + offset:start + offset + 4] = struct.pack("<I", 1000)
     path.write_bytes(bytes(data))
 
-    sizes = []
-    real_read = zipfile.ZipExtFile.read
-    monkeypatch.setattr(zipfile.ZipExtFile, "read",
-                        lambda self, n=-1: sizes.append(len(out := real_read(self, n))) or out)
-    report = scan_source(ZipSource(path, max_entry_bytes=2**20), use_cache=False)
-    item = {i.name: i for i in report.items}["liar.bmp"]
-    assert not item.ok and item.kind in (bad.CORRUPT, bad.ZIP_BOMB), item
-    assert max(sizes) <= 2**20 + 1
+    source = ZipSource(path)
+    index = source.names.index("liar.bmp")
+    tracemalloc.start()
+    try:
+        with pytest.raises(BadFile) as refused:
+            source.read_bytes(index)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert refused.value.kind == bad.ZIP_BOMB and "declares" in str(refused.value)
+    assert peak < 2**20, peak  # zipfile inflated up to the 256 MiB read limit at once
+    report = scan_source(source, use_cache=False)
+    assert {i.name: i.kind for i in report.items}["liar.bmp"] == bad.ZIP_BOMB
     assert [i.name for i in report.good] == ["good.png"]
 
 

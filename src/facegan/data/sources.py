@@ -27,6 +27,7 @@ from PIL import Image
 from facegan.config import EMBEDDED_LFW, UserError
 from facegan.data import problems as bad
 from facegan.data.problems import BadFile, describe_error, display_name
+from facegan.data.zip_entries import read_entry
 
 # Extensions we try to decode. Anything else in a folder is ignored, not an error
 # (a README or a .DS_Store beside the photos is normal).
@@ -218,13 +219,9 @@ class ZipSource(ImageSource):
         archive = getattr(self._local, "archive", None)
         if archive is None:
             archive = self._local.archive = zipfile.ZipFile(self.path)
-        with archive.open(info) as entry:
-            # zipfile stops at the declared size (and then checks the CRC); reading at
-            # most limit + 1 bytes bounds memory even if that ever changes.
-            data = entry.read(self.max_entry_bytes + 1)
-        if len(data) > self.max_entry_bytes:
-            raise BadFile(bad.ZIP_BOMB, f"inflates past {_mib(self.max_entry_bytes)}; refused")
-        return data
+        # capped by the declared size, in small pieces: a header that understates the
+        # size is a zip bomb caught after one piece (zipfile would inflate far more)
+        return read_entry(archive, info, self.max_entry_bytes)
 
     def _check_entry(self, info: zipfile.ZipInfo) -> None:
         declared = info.file_size

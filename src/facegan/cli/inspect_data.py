@@ -8,6 +8,7 @@ from pathlib import Path
 
 from facegan.cli.common import add_progress_flag, positive_int
 from facegan.config import ConfigError
+from facegan.data.problems import display_name
 from facegan.progress import show_progress
 
 
@@ -31,6 +32,10 @@ def add_parser(commands) -> None:
     inspect.add_argument("--min-size", type=positive_int, metavar="PX",
                          help="skip images whose short side is below PX (default "
                               "data.min_size, 8)")
+    inspect.add_argument("--links", choices=("follow", "inside"), default="follow",
+                         help="symbolic links that point outside the folder: follow them "
+                              "(default; they are listed) or leave them out, as "
+                              "data.links does for training")
     inspect.add_argument("--json", action="store_true",
                          help="print the report as JSON (for scripts) instead of text")
     inspect.add_argument("--report", metavar="FILE",
@@ -67,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     report_path = _report_path(args)
     limits = {"max_pixels": args.max_pixels, "min_size": args.min_size}
     data = DataConfig(source=args.path, **{k: v for k, v in limits.items() if v is not None})
-    source = open_source(args.path, require_images=False)
+    source = open_source(args.path, require_images=False, links=args.links)
     report = scan_source(source, resolution=args.resolution, max_pixels=data.max_pixels,
                          min_size=data.min_size, use_cache=not args.no_cache,
                          progress=show_progress(args.progress))
@@ -77,13 +82,28 @@ def run(args: argparse.Namespace) -> int:
             report_path.write_text(markup, encoding="utf-8")
         except OSError as err:
             raise ConfigError(f"--report {args.report!r} cannot be written: {err}") from None
+    outside = getattr(source, "outside_links", [])
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        print(json.dumps({**report.to_dict(), "outside_links": [
+            {"name": display_name(n), "target": display_name(t)} for n, t in outside]}, indent=2))
     else:
         print(report.format_text(), end="")
+        _print_outside_links(outside)
         if report_path is not None:
             print(f"full report: {report_path}")
     return 0 if report.usable else 1
+
+
+def _print_outside_links(outside: list[tuple[str, str]]) -> None:
+    """Links that leave the data folder are followed by default: say where they go."""
+    if not outside:
+        return
+    print(f"{len(outside)} symbolic link(s) point outside the data folder and were followed "
+          f"(--links inside, or data.links = \"inside\" for training, leaves them out):")
+    for name, target in outside[:20]:
+        print(f"  {display_name(name)} -> {display_name(target)}")
+    if len(outside) > 20:
+        print(f"  ... and {len(outside) - 20} more")
 
 
 def _inspect_pack(args: argparse.Namespace) -> int:

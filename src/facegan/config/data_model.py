@@ -45,6 +45,10 @@ class DataConfig:
         pack_above_gb: a folder or zip whose decoded images need more memory than
             this (GB) trains from memory all the same, with one log line saying
             that `facegan pack` would start faster and use less memory; 0: never say it.
+        links: symbolic links inside a data folder that point outside it:
+            `follow` (the default: datasets are often assembled from links;
+            `facegan inspect-data` lists them) or `inside` (not followed,
+            reported like a bad file). Links within the folder are always followed.
     """
 
     source: str = EMBEDDED_LFW
@@ -55,8 +59,11 @@ class DataConfig:
     label_bins: str = ""
     label_values: str = ""
     pack_above_gb: float = 2.0
+    links: str = "follow"
 
     def __post_init__(self) -> None:
+        if self.links not in ("follow", "inside"):
+            fail("data.links", "must be follow or inside", self.links)
         if not self.source:
             fail("data.source", "must be a folder, a .zip file or `embedded:lfw`", self.source)
         if self.source.startswith("embedded:") and self.source != EMBEDDED_LFW:

@@ -30,10 +30,11 @@ NOT_A_FILE = "not_a_file"            # a FIFO, socket or device: reading it coul
 REPEATED_FOLDER = "repeated_folder"  # a second link to a folder already scanned
 UNSAFE_PATH = "unsafe_path"          # a zip entry that would escape its folder (zip-slip)
 ZIP_BOMB = "zip_bomb"                # a zip entry that inflates beyond the limits
+OUTSIDE_LINK = "outside_link"        # a link out of the data folder, with data.links = inside
 
 KINDS = (EMPTY, NOT_IMAGE, CORRUPT, TRUNCATED, TOO_MANY_PIXELS, TOO_SMALL, TOO_LARGE,
          UNREADABLE, SYMLINK_LOOP, BROKEN_LINK, NOT_A_FILE, REPEATED_FOLDER, UNSAFE_PATH,
-         ZIP_BOMB)
+         ZIP_BOMB, OUTSIDE_LINK)
 
 
 class BadFile(Exception):

@@ -127,13 +127,18 @@ class FolderSource(ImageSource):
 
     Symbolic links are followed (datasets are often assembled from links), but a
     link back to a folder being scanned, or to one already scanned, is refused.
+    Links whose target lies outside the folder are listed in `outside_links`
+    (name, target) and, with `links="inside"` (`data.links`), not followed:
+    they are reported as problems instead.
     """
 
-    def __init__(self, root: Path, max_file_bytes: int = MAX_FILE_BYTES):
+    def __init__(self, root: Path, max_file_bytes: int = MAX_FILE_BYTES,
+                 links: str = "follow"):
         self.root = root
         self.description = f"folder {display_name(str(root))!r}"
         self.max_file_bytes = max_file_bytes
-        listing = _list_folder(root)
+        listing = _list_folder(root, links)
+        self.outside_links = listing.outside
         self._names = sorted(listing.images)
         self._stats = listing.stats
         self.ignored = sorted(listing.ignored)
@@ -274,9 +279,13 @@ class _Listing:
         self.stats: dict[str, tuple[int, int]] = {}  # name -> (size, mtime_ns)
         self.ignored: list[str] = []
         self.problems: list[Problem] = []
+        self.outside: list[tuple[str, str]] = []  # (name, resolved target) of outward links
 
 
-def _list_folder(root: Path) -> _Listing:
+LINK_RULES = ("follow", "inside")
+
+
+def _list_folder(root: Path, links: str = "follow") -> _Listing:
     """Walks `root`, following links to folders but never into a loop.
 
     Raises:
@@ -288,6 +297,7 @@ def _list_folder(root: Path) -> _Listing:
     except OSError as err:
         raise DataError(f"`data.source` {display_name(str(root))!r} cannot be read: "
                         f"{describe_error(err)[1]}") from None
+    inside_of = os.path.realpath(root)
     visited = {(top.st_dev, top.st_ino)}
     # (path, name prefix, identities of the folders on the way down from root)
     pending = [(str(root), "", frozenset(visited))]
@@ -305,6 +315,8 @@ def _list_folder(root: Path) -> _Listing:
             continue
         for entry in entries:
             name = prefix + entry.name
+            if entry.is_symlink() and not _link_allowed(entry, name, inside_of, links, found):
+                continue
             if _is_dir(entry):
                 _visit_folder(entry, name, ancestors, visited, pending, found)
             elif Path(entry.name).suffix.lower() not in IMAGE_EXTENSIONS:
@@ -312,6 +324,21 @@ def _list_folder(root: Path) -> _Listing:
             else:
                 _add_file(entry, name, found)
     return found
+
+
+def _link_allowed(entry: os.DirEntry, name: str, root: str, links: str,
+                  found: _Listing) -> bool:
+    """Records a link that leaves the data folder; False when `links` says not to follow it."""
+    target = os.path.realpath(entry.path)
+    if target == root or target.startswith(root.rstrip(os.sep) + os.sep):
+        return True
+    if links == "inside":
+        found.problems.append((name, bad.OUTSIDE_LINK,
+                               f"symbolic link to {display_name(target)!r}, outside the data "
+                               f"folder; not followed (data.links = inside)"))
+        return False
+    found.outside.append((name, target))
+    return True
 
 
 def _is_dir(entry: os.DirEntry) -> bool:
@@ -408,13 +435,15 @@ def check_source_path(spec: str) -> Path | None:
     return path
 
 
-def open_source(spec: str, *, require_images: bool = True) -> ImageSource:
+def open_source(spec: str, *, require_images: bool = True, links: str = "follow") -> ImageSource:
     """Resolves `data.source` to an image source.
 
     Args:
         spec: a folder, a `.zip` file or `embedded:lfw`.
         require_images: refuse a source without a single image file (training);
             `inspect-data` passes False to report what the folder holds instead.
+        links: a folder's symbolic links that leave it: "follow" (the default)
+            or "inside" (reported, not followed); see `FolderSource`.
 
     Raises:
         DataError: if the path does not exist, is not a folder or zip, or holds no images.
@@ -422,7 +451,7 @@ def open_source(spec: str, *, require_images: bool = True) -> ImageSource:
     if spec == EMBEDDED_LFW:
         return EmbeddedLFWSource()
     path = check_source_path(spec)
-    source: ImageSource = FolderSource(path) if path.is_dir() else ZipSource(path)
+    source: ImageSource = FolderSource(path, links=links) if path.is_dir() else ZipSource(path)
     shown = display_name(spec)
     if require_images and len(source) == 0:
         others = ""

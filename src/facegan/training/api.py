@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from pathlib import Path
 
 import tensorflow as tf
@@ -18,7 +19,7 @@ import tensorflow as tf
 from facegan.artifacts.run import Run
 from facegan.artifacts.rundir import (RunDirError, RunLock, RunPaths, create_run_dir,
                                       default_run_dir, open_run_dir, write_config)
-from facegan.config import Config, ConfigError
+from facegan.config import EMBEDDED_LFW, Config, ConfigError
 from facegan.data.pipeline import DecodedImages, load_training_images
 from facegan.data.packed import is_packed
 from facegan.data.sources import ImageSource, open_source
@@ -104,11 +105,12 @@ def _session(paths: RunPaths | None, config: Config, strategy: tf.distribute.Str
     """Checks the batch, reads the data, resolves the config's automatic settings."""
     role = cluster_role()
     per_replica_batch(strategy, config.train.batch_size)
+    config = absolute_data_paths(config)
     packed = is_packed(config.data.source)
     if packed:  # streamed: checked against the config now, read while training
         config, images = open_packed(config, role.num_workers)
     else:
-        source = open_source(config.data.source)
+        source = open_source(config.data.source, links=config.data.links)
         config = resolve_config(config, source)
     config = config.with_overrides(
         {"train.precision": resolve_precision(config.train.precision, strategy)})
@@ -120,6 +122,24 @@ def _session(paths: RunPaths | None, config: Config, strategy: tf.distribute.Str
     config = resolve_labels(config, images)
     return Session(paths=paths, config=config, images=images, strategy=strategy, role=role,
                    progress=show_progress(progress) and role.is_chief, evaluator=evaluator)
+
+
+def absolute_data_paths(config: Config) -> Config:
+    """data.source (and a csv: labels file) as absolute paths, as config.json stores them.
+
+    A run resumed from another working directory must find the same data.
+    Symbolic links in the path are kept as the user wrote them (abspath, not
+    realpath), so a link that is later repointed is followed.
+    """
+    changes = {}
+    if config.data.source != EMBEDDED_LFW:
+        changes["data.source"] = os.path.abspath(os.path.expanduser(config.data.source))
+    kind, sep, path = (config.data.labels or "").partition(":")
+    if sep and kind == "csv":
+        changes["data.labels"] = "csv:" + os.path.abspath(os.path.expanduser(path))
+    changes = {k: v for k, v in changes.items()
+               if v != getattr(config.data, k.split(".")[1])}
+    return config.with_overrides(changes) if changes else config
 
 
 def resolve_config(config: Config, source: ImageSource) -> Config:

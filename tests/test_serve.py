@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import collections
+import time
 import http.client
 import io
 import json
@@ -345,3 +347,43 @@ def test_serve_user_errors_exit_2(argv, message, capsys):
         code = exit_.code
     _, err = capsys.readouterr()
     assert code == 2 and message in err and err.startswith("facegan: error: ")
+
+
+def test_200_simultaneous_requests_all_get_an_http_answer(plain):
+    """Every request is answered: 200, or 503 with Retry-After once the queue is full."""
+    host, port = plain.server_address[:2]
+    start = threading.Barrier(200)
+    answers: list = [None] * 200
+
+    def ask(i: int) -> None:
+        start.wait()
+        try:
+            connection = http.client.HTTPConnection(host, port, timeout=120)
+            connection.request("GET", f"/api/faces?seed={i}&n=4")
+            response = connection.getresponse()
+            body = response.read()
+            answers[i] = (response.status, response.getheader("Retry-After"), len(body))
+            connection.close()
+        except Exception as err:  # a reset or a timeout: no HTTP answer
+            answers[i] = ("no answer", type(err).__name__, 0)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(200)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    statuses = collections.Counter(a[0] for a in answers)
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses[200] >= plain.max_in_flight  # the queue's worth at least
+    assert all(a[1] == "1" for a in answers if a[0] == 503)
+
+
+def test_idle_and_half_sent_connections_are_closed(plain, monkeypatch):
+    monkeypatch.setattr(plain, "request_timeout", 0.5)
+    host, port = plain.server_address[:2]
+    for sent in (b"", b"GET /api/info HTTP/1.1\r\nHo"):
+        with socket.create_connection((host, port), timeout=10) as client:
+            client.sendall(sent)
+            began = time.monotonic()
+            assert client.recv(1024) == b""  # closed by the server, not by our timeout
+            assert time.monotonic() - began < 5

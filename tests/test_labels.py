@@ -323,3 +323,26 @@ def test_distributed_batches_split_labels_like_images_over_two_replicas():
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report == {"replicas": 2, "same": True, "aligned": True, "label_shape": [4, 2],
                       "label_dtype": "int32"}
+
+
+def test_label_names_name_the_classes_everywhere_they_are_shown():
+    from facegan.config import ConfigError, DataConfig
+    from facegan.data.labels import LabelError, schema_from_config
+
+    data = DataConfig(labels="pattern:^(?P<age>\\d+)_(?P<gender>\\d)_",
+                      label_bins="age=0,20,120", label_values="gender=0,1",
+                      label_names="gender=male,female;age=young,older")
+    schema = schema_from_config(data, "age:2,gender:2")
+    assert schema.class_names("gender") == ["gender male", "gender female"]
+    assert schema.class_names("age") == ["age young", "age older"]
+    # a name is a value too: --label gender=female, and the raw values still work
+    assert schema.encode({"gender": "female", "age": "young"}) == [0, 1]
+    assert schema.encode({"gender": "1", "age": "25"}) == [1, 1]
+    with pytest.raises(LabelError, match="gives `gender` 3 names but it has 2 classes"):
+        schema_from_config(DataConfig(label_values="gender=0,1",
+                                      label_names="gender=a,b,c"), "gender:2")
+    with pytest.raises(LabelError, match="data.label_names names `race`"):
+        schema_from_config(DataConfig(label_values="gender=0,1",
+                                      label_names="race=a,b"), "gender:2")
+    with pytest.raises(ConfigError, match="data.label_names"):
+        DataConfig(label_names="gender")

@@ -45,6 +45,10 @@ class DataConfig:
         pack_above_gb: a folder or zip whose decoded images need more memory than
             this (GB) trains from memory all the same, with one log line saying
             that `facegan pack` would start faster and use less memory; 0: never say it.
+        label_names: readable names for the classes of attributes, in class
+            order, shown on the page, in captions and in `generate --by` file
+            names, and accepted by `--label`: `gender=male,female;race=white,
+            black,asian,indian,other` (`;` between attributes; one name per class).
         links: symbolic links inside a data folder that point outside it:
             `follow` (the default: datasets are often assembled from links;
             `facegan inspect-data` lists them) or `inside` (not followed,
@@ -60,8 +64,14 @@ class DataConfig:
     label_values: str = ""
     pack_above_gb: float = 2.0
     links: str = "follow"
+    label_names: str = ""
 
     def __post_init__(self) -> None:
+        for part in filter(None, (p.strip() for p in self.label_names.split(";"))):
+            name, sep, listed = part.partition("=")
+            if not sep or not name.strip() or not all(v.strip() for v in listed.split(",")):
+                fail("data.label_names", "must be NAME=CLASS,CLASS,... with `;` between "
+                     "attributes, one name per class", self.label_names)
         if self.links not in ("follow", "inside"):
             fail("data.links", "must be follow or inside", self.links)
         if not self.source:

@@ -61,9 +61,13 @@ class Attribute:
     name: str
     edges: tuple[float, ...] = ()
     values: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()  # readable class names (data.label_names), or none
 
     def __post_init__(self) -> None:
         assert bool(self.edges) != bool(self.values), "binned or categorical, not both"
+        if self.names and len(self.names) != self.classes:
+            raise LabelError(f"data.label_names gives `{self.name}` {len(self.names)} names "
+                             f"but it has {self.classes} classes ({self.allowed()})")
 
     @property
     def binned(self) -> bool:
@@ -74,7 +78,9 @@ class Attribute:
         return len(self.edges) - 1 if self.binned else len(self.values)
 
     def class_of(self, raw: str) -> int | None:
-        """The class index of a raw value; None if the value has no class."""
+        """The class index of a raw value (or of a class name); None if it has no class."""
+        if raw in self.names:
+            return self.names.index(raw)
         if self.binned:
             number = _number(raw)
             if number is None or not self.edges[0] <= number < self.edges[-1]:
@@ -92,7 +98,12 @@ class Attribute:
         return None
 
     def class_names(self) -> list[str]:
-        """Readable names of the classes, in index order: `age 20–30`, `gender 1`."""
+        """Readable names of the classes, in index order: `age 20–30`, `gender 1`.
+
+        With data.label_names: `gender male`, `age child`.
+        """
+        if self.names:
+            return [f"{self.name} {name}" for name in self.names]
         if self.binned:
             return [f"{self.name} {_edge(low)}–{_edge(high)}"
                     for low, high in zip(self.edges[:-1], self.edges[1:])]
@@ -199,12 +210,17 @@ def schema_from_config(data_cfg: DataConfig, label_classes: str) -> LabelSchema:
     """
     bins = parse_label_bins(data_cfg.label_bins)
     values = parse_label_values(data_cfg.label_values)
+    readable = parse_label_values(data_cfg.label_names, "data.label_names")
+    unknown = sorted(set(readable) - {name for name, _ in parse_label_classes(label_classes)})
+    if unknown:
+        raise LabelError(f"data.label_names names `{unknown[0]}`, which is not an attribute of "
+                         f"this run ({label_classes})")
     attributes = []
     for name, count in parse_label_classes(label_classes):
         if name in bins:
-            attribute = Attribute(name, edges=bins[name])
+            attribute = Attribute(name, edges=bins[name], names=readable.get(name, ()))
         elif name in values:
-            attribute = Attribute(name, values=values[name])
+            attribute = Attribute(name, values=values[name], names=readable.get(name, ()))
         else:
             raise LabelError(f"`model.label_classes` names `{name}`, which neither "
                              f"data.label_bins nor data.label_values describes")
@@ -227,14 +243,15 @@ def parse_label_bins(text: str) -> dict[str, tuple[float, ...]]:
     return bins
 
 
-def parse_label_values(text: str) -> dict[str, tuple[str, ...]]:
+def parse_label_values(text: str, setting: str = "data.label_values"
+                       ) -> dict[str, tuple[str, ...]]:
     """`gender=0,1;race=0,1,2` -> {"gender": ("0", "1"), "race": ("0", "1", "2")}."""
     values = {}
     for part in filter(None, (p.strip() for p in text.split(";"))):
         name, sep, listed = part.partition("=")
         entries = tuple(value.strip() for value in listed.split(","))
         if not sep or not name.strip() or not all(entries):
-            raise LabelError(f"`data.label_values` must be NAME=VALUE,VALUE,... with `;` "
+            raise LabelError(f"`{setting}` must be NAME=VALUE,VALUE,... with `;` "
                              f"between attributes; received {text!r}")
         values[name.strip()] = entries
     return values

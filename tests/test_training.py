@@ -28,7 +28,7 @@ def test_run_directory_contents(tiny_run):
     assert saved["model"]["channels"] == 3  # resolved from the data, never left automatic
     assert saved["train"]["steps"] == 6
     assert sorted(p.name for p in (root / "samples").iterdir()) == [
-        "step-0000002.png", "step-0000004.png", "step-0000006.png"]
+        "step-0000000.png", "step-0000002.png", "step-0000004.png", "step-0000006.png"]
     index_files = sorted(p.name for p in (root / "checkpoints").glob("*.index"))
     assert index_files == ["ckpt-2.index", "ckpt-4.index", "ckpt-6.index"]
     records = read_metrics(root / "metrics.jsonl")

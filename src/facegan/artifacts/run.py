@@ -75,9 +75,10 @@ class Run:
                 edited, or copied from another run).
         """
         try:
-            status = tf.train.Checkpoint(**{name: generator}).restore(path)
-            # the checkpoint also holds D and the optimizers, unused here; but
-            # every weight of this generator must come from it
+            # read, not restore: no save counter of our own to match. expect_partial:
+            # the checkpoint also holds D and the optimizers, unused here; but every
+            # weight of this generator must come from it
+            status = tf.train.Checkpoint(**{name: generator}).read(path)
             status.expect_partial()
             status.assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.OpError) as err:

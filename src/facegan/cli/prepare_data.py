@@ -49,9 +49,11 @@ def add_parser(commands) -> None:
     prepare.add_argument("--box-scale", type=float, default=1.3, metavar="S",
                          help="without --align: crop side over the box's longer side, 0.5 to 4 "
                               "(default 1.3)")
-    prepare.add_argument("--duplicate-correlation", type=float, default=0.95, metavar="C",
+    prepare.add_argument("--duplicate-correlation", type=float, default=0.995, metavar="C",
                          help="a face is a duplicate of a kept one when their 16x16 grayscale "
-                              "thumbnails correlate at least C (default 0.95; 1: exact only)")
+                              "thumbnails correlate at least C (default 0.995; 1: exact only). "
+                              "Resized or re-encoded copies of a photo are skipped before "
+                              "that, by the whole photo's thumbnail")
     add_progress_flag(prepare)
     prepare.set_defaults(handler=run)
 

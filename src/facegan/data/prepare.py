@@ -48,13 +48,18 @@ MANIFEST = "manifest.jsonl"
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 1024
 DEFAULT_MIN_SCORE = 0.9
 DEFAULT_BOX_SCALE = 1.3
-# Two kept faces are duplicates when their signatures correlate at least this much.
-# Measured on 291 UTKFace faces pasted on one plain grey canvas (only the face
-# differs: the worst case): different people correlate at most 0.91 (42,195 pairs),
-# while the same face from a resized (0.6-0.9x), re-encoded (JPEG q50-90) copy
-# correlates 0.99 at the median and >= 0.95 in 96 % of cases (the rest: MTCNN put
-# the landmarks elsewhere). See docs/prepare-data.md.
-DEFAULT_DUPLICATE_CORRELATION = 0.95
+# Duplicates are found at two levels (measured on AT&T, docs/prepare-data.md):
+# - a photo whose 16x16 grayscale thumbnail correlates >= PHOTO_DUPLICATE with one
+#   already read is a resized or re-encoded copy of it and is not searched: 100 of
+#   100 copies (0.7-2.0x, JPEG q70-95) correlate >= 0.9975 with their original,
+#   while the closest two different shots of one person (40 people x 10 shots)
+#   reach 0.9927;
+# - a face whose signature correlates >= DEFAULT_DUPLICATE_CORRELATION with a kept
+#   face's (the same face cut from two different photos). At the old 0.95 this
+#   dropped 30 % of AT&T's photos (different shots of one person look alike at
+#   16 px); at 0.995 it drops 0.3 %.
+PHOTO_DUPLICATE = 0.996
+DEFAULT_DUPLICATE_CORRELATION = 0.995
 _SIGNATURE_SIDE = 16
 
 
@@ -67,6 +72,7 @@ class PrepareSummary:
         photos: photos decoded and searched.
         unreadable: (name, reason) of files that could not be read or decoded.
         identical: byte-identical copies of a photo already read (not searched).
+        copies: resized or re-encoded copies of a photo already read (not searched).
         found: faces MTCNN reported (score >= min(0.8, min_score)).
         kept: faces written.
         low_score, small, duplicate: faces dropped for each reason (each face once,
@@ -79,6 +85,7 @@ class PrepareSummary:
     photos: int = 0
     unreadable: list = dataclasses.field(default_factory=list)
     identical: int = 0
+    copies: int = 0
     found: int = 0
     kept: int = 0
     low_score: int = 0
@@ -96,6 +103,8 @@ class PrepareSummary:
             notes.append(f"{len(self.unreadable)} unreadable")
         if self.identical:
             notes.append(f"{self.identical} identical copy(ies) skipped")
+        if self.copies:
+            notes.append(f"{self.copies} resized or re-encoded copy(ies) skipped")
         if notes:
             read += f" ({', '.join(notes)})"
         dropped = (f"dropped {self.low_score} low score (< {self.min_score:g}), {self.small} small "
@@ -254,14 +263,14 @@ def prepare_faces(source: str | Path, out: str | Path, resolution: int, *, align
         _unreadable(summary, on_skip, name, reason)
     out_dir.mkdir(parents=True, exist_ok=True)
     stems = output_stems(photos.names)
-    kept = _Kept(duplicate_correlation)
+    kept, photo_kept = _Kept(duplicate_correlation), _Kept(PHOTO_DUPLICATE)
     digests: set[str] = set()
     bar = line_or_bar(len(photos), "finding faces", "photo", show=progress)
     with open(out_dir / MANIFEST, "x", encoding="utf-8") as manifest:
         for index in _largest_first(photos):
             if bar is not None:
                 bar.update(1)
-            found = _detect(photos, index, finder, digests, summary, on_skip)
+            found = _detect(photos, index, finder, digests, photo_kept, summary, on_skip)
             if found is None:
                 continue
             photo, faces = found
@@ -350,9 +359,9 @@ def _unreadable(summary: PrepareSummary, on_skip: Callable[[str, str], None] | N
 
 
 def _detect(photos: ImageSource, index: int, finder: FaceFinder, digests: set[str],
-            summary: PrepareSummary, on_skip: Callable[[str, str], None] | None
-            ) -> tuple[Image.Image, list[Face]] | None:
-    """The photo and its faces; None for an unreadable photo or a byte-identical copy."""
+            photo_kept: _Kept, summary: PrepareSummary,
+            on_skip: Callable[[str, str], None] | None) -> tuple[Image.Image, list[Face]] | None:
+    """The photo and its faces; None for an unreadable photo or a copy of one already read."""
     try:
         photo, digest = _read_photo(photos, index)
     except Exception as err:  # one bad file is skipped, whatever raised it
@@ -362,6 +371,11 @@ def _detect(photos: ImageSource, index: int, finder: FaceFinder, digests: set[st
         summary.identical += 1
         return None
     digests.add(digest)
+    signature = face_signature(photo)  # of the whole photo: a resized copy frames it alike
+    if photo_kept.is_duplicate(signature):
+        summary.copies += 1
+        return None
+    photo_kept.add(signature)
     summary.photos += 1
     faces = finder.find(photo)
     summary.found += len(faces)

@@ -333,6 +333,8 @@ def test_different_shots_of_one_person_are_all_kept(tmp_path):
     """AT&T's 10 photos of one person differ in pose and expression: none is a duplicate."""
     from facegan.data.prepare import prepare_faces
 
+    if not (ATT / "s1").is_dir():
+        pytest.skip(f"needs the shared face data: {ATT}")
     photos = tmp_path / "s1"
     photos.mkdir()
     for path in sorted((ATT / "s1").glob("*.pgm")):

@@ -68,14 +68,16 @@ def _checkpoint_values(path: str) -> dict[str, np.ndarray]:
 
 
 def _faces_recipe_shrunk(steps: int):
-    """faces-64's recipe (SLE, minibatch stddev, DiffAugment, EMA, auto precision) at 32 px."""
+    """faces-64's recipe (DiffAugment, EMA, auto precision) at 32 px, with the SLE and
+    minibatch-stddev options on: their layers must resume exactly too."""
     from facegan.presets import get_preset
 
     return get_preset("faces-64").with_overrides({
         "data.source": "embedded:lfw", "model.resolution": 32, "model.width": 8,
         "model.max_width": 32, "model.latent_dim": 16, "train.batch_size": 8,
         "train.steps": steps, "train.seed": 3, "train.log_every": 2, "train.sample_every": 2,
-        "train.checkpoint_every": 2, "train.sample_grid": 4})
+        "train.checkpoint_every": 2, "train.sample_grid": 4,
+        "model.g_skip_excitation": True, "model.d_minibatch_std": True})
 
 
 @pytest.mark.integration

@@ -13,7 +13,7 @@ def add_parser(commands) -> None:
         description="Serve a web page for a trained run on this machine: a grid of faces by\n"
                     "seed, an enlarged face with a PNG download, a truncation slider, one select\n"
                     "per attribute of a conditional run, and an interpolation between two seeds.\n"
-                    "Seed s shows the first face of `facegan generate --seed s`. The page reads a\n"
+                    "Seed s shows the face `facegan generate --seeds s` draws. The page reads a\n"
                     "JSON/PNG API: GET /api/info, /api/faces, /api/face.png, /api/interpolate.\n"
                     "Ctrl-C stops it.",
         epilog="example:\n  facegan serve --run runs/faces        # then open http://127.0.0.1:8000/",

@@ -74,6 +74,7 @@ def test_interpolate_takes_the_generate_seed_syntax(tiny_run, tmp_path):
     (["--seeds", "1,x"], "seeds are integers and ranges like 0-15,42; received 'x'"),
     (["--seeds", "0-100000"], "at most 100000 faces at once"),
     (["--seed", str(2**63 - 1), "-n", "2"], "seeds must be integers from 0 to"),
+    (["--seeds", "1,2", "-n", "4"], "give either --seeds or -n/--seed"),
 ])
 def test_bad_seeds_are_one_line_errors(tiny_run, tmp_path, capsys, argv, message):
     try:

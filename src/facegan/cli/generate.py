@@ -19,9 +19,9 @@ def add_parser(commands) -> None:
                     "from_seed, facegan.load(RUN).generate): --seeds 0-15,42 draws those "
                     "faces; -n N --seed S draws seeds S .. S+N-1.")
     add_run_argument(generate)
-    generate.add_argument("-n", "--num", type=positive_int, default=64, metavar="N",
+    generate.add_argument("-n", "--num", type=positive_int, metavar="N",
                           help="number of images: seeds S .. S+N-1 (default 64)")
-    generate.add_argument("--seed", type=int, default=0, metavar="S",
+    generate.add_argument("--seed", type=int, metavar="S",
                           help="the first seed (default 0)")
     generate.add_argument("--seeds", type=seeds_argument, metavar="LIST",
                           help="the faces to draw, as integers and ranges: 0-15,42 "
@@ -55,9 +55,19 @@ def _check_out(args: argparse.Namespace) -> Path:
     return out
 
 
+def _seeds(args: argparse.Namespace) -> list[int]:
+    """--seeds, or -n/--seed as the range S .. S+N-1; both at once is a mistake, not a choice."""
+    if args.seeds is None:
+        return seed_range(0 if args.seed is None else args.seed,
+                          64 if args.num is None else args.num)
+    if args.num is not None or args.seed is not None:
+        raise ConfigError("--seeds names the faces itself; give either --seeds or -n/--seed")
+    return args.seeds
+
+
 def run(args: argparse.Namespace) -> int:
     out = _check_out(args)
-    seeds = args.seeds if args.seeds is not None else seed_range(args.seed, args.num)
+    seeds = _seeds(args)
     from facegan.data.labels import parse_label_requests
 
     request = parse_label_requests(args.label)

@@ -232,7 +232,11 @@ class StepParts:
             tf.cond(trained, self._update_ema, lambda: tf.constant(True))
         if self.config.augment.kind == "ada":
             tf.cond(trained, lambda: self._track_ada(real_signs), lambda: tf.constant(True))
-        self.state.step.assign_add(1)
+        # Ordered after the step's outputs: when a driver fetches the batch inside
+        # the compiled function (Keras fit) and the data has run out, nothing here
+        # may run, and the counter must not move on its own.
+        with tf.control_dependencies([trained]):
+            self.state.step.assign_add(1)
         self.state.bad_streak.assign(
             tf.where(trained, tf.constant(0, tf.int64), self.state.bad_streak + 1))
         out["bad_streak"] = tf.identity(self.state.bad_streak)
@@ -303,9 +307,7 @@ def make_train_step(state: TrainState, config: Config, strategy: tf.distribute.S
 
     The input signature is fixed, so the function is traced once and never again.
     """
-    parts = StepParts(state, config, strategy)
-    replica_step = (_simultaneous_replica_step(parts) if config.train.updates == "simultaneous"
-                    else _alternating_replica_step(parts))
+    replica_step, finish = make_replica_step(state, config, strategy)
     if batch_spec is None:
         model = config.model
         images = tf.TensorSpec([images_per_step(config), model.resolution, model.resolution,
@@ -321,9 +323,27 @@ def make_train_step(state: TrainState, config: Config, strategy: tf.distribute.S
         # Each replica already divided by the global batch: the sum is the mean.
         out = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
                for name, value in per_replica_out.items()}
-        return parts.finish(out)
+        return finish(out)
 
     return train_step
+
+
+def make_replica_step(state: TrainState, config: Config, strategy: tf.distribute.Strategy
+                      ) -> tuple[Callable, Callable[[dict], dict]]:
+    """The two halves of one train step, for any driver of it.
+
+    Returns `(replica_step, finish)`: `replica_step(real, stop)` runs in replica
+    context on the replica's slice of the batch and returns its per-replica
+    outputs (each already divided by the global batch); `finish(summed)` runs
+    in cross-replica context on their sum over replicas (EMA, ADA, the step
+    counter) and returns the step's scalars. `make_train_step` (the loop) and
+    `facegan.keras.GAN.train_step` (Keras `fit`) both run exactly these, so the
+    two front ends train identically.
+    """
+    parts = StepParts(state, config, strategy)
+    replica_step = (_simultaneous_replica_step(parts) if config.train.updates == "simultaneous"
+                    else _alternating_replica_step(parts))
+    return replica_step, parts.finish
 
 
 def _simultaneous_replica_step(parts: StepParts):

@@ -11,6 +11,16 @@ fed by its real tf.data pipeline, to show the input side costs nothing either.
 
     python bench/step_throughput.py                      # DCGAN-64, batch 64
     python bench/step_throughput.py --resolution 32 --rounds 3
+    python bench/step_throughput.py --fit                # Keras fit vs the loop
+
+`--fit` compares instead the two front ends of facegan's step on the same
+model and the same tf.data batches: the loop (the compiled step called from
+Python, as `facegan train` does) and `facegan.keras.GAN.fit` (Keras' own
+train function around the same per-replica step), with `jit_compile` False
+(facegan's default) and, with `--jit`, True (what Keras' "auto" would pick).
+Each side's rate is the steady state: the seconds from the end of its
+`--warmup`-th step to the end of its last, so `fit`'s start-up per call is
+not counted (it is printed apart).
 
 Prints numbers; asserts nothing about time.
 """
@@ -85,6 +95,77 @@ def time_steps(step, inputs, steps: int) -> float:
     return time.perf_counter() - began
 
 
+class _BatchClock(keras.callbacks.Callback):
+    """perf_counter at the end of every fit batch (reading the logs waits for the step)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ends: list[float] = []
+        self.began = 0.0
+
+    def on_train_begin(self, logs=None):
+        self.began = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append(time.perf_counter())
+
+
+def fit_vs_loop(args, config: Config) -> None:
+    """Steady-state img/s of the loop's step and of `GAN.fit`, alternating in rounds."""
+    import facegan.keras
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (512, args.resolution, args.resolution, args.channels),
+                          dtype=np.uint8)
+    steps = args.warmup + args.steps
+
+    def dataset():
+        return training_dataset(pixels, args.batch, seed=0, flip=True)
+
+    loop = facegan_step_fn(config)
+
+    def loop_rate() -> float:
+        batches = iter(dataset())
+        time_steps(loop, batches, args.warmup)
+        return args.steps * args.batch / time_steps(loop, batches, args.steps)
+
+    def fit_side(jit: bool):
+        gan = facegan.keras.GAN(config)
+        gan.compile(jit_compile=jit)
+        startup = []
+
+        def rate() -> float:
+            clock = _BatchClock()
+            gan.fit(dataset(), epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clock])
+            startup.append(clock.ends[0] - clock.began)
+            return args.steps * args.batch / (clock.ends[-1] - clock.ends[args.warmup - 1])
+        return rate, startup
+
+    sides = {"loop": (loop_rate, [])}
+    sides["fit"] = fit_side(False)
+    if args.jit:
+        sides["fit, jit_compile=True"] = fit_side(True)
+    for rate, _ in sides.values():
+        rate()  # traces (and compiles) once
+    rates: dict[str, list[float]] = {name: [] for name in sides}
+    for round_ in range(args.rounds):
+        order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
+        for name in order:
+            rates[name].append(sides[name][0]())
+    print(f"machine: {describe_machine()}, TF {tf.__version__}, Keras {keras.__version__}")
+    print(f"model: DCGAN {args.resolution}px width {args.width}, batch {args.batch}, "
+          f"{config.train.precision}; {args.rounds} alternating rounds x {args.steps} steps "
+          f"per side after {args.warmup} warm-up steps")
+    loop_median = float(np.median(rates["loop"]))
+    for name, values in rates.items():
+        median = float(np.median(values))
+        startup = sides[name][1]
+        extra = (f"  first fit step after {np.median(startup[1:]):.2f} s (median per call)"
+                 if startup else "")
+        print(f"{name:24s}: {median:8.1f} img/s  ratio to loop {median / loop_median:6.3f}  "
+              f"(rounds {min(values):.1f}-{max(values):.1f}){extra}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolution", type=int, default=64)
@@ -94,11 +175,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10, help="steps per side per round")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--fit", action="store_true",
+                        help="compare Keras fit (facegan.keras.GAN) with the loop instead")
+    parser.add_argument("--jit", action="store_true",
+                        help="with --fit: also fit with jit_compile=True (XLA)")
     args = parser.parse_args()
 
     config = Config(model=ModelConfig(resolution=args.resolution, width=args.width,
                                       channels=args.channels),
-                    train=TrainConfig(batch_size=args.batch, seed=0))
+                    train=TrainConfig(batch_size=args.batch, seed=0, precision="float32"))
+    if args.fit:
+        return fit_vs_loop(args, config)
     rng = np.random.default_rng(0)
     real = tf.constant(rng.uniform(-1, 1, (args.batch, args.resolution, args.resolution,
                                            args.channels)).astype(np.float32))

@@ -27,7 +27,13 @@ def main() -> None:
     parser.add_argument("--psi", type=float, nargs="+", default=[1.0, 0.7, 0.5])
     parser.add_argument("--num", type=int, default=1000)
     parser.add_argument("--grids", help="folder for one 4x4 grid per psi")
+    parser.add_argument("--split", help="experiment: truncate at this generator layer instead "
+                                        "of facegan.models.truncation.SPLIT_LAYERS (e.g. relu_8)")
     args = parser.parse_args()
+    if args.split:
+        from facegan.models import truncation
+
+        truncation.SPLIT_LAYERS = (args.split,)
 
     import facegan
     from facegan.artifacts.images import make_grid, save_png
@@ -43,7 +49,8 @@ def main() -> None:
     real = real_image_set(args.real, model.resolution, model.channels, args.num, seed=12345)
     real_features = evaluator.features(real)
     print(f"# {describe_machine()}; run {args.run} at step {run.step} ({model.arch}, "
-          f"{model.resolution} px); seeds 0-{args.num - 1}")
+          f"{model.resolution} px); seeds 0-{args.num - 1}; split at "
+          f"{args.split or 'the default layer'}")
     base = None
     for psi in args.psi:
         images = run.generate(args.num, seed=0, truncation=psi)

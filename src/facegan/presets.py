@@ -47,20 +47,20 @@ def _dcgan(name: str, resolution: int) -> Config:
 def _faces(name: str, resolution: int, width: int, sample_every: int) -> Config:
     """The CPU recipe (docs/recipes.md has the search behind it) at one size.
 
-    Batch 32 (was 64) won its 6-minute proxy at 64 px by the widest margin of
-    the search: FID-1k 127 against 196 for batch 64, at the same images per
-    second (twice the updates). Skip-layer excitation and minibatch stddev
-    (`model.g_skip_excitation`, `model.d_minibatch_std`) lost theirs (no better
-    per step, 16 % slower per step): off. Steps doubled with the batch, so a full
-    run still sees 1.92 million images.
+    Batch 64. Batch 32 won a 6-minute proxy (FID-1k 127 against 196) but lost
+    the 30-minute runs that decide (FID 58.0 against 51.5; its curve flattened
+    after 20 minutes while batch 64's kept falling): a short proxy favours more,
+    noisier updates. Skip-layer excitation and minibatch stddev
+    (`model.g_skip_excitation`, `model.d_minibatch_std`) lost their proxy (no
+    better per step, 16 % slower per step): off. docs/recipes.md has the table.
     """
     return Config(
         preset=name,
         model=ModelConfig(resolution=resolution, width=width, latent_dim=128),
         augment=AugmentConfig(kind="diffaugment", policy="color,translation,cutout"),
         optim=OptimConfig(g_lr=2e-4, d_lr=2e-4, beta1=0.5),
-        train=TrainConfig(steps=60000, batch_size=32, log_every=200, sample_every=sample_every,
-                          checkpoint_every=2000, ema_kimg=10.0, ema_rampup=0.05,
+        train=TrainConfig(steps=30000, batch_size=64, log_every=100, sample_every=sample_every,
+                          checkpoint_every=1000, ema_kimg=10.0, ema_rampup=0.05,
                           precision="auto"),
     )
 
@@ -90,12 +90,12 @@ _PRESETS: dict[str, tuple[str, Config]] = {
         ),
     ),
     "faces-64": (
-        "best CPU recipe at 64 px: narrow DCGAN, batch 32, bf16 where native, EMA, DiffAugment",
-        _faces("faces-64", 64, width=32, sample_every=2000),
+        "best CPU recipe at 64 px: narrow DCGAN, bf16 where native, EMA, DiffAugment",
+        _faces("faces-64", 64, width=32, sample_every=1000),
     ),
     "faces-128": (
         "the faces-64 recipe at 128 px, width 16: recognisable faces in an hour on 2 cores",
-        _faces("faces-128", 128, width=16, sample_every=2000),
+        _faces("faces-128", 128, width=16, sample_every=1000),
     ),
     "stylegan2-128": (
         "GPU: StyleGAN2 generator + residual D at 128 px, R1, ADA, EMA; ~1 day on one GPU",

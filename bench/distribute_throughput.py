@@ -36,6 +36,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from facegan.config import Config, ModelConfig, TrainConfig
+    from facegan.data.pipeline import DecodedImages
     from facegan.training.distribute import distributed_batches, make_strategy
 
     def config(strategy: str) -> Config:
@@ -60,7 +61,8 @@ def main() -> None:
                            (f"mirrored x{args.replicas}", mirrored)):
         with strategy.scope():
             state = TrainState.create(config("default"))
-        batches = distributed_batches(strategy, pixels, args.batch, 0, True, 0)
+        batches = distributed_batches(strategy, DecodedImages.from_arrays(pixels), args.batch,
+                                      0, True, 0)
         step = make_train_step(state, config("default"), strategy, batches.element_spec)
         sides[name] = (step, batches)
         sizes = {"G": state.generator.count_params(), "D": state.discriminator.count_params(),

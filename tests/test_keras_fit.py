@@ -259,3 +259,20 @@ def test_from_preset_resolves_precision_channels_and_overrides(face_folder):
     assert gan.config.data.source == str(face_folder)
     images = gan(tf.zeros([2, gan.config.model.latent_dim]))
     assert images.shape == (2, 32, 32, 3)
+
+
+def test_from_preset_on_a_pack_trains_on_the_streamed_batches(tmp_path, face_folder):
+    """`data=PACK` is opened as a pack (it was once read as a folder of photos)."""
+    from facegan.data import packing
+
+    pack = tmp_path / "pack"
+    packing.pack(str(face_folder), pack, 32, images_per_shard=8, report=lambda line: None,
+                 show_progress=False)
+    gan = GAN.from_preset("quick-32", data=pack,
+                          overrides={"model.width": 8, "train.batch_size": 8})
+    assert gan.config.model.channels == 3 and gan.config.data.source == str(pack)
+    gan.compile()
+    history = gan.fit(gan.dataset(), steps_per_epoch=2, epochs=1, verbose=0)
+    assert gan.step == 2 and np.isfinite(history.history["g_loss"][-1])
+    with pytest.raises(UserError, match="holds 32 px images"):
+        GAN.from_preset("quick-32", data=pack, overrides={"model.resolution": 64})

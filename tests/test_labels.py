@@ -301,17 +301,19 @@ def test_training_dataset_with_labels_resumes_at_the_exact_step():
 def test_distributed_batches_with_labels_on_one_device():
     import tensorflow as tf
 
+    from facegan.data.pipeline import DecodedImages
     from facegan.training.distribute import distributed_batches
 
     pixels, labels = _indexed(13)
-    batches = distributed_batches(tf.distribute.get_strategy(), pixels, 4, 1, False, 3,
-                                  labels=labels)
+    batches = distributed_batches(tf.distribute.get_strategy(),
+                                  DecodedImages.from_arrays(pixels, labels), 4, 1, False, 3)
     reference = training_dataset(pixels, 4, seed=1, flip=False, start_step=3, labels=labels)
     for (images, classes), (want, want_classes) in zip(
             (next(batches) for _ in range(3)), _take(reference, 3)):
         np.testing.assert_array_equal(images.numpy(), want)
         np.testing.assert_array_equal(classes.numpy(), want_classes)
-    plain = distributed_batches(tf.distribute.get_strategy(), pixels, 4, 1, False, 3)
+    plain = distributed_batches(tf.distribute.get_strategy(), DecodedImages.from_arrays(pixels),
+                                4, 1, False, 3)
     assert next(plain).shape == (4, 4, 4, 1)  # without labels: images alone, as before
 
 

@@ -142,8 +142,8 @@ def test_a_finished_pack_and_a_foreign_folder_are_never_overwritten(packed, face
 
 
 def _indices(images: PackedImages, batch: int, start: int, steps: int, pipeline=0, pipelines=1):
-    stream = images.batches(batch, seed=3, flip=True, start_step=start, pipeline=pipeline,
-                            pipelines=pipelines)
+    stream = images.stream(batch, seed=3, flip=True, start_step=start, pipeline=pipeline,
+                           pipelines=pipelines)
     return [[int(i) for i in index] for _, index in stream.take(steps).as_numpy_iterator()]
 
 

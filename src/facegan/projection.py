@@ -47,6 +47,7 @@ from facegan.artifacts.animation import upscale
 from facegan.artifacts.images import make_grid, save_png
 from facegan.data.decode import prepare
 from facegan.data.problems import BadFile
+from facegan.data.training_images import to_signed_unit
 from facegan.errors import UserError
 from facegan.models import synthesize
 
@@ -147,7 +148,7 @@ def project(run, target: np.ndarray, *, steps: int = 500, seed: int = 0,
     model = run.config.model
     _check_arguments(target, model, steps, loss, candidates, prior_weight, perceptual_weight, lr)
     space = "w" if model.arch == "stylegan2" else "z"
-    target_t = tf.constant(target[None].astype(np.float32) * (2.0 / 255.0) - 1.0)  # [1, R, R, C]
+    target_t = to_signed_unit(tf.constant(target[None]))  # [1, R, R, C]
     pixel_fn = _pixel_loss(loss)
     start, labels, render = _starting_point(run, space, target_t, pixel_fn, candidates, seed,
                                             request)

@@ -43,6 +43,7 @@ def nan_check() -> None:
     mirrored = make_strategy(config)
     import tensorflow as tf
 
+    from facegan.data.pipeline import DecodedImages
     from facegan.training.distribute import distributed_batches
     from facegan.training.state import TrainState
     from facegan.training.steps import make_train_step
@@ -50,7 +51,7 @@ def nan_check() -> None:
     with mirrored.scope():
         state = TrainState.create(config)
     pixels = np.random.default_rng(0).integers(0, 256, (16, 16, 16, 1), dtype=np.uint8)
-    batches = distributed_batches(mirrored, pixels, 8, 3, False, 0)
+    batches = distributed_batches(mirrored, DecodedImages.from_arrays(pixels), 8, 3, False, 0)
     step = make_train_step(state, config, mirrored, batches.element_spec)
     go = tf.constant(0)
     step(next(batches), go)

@@ -22,14 +22,15 @@ def check_labels(strategy) -> dict:
     """Replica r's (images, labels) are rows [r*b, (r+1)*b) of the one-device batch."""
     import tensorflow as tf
 
-    from facegan.data.pipeline import training_dataset
+    from facegan.data.pipeline import DecodedImages, training_dataset
     from facegan.training.distribute import distributed_batches
 
     count = 20
     pixels = (np.arange(count, dtype=np.uint8) * 10)[:, None, None, None] \
         * np.ones((1, 4, 4, 1), np.uint8)                      # image i is filled with 10*i
     labels = np.stack([np.arange(count), np.arange(count) % 3], axis=1).astype(np.int32)
-    batches = distributed_batches(strategy, pixels, 8, 3, True, 2, labels=labels)
+    batches = distributed_batches(strategy, DecodedImages.from_arrays(pixels, labels), 8, 3,
+                                  True, 2)
     reference = iter(training_dataset(pixels, 8, 3, True, start_step=2, labels=labels))
     same, aligned = True, True
     for _ in range(4):

@@ -23,6 +23,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import tensorflow as tf
 
@@ -30,6 +31,21 @@ from facegan.errors import UserError, WriteError
 
 STATE_FILE = "checkpoint"
 _PARTIAL = ".partial"
+
+# What a run's checkpoint holds, by name: the one list. The training state
+# (`TrainState.checkpoint`), Keras weights files (`facegan.keras.GAN`) and
+# `Run` (which restores one generator by its name) all read it.
+NETWORKS = ("generator", "discriminator", "generator_ema")  # generator_ema: when kept
+OPTIMIZERS = ("g_optimizer", "d_optimizer")
+# ADA's running sums (ada_signs, ada_count) are left out on purpose: at most one
+# adjustment interval is lost on a restart, and old checkpoints stay readable.
+COUNTERS = ("augment_p", "step", "rollbacks")
+CHECKPOINT_PARTS = (*NETWORKS, *OPTIMIZERS, *COUNTERS)
+
+
+def sampling_network(keeps_average: bool) -> str:
+    """The checkpoint name of the generator that samples: its moving average when kept."""
+    return "generator_ema" if keeps_average else "generator"
 
 
 class CheckpointWriteError(WriteError):
@@ -57,10 +73,13 @@ class CheckpointStore:
             the chief's checkpoints but never changes the folder; its share of a
             save goes to a temporary folder that is deleted at once (TensorFlow
             wants every worker to take part in a save).
+        variables: the checkpoint's variables; when given, a save refuses
+            (AssertionError) to write any non-finite value.
     """
 
     def __init__(self, checkpoint: tf.train.Checkpoint, directory: Path, keep: int,
-                 name: str = "ckpt", chief: bool = True):
+                 name: str = "ckpt", chief: bool = True,
+                 variables: Sequence[tf.Variable] | None = None):
         assert keep >= 1
         self.checkpoint = checkpoint
         # Absolute: TensorFlow joins relative state-file entries onto the folder it
@@ -69,6 +88,7 @@ class CheckpointStore:
         self.keep = keep
         self.name = name
         self.chief = chief
+        self.variables = variables
         self._pattern = re.compile(rf"^{re.escape(name)}-(\d+)\.index$")
 
     # -- what is on disk ----------------------------------------------------
@@ -93,9 +113,13 @@ class CheckpointStore:
         """Writes `<name>-<number>` atomically and returns its prefix.
 
         Raises:
+            AssertionError: a variable is not finite (the train step's guard makes
+                this unreachable; a checkpoint is never written from non-finite state).
             CheckpointWriteError: the write failed (e.g. no space left); nothing
                 listed before was touched.
         """
+        if self.variables is not None and not variables_finite(self.variables):
+            raise AssertionError("refusing to write a checkpoint with non-finite values")
         if not self.chief:
             with tempfile.TemporaryDirectory(prefix="facegan-worker-checkpoint-") as scratch:
                 self.checkpoint.write(os.path.join(scratch, "ckpt"))
@@ -235,7 +259,7 @@ class CheckpointStore:
         return prefix if os.path.isabs(prefix) else str(self.directory / prefix)
 
 
-def all_finite(checkpoint_variables: list[tf.Variable]) -> bool:
+def variables_finite(checkpoint_variables: Sequence[tf.Variable]) -> bool:
     """True if every floating-point variable holds only finite values."""
     for variable in checkpoint_variables:
         # Keras variables name their dtype as a string; tf.Variables as a DType.

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from facegan.artifacts.checkpoints import sampling_network
 from facegan.artifacts.rundir import RunDirError, RunPaths, open_run_dir
 from facegan.artifacts.sampler import Sampler
 from facegan.config import Config
@@ -60,7 +61,7 @@ class Run:
             # Built in float32 whatever the run trained in: the weights are float32
             # either way, and sampling at full precision costs little.
             generator = build_generator(self.config.model, seed=self.config.train.seed)
-            name = "generator_ema" if self.config.train.ema_kimg > 0 else "generator"
+            name = sampling_network(self.config.train.ema_kimg > 0)
             self._restore(generator, name, path)
             self._generator, self._checkpoint_path = generator, path
             self._sampler = None

@@ -8,7 +8,7 @@ from pathlib import Path
 from facegan.cli.common import (HelpFormatter, add_config_arguments, add_progress_flag,
                                 config_from_args, non_negative_float, positive_int,
                                 quiet_tensorflow)
-from facegan.config import Config, ConfigError
+from facegan.config import RESUME_CHANGES, Config, ConfigError
 from facegan.data.sources import check_source_path
 from facegan.presets import describe_presets
 
@@ -109,9 +109,10 @@ def run(args: argparse.Namespace) -> int:
             ("--set", args.overrides), ("--run-dir", args.run_dir),
             ("--overwrite", args.overwrite)) if value]
         if clashing:
+            allowed = ", ".join("--" + key.split(".")[1].replace("_", "-")
+                                for key in RESUME_CHANGES)
             raise ConfigError(f"--resume continues a run with its saved config; it takes only "
-                              f"--steps, --minutes, --strategy, --cpu-replicas and --progress, not "
-                              f"{', '.join(clashing)}")
+                              f"{allowed} and --progress, not {', '.join(clashing)}")
         return _resume(args.resume, args)
     config = _config(args)  # validated here, before TensorFlow is imported
     check_source_path(config.data.source)  # and the data's path
@@ -129,7 +130,9 @@ def _resume(run_dir: str, args: argparse.Namespace) -> int:
 
     _, saved = open_run_dir(run_dir)  # no TensorFlow needed to read it
     check_source_path(saved.data.source)
-    execution = {"train.strategy": args.strategy, "train.cpu_replicas": args.cpu_replicas}
+    # Each resumable setting has the flag of its name (args.steps ... args.cpu_replicas).
+    execution = {key: getattr(args, key.split(".")[1]) for key in RESUME_CHANGES
+                 if key not in ("train.steps", "train.minutes")}
     config = saved.with_overrides({k: v for k, v in execution.items() if v is not None})
     strategy = _start_tensorflow(config.train)
     from facegan.training.api import resume
@@ -147,8 +150,7 @@ def _auto_resume(args: argparse.Namespace) -> int:
     _, saved = open_run_dir(args.run_dir)
     wanted = _config(args)
     # How a run is executed may change between attempts; what it trains may not.
-    free = {"train.steps", "train.minutes", "train.strategy", "train.cpu_replicas",
-            "model.channels"}
+    free = {*RESUME_CHANGES, "model.channels"}  # channels: filled in from the data
     differ = [f"{section}.{key}" for section, values in wanted.to_dict().items()
               if isinstance(values, dict) for key, value in values.items()
               if f"{section}.{key}" not in free and saved.to_dict()[section][key] != value]

@@ -36,6 +36,11 @@ SECTIONS: dict[str, type] = {
 
 
 
+# What `train --resume` may change: how long and how a run executes, never what it
+# trains. The command's flags for them are these names with dashes (--cpu-replicas).
+RESUME_CHANGES = ("train.steps", "train.minutes", "train.strategy", "train.cpu_replicas")
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """A whole run's configuration: one frozen section per concern."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import hashlib
 import os
 import shlex
 from pathlib import Path
@@ -32,21 +33,21 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from facegan.config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIZE, DataConfig
+from facegan.config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIZE, ConfigError, DataConfig
 from facegan.data.decode import prepare
 from facegan.data.labels import LabelSchema, label_items
 from facegan.data.problems import describe_error, display_name
 from facegan.data.report import DataReport
 from facegan.data.scan import scan_source
-from facegan.data.sources import DataError, ImageSource
+from facegan.data.sources import DataError, ImageSource, open_source
+from facegan.data.training_images import TrainingImages, replica_slices, to_signed_unit
 from facegan.progress import progress as line_or_bar
 from facegan.seeds import Stream, rng, stream_key
 
 
-
 @dataclasses.dataclass
-class DecodedImages:
-    """The decoded training set.
+class DecodedImages(TrainingImages):
+    """The decoded training set, in memory (a `TrainingImages`).
 
     Attributes:
         pixels: uint8 [N, R, R, C].
@@ -68,43 +69,48 @@ class DecodedImages:
     labels: np.ndarray | None = None
     label_schema: LabelSchema | None = None
 
+    @classmethod
+    def from_arrays(cls, pixels: np.ndarray, labels: np.ndarray | None = None,
+                    description: str = "arrays in memory") -> "DecodedImages":
+        """Images already decoded (uint8 [N, R, R, C]; labels int [N, A]), e.g. for tests."""
+        names = [f"image-{i}" for i in range(len(pixels))]
+        labels = None if labels is None else np.asarray(labels, np.int32)
+        return cls(pixels, names, [], description, labels=labels)
+
     def __len__(self) -> int:
         return len(self.pixels)
 
     @property
-    def conditional(self) -> bool:
-        return self.labels is not None
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.pixels.shape[1:])
 
     @property
-    def label_classes(self) -> str | None:
-        """For the run's `model.label_classes` (`age:7,gender:2`); None without labels."""
-        return self.label_schema.label_classes if self.label_schema else None
-
-    @property
-    def label_values(self) -> str:
-        """For the run's `data.label_values` (`gender=0,1;race=0,1,2,3,4`); '' without labels."""
-        return self.label_schema.label_values if self.label_schema else ""
-
-    @property
-    def decoded_bytes(self) -> int:
+    def memory_bytes(self) -> int:
         return int(self.pixels.nbytes)
+
+    def _label_strings(self) -> tuple[str, str] | None:
+        if self.labels is None:
+            return None
+        schema = self.label_schema
+        # Labels without a schema (arrays from a caller): conditional, classes unnamed.
+        return (schema.label_classes, schema.label_values) if schema else (None, "")
+
+    def _label_rows(self, count: int, seed: int, part: int) -> np.ndarray:
+        return self.labels
 
     def sample_pixels(self, count: int, seed: int, part: int) -> np.ndarray:
         """`count` different images (uint8), chosen from the run's PICK stream, in set order."""
         pick = rng(seed, Stream.PICK, part=part).permutation(len(self))[:count]
         return self.pixels[np.sort(pick)]
 
-    def sample_labels(self, count: int, seed: int, part: int) -> np.ndarray | None:
-        """Labels of `count` images drawn with replacement from the run's PICK stream.
-
-        A conditional run samples its grids and evaluations with the labels of
-        training images, so the classes appear as often as in the data. None
-        when the images have no labels.
-        """
-        if self.labels is None:
-            return None
-        pick = rng(seed, Stream.PICK, part=part).integers(0, len(self.labels), count)
-        return self.labels[pick]
+    def batches(self, batch_size: int, seed: int, flip: bool, start_step: int = 0, *,
+                replicas: int = 1, pipeline: int = 0, pipelines: int = 1) -> tf.data.Dataset:
+        """See `TrainingImages.batches`: every pipeline builds the same global batches
+        (`training_dataset`, a pure function of seed and step) and keeps its
+        replicas' slices."""
+        dataset = training_dataset(self.pixels, batch_size, seed, flip, start_step=start_step,
+                                   labels=self.labels)
+        return replica_slices(dataset, replicas, pipeline, pipelines)
 
 
 def load_training_images(source: ImageSource, data_cfg: DataConfig, resolution: int,
@@ -294,7 +300,7 @@ def training_dataset(pixels: np.ndarray, batch_size: int, seed: int, flip: bool,
     def gather(indices: tf.Tensor, flips: tf.Tensor):
         raw = tf.numpy_function(lambda rows: pixels[rows], [indices], tf.uint8, stateful=False)
         raw.set_shape(shape)  # uint8 [B, R, R, C]
-        batch = tf.cast(raw, tf.float32) * (2.0 / 255.0) - 1.0
+        batch = to_signed_unit(raw)
         if flip:
             batch = tf.where(flips[:, None, None, None], tf.reverse(batch, axis=[2]), batch)
         if classes is None:
@@ -307,3 +313,33 @@ def training_dataset(pixels: np.ndarray, batch_size: int, seed: int, flip: bool,
             .batch(batch_size, drop_remainder=True)
             .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
+
+
+def folder_real_images(spec: str, resolution: int, channels: int, num: int | None, seed: int,
+                       skip: int, progress: bool = False):
+    """`facegan.data.opening.real_images` of a folder, zip or the embedded faces.
+
+    The pick is a seeded permutation of the decodable images, decoded lazily.
+    The key hashes the files' fingerprint and these settings, so a set whose
+    features are cached is never decoded.
+    """
+    from facegan.data.opening import RealImages
+
+    source = open_source(spec)
+    # "pick2": the subset is drawn from `facegan.seeds`' PICK stream (older caches differ).
+    key = hashlib.sha256(f"pick2|{source.fingerprint()}|{resolution}|{channels}|{num}|{seed}|"
+                         f"{skip}".encode()).hexdigest()[:32]
+
+    def load() -> np.ndarray:
+        decoded = decode_source(source, resolution, channels, progress=progress)
+        order = rng(seed, Stream.PICK).permutation(len(decoded.pixels))[skip:]
+        if num is not None:
+            order = order[:num]
+        if len(order) == 0:
+            raise ConfigError(f"{spec!r} has {len(decoded.pixels)} decodable images; "
+                              f"none left after skipping {skip}")
+        return decoded.pixels[np.sort(order)]
+
+    expected = max(0, len(source) - skip) if num is None else min(num, max(0, len(source) - skip))
+    return RealImages(key, expected, f"{source.description} ({expected} images at "
+                                     f"{resolution} px)", load)

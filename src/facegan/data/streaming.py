@@ -24,6 +24,7 @@ resumed run reads exactly the batches an uninterrupted one would:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import numpy as np
 import tensorflow as tf
@@ -32,6 +33,7 @@ from facegan.config import Config, ConfigError
 from facegan.data.packed import PackInfo, read_pack_info
 from facegan.data.report import DataReport
 from facegan.data.sources import DataError
+from facegan.data.training_images import TrainingImages, to_signed_unit
 from facegan.seeds import Stream, rng, stream_key
 
 DEFAULT_SHUFFLE_WINDOW = 1024
@@ -86,10 +88,11 @@ def parse_record(serialized: tf.Tensor, info: PackInfo) -> tuple[tf.Tensor, tf.T
 
 
 @dataclasses.dataclass
-class PackedImages:
-    """A packed dataset as training sees it: streamed, never decoded as a whole.
+class PackedImages(TrainingImages):
+    """A packed dataset as training sees it (a `TrainingImages`): streamed, never
+    decoded as a whole.
 
-    It answers what the training loop asks of `DecodedImages` (a description,
+    It answers what the training loop asks of any training set (a description,
     the count, the labels' classes, a few images for the monitors) and makes
     the stream of batches (`batches`).
     """
@@ -112,16 +115,20 @@ class PackedImages:
         return list(self.info.skipped)
 
     @property
-    def conditional(self) -> bool:
-        return self.use_labels and self.info.labelled
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.info.resolution, self.info.resolution, self.info.channels
 
     @property
-    def label_classes(self) -> str | None:
-        return self.info.label_classes if self.conditional else None
+    def memory_bytes(self) -> int:
+        return 0  # streamed: a few batches in flight, never the set
 
-    @property
-    def label_values(self) -> str:
-        return self.info.label_values if self.conditional else ""
+    def _label_strings(self) -> tuple[str, str] | None:
+        if not (self.use_labels and self.info.labelled):
+            return None
+        return self.info.label_classes, self.info.label_values
+
+    def _label_rows(self, count: int, seed: int, part: int) -> np.ndarray:
+        return self.sample(min(count, 4096), seed, part)[1]
 
     # -- a few images, for the health monitors and in-training evaluation -------
     def sample(self, count: int, seed: int, part: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -143,14 +150,6 @@ class PackedImages:
         pixels = np.stack(images)
         return pixels, (np.stack(labels).astype(np.int32) if self.conditional else None)
 
-    def sample_labels(self, count: int, seed: int, part: int) -> np.ndarray | None:
-        """Labels of `count` training images drawn with replacement (None: unconditional)."""
-        if not self.conditional:
-            return None
-        _, labels = self.sample(min(count, 4096), seed, part)
-        pick = rng(seed, Stream.PICK, part=part).integers(0, len(labels), count)
-        return labels[pick]
-
     def sample_pixels(self, count: int, seed: int, part: int) -> np.ndarray:
         return self.sample(count, seed, part)[0]
 
@@ -164,11 +163,21 @@ class PackedImages:
                 f"--images-per-shard {max(1, self.info.count // pipelines)} or less")
         return list(range(pipeline, len(self.info.shards), pipelines))
 
-    def batches(self, batch_size: int, seed: int, flip: bool, start_step: int,
-                pipeline: int = 0, pipelines: int = 1) -> tf.data.Dataset:
+    def batches(self, batch_size: int, seed: int, flip: bool, start_step: int = 0, *,
+                replicas: int = 1, pipeline: int = 0, pipelines: int = 1) -> tf.data.Dataset:
+        """See `TrainingImages.batches`: each pipeline streams its own shard files,
+        and its replicas take its batches in turn, so workers never read the same
+        image within an epoch."""
+        assert replicas % pipelines == 0, (replicas, pipelines)
+        local = replicas // pipelines
+        return self.stream(batch_size // replicas, seed, flip, start_step * local,
+                           pipeline=pipeline, pipelines=pipelines)
+
+    def stream(self, batch_size: int, seed: int, flip: bool, start_step: int,
+               pipeline: int = 0, pipelines: int = 1) -> tf.data.Dataset:
         """An endless dataset of this pipeline's float32 batches [B, R, R, C] in [-1, 1].
 
-        Batch k is the batch of step `start_step + k` (see the module docstring).
+        Batch k is batch `start_step + k` of this pipeline (see the module docstring).
         Yields `(images, labels)` when training on the pack's labels, and with
         `with_index` the images' `index` values as a last element.
         """
@@ -198,7 +207,7 @@ class PackedImages:
 
         def decode(e: tf.Tensor, serialized: tf.Tensor):
             image, index, labels = parse_record(serialized, info)
-            image = tf.cast(image, tf.float32) * (2.0 / 255.0) - 1.0
+            image = to_signed_unit(image)
             if flip:
                 key = tf.random.experimental.stateless_fold_in(
                     stream_key(seed, Stream.DATA_FLIP, e), index)
@@ -234,3 +243,25 @@ def _epoch_records(files: tf.Tensor, counts: tf.Tensor, e: tf.Tensor, start_wind
 
     windows = records.batch(window).enumerate(start=start_window).map(permute)
     return windows.unbatch().map(lambda serialized: (e, serialized))
+
+
+def packed_real_images(spec: str, resolution: int, channels: int, num: int | None, seed: int,
+                       skip: int):
+    """`facegan.data.opening.real_images` of a pack: records read in a seeded shard order."""
+    from facegan.data.decode import resize_pixels
+    from facegan.data.opening import RealImages
+
+    info = read_pack_info(spec)
+    key = hashlib.sha256(f"pick2|pack:{info.content_sha256}|{resolution}|{channels}|{num}|"
+                         f"{seed}|{skip}".encode()).hexdigest()[:32]
+    count = info.count - skip if num is None else min(num, info.count - skip)
+    if count <= 0:
+        raise ConfigError(f"{spec!r} has {info.count} images; none left after skipping {skip}")
+
+    def load() -> np.ndarray:
+        pixels = PackedImages(info).sample_pixels(skip + count, seed, 0)[skip:]
+        if pixels.shape[1:] == (resolution, resolution, channels):
+            return pixels
+        return np.stack([resize_pixels(p, resolution, channels) for p in pixels])
+
+    return RealImages(key, count, f"{info.describe()} ({count} images at {resolution} px)", load)

@@ -20,13 +20,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from facegan.config import ConfigError
-from facegan.data.pipeline import decode_source
-from facegan.data.decode import resize_pixels
-from facegan.data.packed import is_packed, read_pack_info
-from facegan.data.sources import open_source
+from facegan.data.opening import real_images
 from facegan.metrics import FEATURE_METRICS
-from facegan.seeds import Stream, rng
 
 
 class ImageSet:
@@ -66,52 +61,13 @@ def real_image_set(spec: str, resolution: int, channels: int, num: int | None,
                    seed: int = 0, progress: bool = False, skip: int = 0) -> ImageSet:
     """A dataset at `resolution`, `num` images of it (all if None), decoded lazily.
 
-    The pick is a seeded permutation of the decodable images; `skip` drops its
+    The pick is seeded (`facegan.data.opening.real_images`); `skip` drops its
     first ones, so two calls with the same seed and skip=0 / skip=num give
-    disjoint sets. The cache key hashes the files' bytes and these settings,
+    disjoint sets. The cache key names the files' content and these settings,
     so a cached set is never decoded.
     """
-    if is_packed(spec):
-        return _packed_image_set(spec, resolution, channels, num, seed, skip)
-    source = open_source(spec)
-    # "pick2": the subset is drawn from `facegan.seeds`' PICK stream (older caches differ).
-    key = hashlib.sha256(f"pick2|{source.fingerprint()}|{resolution}|{channels}|{num}|{seed}|"
-                         f"{skip}".encode()).hexdigest()[:32]
-
-    def load() -> np.ndarray:
-        decoded = decode_source(source, resolution, channels, progress=progress)
-        order = rng(seed, Stream.PICK).permutation(len(decoded.pixels))[skip:]
-        if num is not None:
-            order = order[:num]
-        if len(order) == 0:
-            raise ConfigError(f"{spec!r} has {len(decoded.pixels)} decodable images; "
-                              f"none left after skipping {skip}")
-        return decoded.pixels[np.sort(order)]
-
-    expected = max(0, len(source) - skip) if num is None else min(num, max(0, len(source) - skip))
-    return ImageSet(None, f"{source.description} ({expected} images at {resolution} px)", key,
-                    load)
-
-
-def _packed_image_set(spec: str, resolution: int, channels: int, num: int | None, seed: int,
-                      skip: int) -> ImageSet:
-    """`real_image_set` of a packed dataset: records read in a seeded shard order."""
-    from facegan.data.streaming import PackedImages
-
-    info = read_pack_info(spec)
-    key = hashlib.sha256(f"pick2|pack:{info.content_sha256}|{resolution}|{channels}|{num}|"
-                         f"{seed}|{skip}".encode()).hexdigest()[:32]
-    count = info.count - skip if num is None else min(num, info.count - skip)
-    if count <= 0:
-        raise ConfigError(f"{spec!r} has {info.count} images; none left after skipping {skip}")
-
-    def load() -> np.ndarray:
-        pixels = PackedImages(info).sample_pixels(skip + count, seed, 0)[skip:]
-        if pixels.shape[1:] == (resolution, resolution, channels):
-            return pixels
-        return np.stack([resize_pixels(p, resolution, channels) for p in pixels])
-
-    return ImageSet(None, f"{info.describe()} ({count} images at {resolution} px)", key, load)
+    real = real_images(spec, resolution, channels, num, seed, skip, progress)
+    return ImageSet(None, real.description, real.key, real.load)
 
 
 class Evaluator:

@@ -12,11 +12,8 @@ import json
 import logging
 import time
 
-import tensorflow as tf
-
 from facegan.artifacts.checkpoints import CheckpointStore
 from facegan.artifacts.logs import MetricsLog
-from facegan.artifacts.rundir import RunPaths
 from facegan.artifacts.sampler import Sampler
 from facegan.config import Config
 from facegan.evaluate.evaluator import Evaluator, ImageSet
@@ -36,17 +33,16 @@ class InTrainingEval:
     Args:
         evaluator: holds the Inception network and the face detector.
         config: the run's config.
-        paths: the run directory.
         sampler: renders the run's sampling generator (its moving average).
-        checkpoint: the run's `tf.train.Checkpoint`, saved as the best one.
-        images: the training set (`DecodedImages` or `PackedImages`): the real side of FID.
+        best: where the best checkpoint is kept (a store of the run's state, keep=1).
+        images: the training set (`TrainingImages`): the real side of FID.
         log: the run's logger.
     """
 
     METRICS = ("fid", "face_rate")
 
-    def __init__(self, evaluator: Evaluator, config: Config, paths: RunPaths, sampler: Sampler,
-                 checkpoint: tf.train.Checkpoint, images, log: logging.Logger):
+    def __init__(self, evaluator: Evaluator, config: Config, sampler: Sampler,
+                 best: CheckpointStore, images, log: logging.Logger):
         self.evaluator, self.sampler, self.log = evaluator, sampler, log
         train = config.train
         real = images.sample_pixels(train.eval_num, train.seed, PICK_EVAL_REAL)
@@ -54,9 +50,8 @@ class InTrainingEval:
         self.latents = latents_for_seed(train.eval_num, config.model.latent_dim, train.seed,
                                         Stream.EVAL_LATENT)
         self.labels = images.sample_labels(train.eval_num, train.seed, PICK_EVAL_LABELS)
-        self.best_dir = paths.checkpoints / "best"
+        self.best, self.best_dir = best, best.directory
         self.best_file = self.best_dir / "best.json"
-        self.best = CheckpointStore(checkpoint, self.best_dir, keep=1, name="best")
         self.best_fid = (json.loads(self.best_file.read_text())["fid"]
                          if self.best_file.exists() else float("inf"))
 

@@ -15,8 +15,7 @@ import numpy as np
 
 from facegan.artifacts.images import make_grid, save_png
 from facegan.artifacts.logs import MetricsLog
-from facegan.data.packed import is_packed, read_pack_info
-from facegan.data.sources import open_source
+from facegan.data.opening import dataset_size
 from facegan.evaluate.evaluator import Evaluator, ImageSet, real_image_set
 from facegan.metrics import METRICS
 
@@ -105,7 +104,7 @@ def evaluate_real(evaluator: Evaluator, first: str, second: str, resolution: int
     parts of it (`num` images each, default half of it).
     """
     if first == second:
-        total = read_pack_info(first).count if is_packed(first) else len(open_source(first))
+        total = dataset_size(first)
         num = num or total // 2
         real = real_image_set(first, resolution, channels, num, seed, evaluator.progress)
         other = real_image_set(second, resolution, channels, num, seed, evaluator.progress,

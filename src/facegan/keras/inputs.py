@@ -11,15 +11,17 @@ short), other pipelines yield uint8, and facegan's own pipeline yields [-1, 1].
   batch (below 0: [-1, 1]; above 1: 0-255; inside [0, 1]: refused, because a
   [0, 1] batch and a nearly black 0-255 one cannot be told apart) unless the
   caller names it;
-- channels: RGBA loses alpha, RGB becomes grey (ITU-R 601 luma) for a 1-channel
-  model and grey is repeated for a 3-channel one;
+- channels: an alpha channel (RGBA, grey + alpha) is composited onto white, as
+  facegan's decoder does with files; RGB becomes grey (ITU-R 601 luma) for a
+  1-channel model and grey is repeated for a 3-channel one;
 - size: a non-square image is centre-cropped to a square (as facegan's decoder
   does), then resized with antialiasing to the model's resolution;
 - batch: regrouped into full global batches (the short last batch is dropped:
   the step's noise and its loss scaling are sized for the global batch).
 
 0-255 values are scaled exactly as facegan's own pipeline scales them
-(`x * 2/255 - 1` in float32), so uint8 batches train bit-identically.
+(`facegan.data.training_images.to_signed_unit`), so uint8 batches train
+bit-identically.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from facegan.config import Config
+from facegan.data.training_images import composite_on_white, to_signed_unit
 from facegan.errors import UserError
 from facegan.training.steps import images_per_step
 
@@ -138,9 +141,7 @@ def _converter(config: Config, value_range: str):
     conditional = config.model.conditional
 
     def images_of(images: tf.Tensor) -> tf.Tensor:
-        x = tf.cast(images, tf.float32)
-        if value_range == "0-255":
-            x = x * (2.0 / 255.0) - 1.0  # as facegan.data.pipeline scales
+        x = to_signed_unit(images) if value_range == "0-255" else tf.cast(images, tf.float32)
         x = _channels(x, channels)
         return _resize(x, resolution)
 
@@ -157,9 +158,10 @@ def _converter(config: Config, value_range: str):
 
 
 def _channels(x: tf.Tensor, channels: int) -> tf.Tensor:
+    """[-1, 1] images with `channels` channels; alpha composited onto white, as files are."""
     have = x.shape[-1]
-    if have == 4:
-        x, have = x[..., :3], 3
+    if have in (2, 4):  # grey or RGB with alpha
+        x, have = composite_on_white(x), have - 1
     if have == channels or channels is None:  # None: a config not yet resolved keeps them
         return x
     if have == 3 and channels == 1:

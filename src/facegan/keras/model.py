@@ -24,29 +24,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from facegan.artifacts.checkpoints import CheckpointStore
+from facegan.artifacts.checkpoints import COUNTERS
 from facegan.artifacts.images import make_grid
 from facegan.artifacts.run import Run, load
 from facegan.artifacts.rundir import (RunDirError, RunLock, RunPaths, create_run_dir,
                                       open_run_dir)
 from facegan.config import Config
-from facegan.data.sources import open_source
 from facegan.errors import UserError
 from facegan.keras.inputs import prepare
 from facegan.keras.sampling import LiveRun
 from facegan.models import synthesize
 from facegan.presets import get_preset
 from facegan.seeds import seed_range
-from facegan.training.api import absolute_data_paths, resolve_config
-from facegan.training.distribute import per_replica_batch
-from facegan.training.precision import resolve_precision
-from facegan.training.state import TrainState
+from facegan.training.setup import build_state, set_up_run
 from facegan.training.steps import make_replica_step
 
 # The step's scalars that `fit` reports as running means (Keras metrics).
 MEAN_METRICS = ("g_loss", "d_loss", "d_real", "d_fake", "d_real_positive", "skipped")
-# Counters that are state, not weights of a layer: saved with the Keras weights too.
-_COUNTERS = ("step", "augment_p", "rollbacks", "ada_signs", "ada_count")
 
 
 class GAN(keras.Model):
@@ -73,14 +67,15 @@ class GAN(keras.Model):
         super().__init__(**kwargs)
         strategy = tf.distribute.get_strategy()
         self.config = resolve_for_keras(config, strategy)
-        self._state = TrainState.create(self.config)
+        self._state = build_state(self.config, strategy)
         self.generator = self._state.generator
         self.discriminator = self._state.discriminator
         self.generator_ema = self._state.generator_ema
         self.g_optimizer = self._state.g_optimizer
         self.d_optimizer = self._state.d_optimizer
         self.trackers = [keras.metrics.Mean(name=name) for name in MEAN_METRICS]
-        self._replica_step, self._finish = make_replica_step(self._state, self.config, strategy)
+        self._replica_step, self._reduce_and_finish = make_replica_step(self._state, self.config,
+                                                                        strategy)
         self._live = LiveRun(self)
         self._run_dir: Path | None = None
         self.built = True
@@ -106,8 +101,7 @@ class GAN(keras.Model):
         """A run's latest checkpoint (from `facegan train` or `save_run`), ready to fit on."""
         paths, config = open_run_dir(run_dir)
         gan = cls(config, **kwargs)
-        store = CheckpointStore(gan._state.checkpoint(), paths.checkpoints,
-                                config.train.keep_checkpoints)
+        store = gan._state.store(paths.checkpoints, config.train.keep_checkpoints)
         if store.restore_latest() is None:
             raise RunDirError(f"run {str(paths.root)!r} has no checkpoint yet")
         gan._run_dir = paths.root
@@ -183,14 +177,9 @@ class GAN(keras.Model):
     def train_step(self, data) -> dict[str, tf.Tensor]:
         """One facegan train step on this replica's slice of the global batch."""
         out = self._replica_step(data, tf.constant(0, tf.int32))  # no stop request
-
-        def finish(strategy: tf.distribute.Strategy, per_replica: dict) -> dict:
-            # Each replica divided by the global batch: the sum is the mean.
-            summed = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-                      for name, value in per_replica.items()}
-            return self._finish(summed)
-
-        result = tf.distribute.get_replica_context().merge_call(finish, args=(out,))
+        # The loop's own cross-replica half (`make_train_step` calls it after strategy.run).
+        result = tf.distribute.get_replica_context().merge_call(self._reduce_and_finish,
+                                                                args=(out,))
         for tracker in self.trackers:
             tracker.update_state(result[tracker.name])
         logs = {tracker.name: tracker.result() for tracker in self.trackers}
@@ -206,11 +195,11 @@ class GAN(keras.Model):
     # -- state beyond layers: saved with the Keras weights ------------------------
     def save_own_variables(self, store) -> None:
         super().save_own_variables(store)
-        for name in _COUNTERS:
+        for name in COUNTERS:  # state that is not a layer's weight, as a checkpoint holds it
             store[f"facegan_{name}"] = np.asarray(getattr(self._state, name).numpy())
 
     def load_own_variables(self, store) -> None:
-        for name in _COUNTERS:
+        for name in COUNTERS:
             getattr(self._state, name).assign(store[f"facegan_{name}"][()])
 
     # -- using the model, as a Run ------------------------------------------------
@@ -276,16 +265,16 @@ class GAN(keras.Model):
 def resolve_for_keras(config: Config, strategy: tf.distribute.Strategy) -> Config:
     """The config's automatic settings resolved as `facegan train` resolves them.
 
+    The same set-up as `facegan train` (`facegan.training.setup.set_up_run`),
+    without opening the data: `fit` brings its own (`data.source` is read only
+    when it must fill `model.channels`).
+
     Raises:
         UserError: a batch the replicas cannot share, a data source that does
             not exist, a class-conditional config whose classes are unknown.
     """
-    per_replica_batch(strategy, config.train.batch_size)
-    config = absolute_data_paths(config)
-    if config.model.channels is None:
-        config = resolve_config(config, open_source(config.data.source, links=config.data.links))
+    config = set_up_run(config, strategy, open_data=False).config
     if config.data.labels and not config.model.conditional:
         raise UserError("a class-conditional GAN needs `model.label_classes` (e.g. "
                         "'gender:2'); or train it with `facegan train`, then GAN.from_run")
-    return config.with_overrides(
-        {"train.precision": resolve_precision(config.train.precision, strategy)})
+    return config

@@ -4,28 +4,22 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from facegan.artifacts.checkpoints import CheckpointStore, all_finite
 from facegan.artifacts.images import save_png
 from facegan.artifacts.rundir import RunPaths
 from facegan.config import Config
-from facegan.data.packed import is_packed
-from facegan.data.pipeline import load_training_images, training_dataset
-from facegan.data.sources import open_source
-from facegan.data.streaming import open_packed
+from facegan.data.opening import open_training_data
 from facegan.training.steps import images_per_step
 
 
 def facegan_dataset(config: Config, start_step: int = 0) -> tf.data.Dataset:
-    """The endless float32 [-1, 1] batches `facegan train` trains on, from step `start_step`."""
-    batch, seed, flip = images_per_step(config), config.train.seed, config.data.flip
-    if is_packed(config.data.source):
-        _, packed = open_packed(config)
-        return packed.batches(batch, seed, flip, start_step)
-    source = open_source(config.data.source, links=config.data.links)
-    images = load_training_images(source, config.data, config.model.resolution,
-                                  config.model.channels, progress=False)
-    return training_dataset(images.pixels, batch, seed, flip, start_step=start_step,
-                            labels=images.labels)
+    """The endless float32 [-1, 1] batches `facegan train` trains on, from step `start_step`.
+
+    Opened as `facegan train` opens it (`open_training_data`): a folder is
+    decoded into memory, a pack is streamed.
+    """
+    _, images = open_training_data(config)
+    return images.batches(images_per_step(config), config.train.seed, config.data.flip,
+                          start_step)
 
 
 def save_checkpoint(gan, paths: RunPaths) -> str:
@@ -36,10 +30,7 @@ def save_checkpoint(gan, paths: RunPaths) -> str:
             unreachable; a checkpoint is never written from non-finite state).
         CheckpointWriteError: the disk refused (nothing listed before is touched).
     """
-    state, train = gan._state, gan.config.train
-    if not all_finite(state.checkpoint_variables()):
-        raise AssertionError("refusing to write a checkpoint with non-finite values")
-    store = CheckpointStore(state.checkpoint(), paths.checkpoints, train.keep_checkpoints)
+    store = gan._state.store(paths.checkpoints, gan.config.train.keep_checkpoints)
     prefix = store.save(gan.step)
     save_png(gan.sample_grid(), paths.sample_grid(gan.step))
     return prefix

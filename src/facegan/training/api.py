@@ -1,7 +1,8 @@
 """The public API of training: `train` starts a run, `resume` continues one.
 
-Both make the same `Session` (`_session`: strategy checks, the data, the
-resolved config, the evaluator) and hand it to `facegan.training.loop`.
+Both make the same `Session` (`_session`: the run set up by
+`facegan.training.setup.set_up_run`, which `facegan.keras.GAN` uses too, and
+the evaluator) and hand it to `facegan.training.loop`.
 Everything a user can get wrong is checked before a model is built: the data,
 the batch against the replicas, the run directory, the FID weights when
 in-training evaluation is on.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 from pathlib import Path
 
 import tensorflow as tf
@@ -19,19 +19,13 @@ import tensorflow as tf
 from facegan.artifacts.run import Run
 from facegan.artifacts.rundir import (RunDirError, RunLock, RunPaths, create_run_dir,
                                       default_run_dir, open_run_dir, write_config)
-from facegan.config import EMBEDDED_LFW, Config, ConfigError
-from facegan.data.pipeline import DecodedImages, load_training_images
-from facegan.data.packed import is_packed
-from facegan.data.sources import ImageSource, open_source
-from facegan.data.streaming import PackedImages, open_packed
+from facegan.config import RESUME_CHANGES, Config
 from facegan.evaluate import Evaluator
 from facegan.progress import show_progress
-from facegan.training.distribute import cluster_role, make_strategy, per_replica_batch
+from facegan.training.distribute import cluster_role, make_strategy
 from facegan.training.loop import Session, run_session
-from facegan.training.precision import resolve_precision
+from facegan.training.setup import set_up_run
 
-# What `resume` may change: how a run executes, never what it trains.
-_EXECUTION_KEYS = frozenset({"train.strategy", "train.cpu_replicas"})
 
 
 def train(config: Config, run_dir: str | Path | None = None, *, overwrite: bool = False,
@@ -84,7 +78,7 @@ def resume(run_dir: str | Path, steps: int | None = None, *, minutes: float | No
     """
     paths, config = open_run_dir(run_dir)
     changes = {k: v for k, v in (execution or {}).items() if v is not None}
-    assert set(changes) <= _EXECUTION_KEYS, f"resume cannot change {set(changes) - _EXECUTION_KEYS}"
+    assert set(changes) <= set(RESUME_CHANGES), f"resume cannot change {set(changes)}"
     if steps is not None:
         changes["train.steps"] = steps
     if minutes is not None:
@@ -102,68 +96,20 @@ def resume(run_dir: str | Path, steps: int | None = None, *, minutes: float | No
 
 def _session(paths: RunPaths | None, config: Config, strategy: tf.distribute.Strategy,
              progress: bool | None) -> Session:
-    """Checks the batch, reads the data, resolves the config's automatic settings."""
+    """Resolves the config and opens the data (`set_up_run`); checks the FID weights."""
     role = cluster_role()
-    per_replica_batch(strategy, config.train.batch_size)
-    config = absolute_data_paths(config)
-    packed = is_packed(config.data.source)
-    if packed:  # streamed: checked against the config now, read while training
-        config, images = open_packed(config, role.num_workers)
-    else:
-        source = open_source(config.data.source, links=config.data.links)
-        config = resolve_config(config, source)
-    config = config.with_overrides(
-        {"train.precision": resolve_precision(config.train.precision, strategy)})
-    # Missing Inception weights fail here, before any decoding; only the chief evaluates.
-    evaluator = _evaluator(config) if role.is_chief else None
-    if not packed:
-        images = load_training_images(source, config.data, config.model.resolution,
-                                      config.model.channels, progress=show_progress(progress))
-    config = resolve_labels(config, images)
-    return Session(paths=paths, config=config, images=images, strategy=strategy, role=role,
-                   progress=show_progress(progress) and role.is_chief, evaluator=evaluator)
+    evaluator: Evaluator | None = None
 
+    def check_weights(resolved: Config) -> None:
+        # Missing Inception weights fail here, before any decoding; only the chief evaluates.
+        nonlocal evaluator
+        evaluator = _evaluator(resolved) if role.is_chief else None
 
-def absolute_data_paths(config: Config) -> Config:
-    """data.source (and a csv: labels file) as absolute paths, as config.json stores them.
-
-    A run resumed from another working directory must find the same data.
-    Symbolic links in the path are kept as the user wrote them (abspath, not
-    realpath), so a link that is later repointed is followed.
-    """
-    changes = {}
-    if config.data.source != EMBEDDED_LFW:
-        changes["data.source"] = os.path.abspath(os.path.expanduser(config.data.source))
-    kind, sep, path = (config.data.labels or "").partition(":")
-    if sep and kind == "csv":
-        changes["data.labels"] = "csv:" + os.path.abspath(os.path.expanduser(path))
-    changes = {k: v for k, v in changes.items()
-               if v != getattr(config.data, k.split(".")[1])}
-    return config.with_overrides(changes) if changes else config
-
-
-def resolve_config(config: Config, source: ImageSource) -> Config:
-    """Fills the settings left automatic (model.channels) from the data source."""
-    if config.model.channels is None:
-        model = dataclasses.replace(config.model, channels=source.natural_channels)
-        config = dataclasses.replace(config, model=model)
-    return config
-
-
-def resolve_labels(config: Config, images: DecodedImages | PackedImages) -> Config:
-    """Records the class counts and values the data's labels resolved to.
-
-    A resumed run must see the same classes it was built with: its stored
-    values are reused while parsing, and a changed count is refused.
-    """
-    if not images.conditional:
-        return config
-    if config.model.label_classes not in (None, images.label_classes):
-        raise ConfigError(
-            f"`model.label_classes` of this run is {config.model.label_classes!r}, but its data "
-            f"now gives {images.label_classes!r}; the labels changed since the run started")
-    return config.with_overrides({"model.label_classes": images.label_classes,
-                                  "data.label_values": images.label_values})
+    setup = set_up_run(config, strategy, workers=role.num_workers,
+                       progress=show_progress(progress), before_decoding=check_weights)
+    return Session(paths=paths, config=setup.config, images=setup.images, strategy=strategy,
+                   role=role, progress=show_progress(progress) and role.is_chief,
+                   evaluator=evaluator)
 
 
 def _evaluator(config: Config) -> Evaluator | None:
@@ -176,4 +122,4 @@ def _evaluator(config: Config) -> Evaluator | None:
     return evaluator
 
 
-__all__ = ["make_strategy", "resolve_config", "resolve_labels", "resume", "train"]
+__all__ = ["make_strategy", "resume", "train"]

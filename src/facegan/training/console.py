@@ -49,16 +49,16 @@ def report_data(log: logging.Logger, images, pack_above_gb: float = 0.0) -> None
 
     Args:
         log: the run's logger.
-        images: `DecodedImages` (in memory) or `PackedImages` (streamed).
+        images: the training set (`facegan.data.training_images.TrainingImages`).
         pack_above_gb: in memory above this many GB, say once that packing helps.
     """
     log.info("data: %d images from %s", len(images), images.description)
-    decoded = getattr(images, "pixels", None)
-    if decoded is not None and pack_above_gb and decoded.nbytes > pack_above_gb * 1e9:
+    held = images.memory_bytes
+    if pack_above_gb and held > pack_above_gb * 1e9:
         log.warning("data: the decoded images take %.1f GB of memory on every worker; "
                     "`facegan pack SOURCE --out DIR --resolution %d` once, then `--data DIR`, "
                     "streams them instead: a faster start and far less memory "
-                    "(docs/data.md)", decoded.nbytes / 1e9, decoded.shape[1])
+                    "(docs/data.md)", held / 1e9, images.image_shape[0])
     report = images.report
     if report is not None:
         notes = [f"{count} {what}" for count, what in (

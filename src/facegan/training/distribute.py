@@ -8,10 +8,10 @@ The training loop is the same under every strategy. What changes:
   the devices initialise.
 - `train.batch_size` is the global batch; every replica gets an equal slice
   (`per_replica_batch` refuses a batch that does not divide).
-- `distributed_batches` feeds each replica its slice of exactly the global batch
-  a one-device run would see at that step (so results do not depend on the
-  device count, and resuming stays exact); a packed dataset is streamed, each
-  worker reading its own shard files.
+- `distributed_batches` feeds each replica its slice of a step's global batch;
+  how the slices are made belongs to the data (`TrainingImages.batches`): in
+  memory, exactly the slices of the batch a one-device run sees at that step;
+  a pack is streamed, each worker reading its own shard files.
 - `cluster_role` reads TF_CONFIG: only the chief writes checkpoints, samples and
   logs; other workers write their share of a checkpoint to a temporary folder
   that is deleted at once (TensorFlow wants every worker to take part in a save).
@@ -24,11 +24,10 @@ import json
 import os
 from typing import Iterator
 
-import numpy as np
 import tensorflow as tf
 
 from facegan.config import Config, TrainConfig
-from facegan.data.pipeline import training_dataset
+from facegan.data.training_images import TrainingImages
 from facegan.errors import UserError
 
 
@@ -165,63 +164,28 @@ def per_replica_batch(strategy: tf.distribute.Strategy, batch_size: int) -> int:
     return batch_size // replicas
 
 
-def distributed_batches(strategy: tf.distribute.Strategy, data, batch_size: int, seed: int,
-                        flip: bool, start_step: int, labels: np.ndarray | None = None) -> Iterator:
+def distributed_batches(strategy: tf.distribute.Strategy, data: TrainingImages,
+                        batch_size: int, seed: int, flip: bool, start_step: int) -> Iterator:
     """An endless iterator of global batches, each replica holding its slice.
 
     Args:
         strategy: the distribution strategy.
-        data: `DecodedImages` (in memory), uint8 pixels [N, R, R, C] (with
-            `labels`), or `PackedImages` (a streamed pack).
+        data: the training set (in memory or streamed); it decides how its
+            pipelines split a batch (`TrainingImages.batches`).
         batch_size: the global batch.
         seed, flip: the data order's seed; mirror images.
         start_step: the step of the first batch.
-        labels: int [N, A] aligned with raw `data` pixels.
-
-    In memory, every input pipeline (one per worker) builds the same global
-    batch sequence (`training_dataset`, a pure function of seed and step) and
-    keeps the slices of its own replicas: replica r of step s trains on rows
-    [r*b, (r+1)*b) of the batch a one-device run trains on at step s. A pack is
-    streamed instead: each pipeline reads its own shard files
-    (`PackedImages.batches`) and its replicas take its batches in turn, so
-    workers never read the same image within an epoch.
 
     With labels each element is a pair `(images, labels)`, labels int32 [b, A]
     per replica, sliced like the images.
     """
-    from facegan.data.streaming import PackedImages
-
     replicas = strategy.num_replicas_in_sync
-    per_replica = per_replica_batch(strategy, batch_size)
-    if isinstance(data, PackedImages):
-        def streamed(context: tf.distribute.InputContext) -> tf.data.Dataset:
-            local = replicas // context.num_input_pipelines
-            return data.batches(per_replica, seed, flip, start_step * local,
-                                pipeline=context.input_pipeline_id,
-                                pipelines=context.num_input_pipelines)
-
-        return iter(strategy.distribute_datasets_from_function(streamed))
-    if not isinstance(data, np.ndarray):  # DecodedImages
-        data, labels = data.pixels, data.labels
+    per_replica_batch(strategy, batch_size)  # refuses a batch the replicas cannot share
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        dataset = training_dataset(data, batch_size, seed, flip, start_step=start_step,
-                                   labels=labels)
-        if replicas == 1:
-            return dataset
-        local = replicas // context.num_input_pipelines
-        first = context.input_pipeline_id * local
-
-        def own_slice(batch: tf.Tensor) -> tf.Tensor:
-            # [B, ...] -> [replicas, b, ...] -> this pipeline's [local, b, ...]; static
-            # shapes, so the step's input signature keeps them
-            return tf.reshape(batch, [replicas, per_replica, *batch.shape[1:]])[first:first + local]
-
-        def own_slices(*parts: tf.Tensor):
-            sliced = tuple(own_slice(part) for part in parts)  # images, then labels if any
-            return sliced if len(sliced) > 1 else sliced[0]
-
-        return dataset.map(own_slices).unbatch().prefetch(tf.data.AUTOTUNE)
+        return data.batches(batch_size, seed, flip, start_step, replicas=replicas,
+                            pipeline=context.input_pipeline_id,
+                            pipelines=context.num_input_pipelines)
 
     return iter(strategy.distribute_datasets_from_function(dataset_fn))
 

@@ -20,14 +20,14 @@ from typing import Iterator
 
 import tensorflow as tf
 
-from facegan.artifacts.checkpoints import CheckpointStore, CheckpointWriteError, all_finite
+from facegan.artifacts.checkpoints import CheckpointStore, CheckpointWriteError
 from facegan.artifacts.images import make_grid, save_png
 from facegan.artifacts.logs import MetricsLog
 from facegan.artifacts.run import Run
 from facegan.artifacts.rundir import RunPaths
 from facegan.artifacts.sampler import Sampler
 from facegan.config import Config
-from facegan.data.pipeline import DecodedImages
+from facegan.data.training_images import TrainingImages
 from facegan.errors import Interrupted
 from facegan.evaluate import Evaluator
 from facegan.evaluate.in_training import InTrainingEval
@@ -38,6 +38,7 @@ from facegan.training.console import describe_devices, report_data, run_logging,
 from facegan.training.distribute import PEER_FAILURES, Role, WorkerLost, distributed_batches
 from facegan.training.distribute import describe as describe_strategy
 from facegan.training.health import CollapseMonitor, Diverged, Divergence, OverfitMonitor
+from facegan.training.setup import build_state
 from facegan.training.state import TrainState
 from facegan.training.steps import images_per_step, make_train_step
 from facegan.training.stopping import StopRequests
@@ -56,7 +57,7 @@ class Session:
     Attributes:
         paths: the run directory (None only while it is being decided).
         config: the resolved config (channels, precision, labels filled in).
-        images: the decoded training set.
+        images: the training set (in memory or streamed).
         strategy: the `tf.distribute` strategy the state is built in.
         role: this process's place in the cluster; only the chief writes.
         progress: draw a progress bar (chief only).
@@ -65,7 +66,7 @@ class Session:
 
     paths: RunPaths | None
     config: Config
-    images: DecodedImages
+    images: TrainingImages
     strategy: tf.distribute.Strategy
     role: Role
     progress: bool
@@ -94,10 +95,9 @@ def _train(session: Session, log: logging.Logger, stops: StopRequests) -> None:
     report_data(log, session.images, config.data.pack_above_gb)
     log.info("devices: %s; %s, %s", describe_devices(), describe_strategy(strategy),
              role.describe())
-    with strategy.scope():
-        state = TrainState.create(config)
-    store = CheckpointStore(state.checkpoint(), session.paths.checkpoints,
-                            config.train.keep_checkpoints, chief=role.is_chief)
+    state = build_state(config, strategy)
+    store = state.store(session.paths.checkpoints, config.train.keep_checkpoints,
+                        chief=role.is_chief)
     restored = store.restore_latest(log)
     start, total = int(state.step.numpy()), config.train.steps
     if restored:
@@ -141,8 +141,9 @@ class TrainingLoop:
         self.collapse = CollapseMonitor(images.sample_pixels(train.sample_grid, train.seed,
                                                              _PICK_MONITOR))
         self.overfit = OverfitMonitor()
-        self.eval = (InTrainingEval(session.evaluator, self.config, self.paths, self.sampler,
-                                    state.checkpoint(), images, log)
+        self.eval = (InTrainingEval(session.evaluator, self.config, self.sampler,
+                                    state.store(self.paths.checkpoints / "best", keep=1,
+                                                name="best"), images, log)
                      if session.evaluator is not None else None)
         # Only the chief writes logs, samples and metrics; other workers train.
         self.metrics = (MetricsLog(self.paths.metrics, self.paths.logs) if self.chief
@@ -324,9 +325,6 @@ class TrainingLoop:
             self.metrics.event(step, "health", warning=warning)
 
     def _save(self) -> str:
-        if not all_finite(self.state.checkpoint_variables()):
-            # Unreachable while the step guards its updates; refuse rather than save NaN.
-            raise AssertionError("refusing to write a checkpoint with non-finite values")
         saved = self.store.save(int(self.state.step.numpy()))
         self.checkpoint_due = False
         self.log.debug("checkpoint %s", saved)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from pathlib import Path
 from typing import Iterator
 
 import keras
 import tensorflow as tf
 
+from facegan.artifacts.checkpoints import CHECKPOINT_PARTS, CheckpointStore
 from facegan.config import Config
 from facegan.models import build_discriminator, build_generator
 
@@ -104,18 +106,15 @@ class TrainState:
         return self.generator_ema if self.generator_ema is not None else self.generator
 
     def checkpoint(self) -> tf.train.Checkpoint:
-        parts = dict(
-            generator=self.generator,
-            discriminator=self.discriminator,
-            g_optimizer=self.g_optimizer,
-            d_optimizer=self.d_optimizer,
-            augment_p=self.augment_p,
-            step=self.step,
-            rollbacks=self.rollbacks,
-        )
-        if self.generator_ema is not None:
-            parts["generator_ema"] = self.generator_ema
-        return tf.train.Checkpoint(**parts)
+        """What a checkpoint holds (`facegan.artifacts.checkpoints.CHECKPOINT_PARTS`)."""
+        parts = {name: getattr(self, name) for name in CHECKPOINT_PARTS}
+        return tf.train.Checkpoint(**{k: v for k, v in parts.items() if v is not None})
+
+    def store(self, directory: Path, keep: int, *, name: str = "ckpt",
+              chief: bool = True) -> CheckpointStore:
+        """A `CheckpointStore` of this state that refuses to save non-finite values."""
+        return CheckpointStore(self.checkpoint(), directory, keep, name=name, chief=chief,
+                               variables=self.checkpoint_variables())
 
     def set_learning_rates(self, g_lr: float, d_lr: float) -> None:
         """Sets both learning rates (optimizer variables, so the change is checkpointed)."""

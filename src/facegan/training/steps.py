@@ -307,7 +307,7 @@ def make_train_step(state: TrainState, config: Config, strategy: tf.distribute.S
 
     The input signature is fixed, so the function is traced once and never again.
     """
-    replica_step, finish = make_replica_step(state, config, strategy)
+    replica_step, reduce_and_finish = make_replica_step(state, config, strategy)
     if batch_spec is None:
         model = config.model
         images = tf.TensorSpec([images_per_step(config), model.resolution, model.resolution,
@@ -319,11 +319,7 @@ def make_train_step(state: TrainState, config: Config, strategy: tf.distribute.S
 
     @tf.function(input_signature=[batch_spec, stop_spec], jit_compile=config.train.jit)
     def train_step(real, stop: tf.Tensor) -> dict[str, tf.Tensor]:
-        per_replica_out = strategy.run(replica_step, args=(real, stop))
-        # Each replica already divided by the global batch: the sum is the mean.
-        out = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-               for name, value in per_replica_out.items()}
-        return finish(out)
+        return reduce_and_finish(strategy, strategy.run(replica_step, args=(real, stop)))
 
     return train_step
 
@@ -332,18 +328,26 @@ def make_replica_step(state: TrainState, config: Config, strategy: tf.distribute
                       ) -> tuple[Callable, Callable[[dict], dict]]:
     """The two halves of one train step, for any driver of it.
 
-    Returns `(replica_step, finish)`: `replica_step(real, stop)` runs in replica
-    context on the replica's slice of the batch and returns its per-replica
-    outputs (each already divided by the global batch); `finish(summed)` runs
-    in cross-replica context on their sum over replicas (EMA, ADA, the step
-    counter) and returns the step's scalars. `make_train_step` (the loop) and
+    Returns `(replica_step, reduce_and_finish)`: `replica_step(real, stop)` runs
+    in replica context on the replica's slice of the batch and returns its
+    per-replica outputs (each already divided by the global batch);
+    `reduce_and_finish(strategy, per_replica)` runs in cross-replica context
+    (after `strategy.run`, or as a `merge_call`): it sums them over replicas,
+    then moves the EMA, ADA and the step counter, and returns the step's scalars. `make_train_step` (the loop) and
     `facegan.keras.GAN.train_step` (Keras `fit`) both run exactly these, so the
     two front ends train identically.
     """
     parts = StepParts(state, config, strategy)
     replica_step = (_simultaneous_replica_step(parts) if config.train.updates == "simultaneous"
                     else _alternating_replica_step(parts))
-    return replica_step, parts.finish
+
+    def reduce_and_finish(strategy: tf.distribute.Strategy, per_replica: dict) -> dict:
+        # Each replica already divided by the global batch: the sum is the mean.
+        summed = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                  for name, value in per_replica.items()}
+        return parts.finish(summed)
+
+    return replica_step, reduce_and_finish
 
 
 def _simultaneous_replica_step(parts: StepParts):

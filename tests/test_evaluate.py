@@ -50,7 +50,7 @@ def _fake_inception():
 def test_real_features_are_cached_by_content(tmp_path, face_folder, monkeypatch):
     import shutil
 
-    import facegan.evaluate.evaluator
+    import facegan.data.pipeline
 
     evaluator = Evaluator(cache_dir=tmp_path / "cache")
     evaluator._inception = _fake_inception()
@@ -60,7 +60,7 @@ def test_real_features_are_cached_by_content(tmp_path, face_folder, monkeypatch)
     np.testing.assert_array_equal(first, again)
     # a cache hit needs no decoding at all (file bytes are hashed, not pixels)
     with monkeypatch.context() as patch:
-        patch.setattr(facegan.evaluate.evaluator, "decode_source", lambda *a, **k: 1 / 0)
+        patch.setattr(facegan.data.pipeline, "decode_source", lambda *a, **k: 1 / 0)
         np.testing.assert_array_equal(
             evaluator.features(real_image_set(str(face_folder), 16, 3, None)), first)
     assert evaluator.cache_hits == 2

@@ -8,7 +8,7 @@ import facegan
 from conftest import tiny_config
 from facegan.artifacts.logs import read_metrics
 from facegan.cli import main
-from facegan.training import distribute
+from facegan.data import pipeline  # the in-memory batches the loop trains on
 from facegan.training.state import TrainState
 from facegan.training.steps import make_train_step
 
@@ -65,7 +65,7 @@ def _poison(monkeypatch, from_step: int, poisoned_instances):
     whether the trouble is gone after a rollback. Returns the list of start
     steps of the datasets made so far.
     """
-    real_dataset = distribute.training_dataset
+    real_dataset = pipeline.training_dataset
     starts = []
 
     def dataset(pixels, batch_size, seed, flip, start_step=0, labels=None):
@@ -78,7 +78,7 @@ def _poison(monkeypatch, from_step: int, poisoned_instances):
         return tf.data.Dataset.zip((steps, clean)).map(
             lambda s, batch: tf.where(s >= from_step, batch * np.nan, batch))
 
-    monkeypatch.setattr(distribute, "training_dataset", dataset)
+    monkeypatch.setattr(pipeline, "training_dataset", dataset)
     return starts
 
 
@@ -99,7 +99,7 @@ def _assert_every_checkpoint_finite(run_dir):
 
 def test_one_poisoned_batch_is_skipped_and_the_run_goes_on(tmp_path, monkeypatch):
     # Only the batch of step 5 is NaN.
-    real_dataset = distribute.training_dataset
+    real_dataset = pipeline.training_dataset
 
     def one_bad(pixels, batch_size, seed, flip, start_step=0, labels=None):
         steps = tf.data.Dataset.range(start_step + 1, 2**62)
@@ -107,7 +107,7 @@ def test_one_poisoned_batch_is_skipped_and_the_run_goes_on(tmp_path, monkeypatch
         return tf.data.Dataset.zip((steps, clean)).map(
             lambda s, batch: tf.where(tf.equal(s, 5), batch * np.nan, batch))
 
-    monkeypatch.setattr(distribute, "training_dataset", one_bad)
+    monkeypatch.setattr(pipeline, "training_dataset", one_bad)
     run = facegan.train(tiny_config(steps=8, checkpoint_every=2), tmp_path / "r", progress=False)
     assert run.step == 8
     records = [r for r in read_metrics(run.directory / "metrics.jsonl") if "event" not in r]

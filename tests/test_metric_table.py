@@ -105,3 +105,30 @@ def test_format_table_labels_and_formats():
 def test_format_table_shows_only_what_was_measured():
     text = format_table({"kid": 0.5, "num_generated": 3, "num_real": 4}, "title")
     assert text.splitlines()[2:] == ["KID     0.50000 ± nan", "images  3 vs 4"]
+
+
+def test_every_row_is_complete_and_its_function_exists():
+    import importlib
+
+    from facegan.metrics import METRIC_TABLE
+    from facegan.metrics.registry import INPUTS
+
+    keys = [key for row in METRIC_TABLE for key in row.results]
+    assert len(keys) == len(set(keys))  # no two metrics write one result
+    for row in METRIC_TABLE:
+        module, _, name = row.function.partition(":")
+        assert callable(getattr(importlib.import_module(module), name)), row.name
+        assert set(row.inputs.values()) <= set(INPUTS), row.name
+        assert row.lines and {line.key for line in row.lines} <= set(row.results), row.name
+
+
+def test_the_table_loads_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, facegan.metrics as m; m.METRIC_TABLE[0].lines[0].text({'fid': 1.0}); "
+            "print('tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

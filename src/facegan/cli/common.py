@@ -9,9 +9,7 @@ import sys
 import textwrap
 
 from facegan.config import Config
-
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
+from facegan.errors import ExitCode
 
 
 class Parser(argparse.ArgumentParser):
@@ -20,7 +18,7 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         # the command's usage, folded into the same line: what is allowed, at a glance
         usage = " ".join(self.format_usage().split()).removeprefix("usage: ")
-        self.exit(EXIT_USER_ERROR, f"facegan: error: {message} (usage: {usage}; see "
+        self.exit(ExitCode.USER_ERROR, f"facegan: error: {message} (usage: {usage}; see "
                                    f"`{self.prog} --help`)\n")
 
 

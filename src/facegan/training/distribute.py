@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from facegan.config import Config, TrainConfig
 from facegan.data.pipeline import training_dataset
-from facegan.errors import UserError
+from facegan.errors import ExitCode, UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,7 +249,7 @@ _PUBLIC_NAMES = {
 class WorkerLost(UserError):
     """A worker of a multi-worker job stopped answering; the job must be restarted."""
 
-    exit_code = 5
+    exit_code = ExitCode.WORKER_LOST
 
 
 # What the collective ops raise when a peer has died or the cluster is being torn down.

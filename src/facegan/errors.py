@@ -1,4 +1,4 @@
-"""Exception types and exit codes shared by every layer (a leaf module: imports nothing of facegan).
+"""Exceptions and exit codes shared by every layer (a leaf module: imports nothing of facegan).
 
 Exit codes of the `facegan` command (documented in the README), all `ExitCode`:
 
@@ -7,7 +7,8 @@ Exit codes of the `facegan` command (documented in the README), all `ExitCode`:
                       for inspect-data and prepare-data: no usable image
     2    USER_ERROR   a user error: a bad value, a missing path, a run in use
     3    DIVERGED     training diverged: still non-finite after every allowed rollback
-    4    WRITE_FAILED a checkpoint could not be written (disk full, quota); the previous one is intact
+    4    WRITE_FAILED a checkpoint could not be written (disk full, quota); the
+                      previous one is intact
     5    WORKER_LOST  a worker of a multi-worker job was lost; restart the job to continue
     130  SIGINT       stopped by SIGINT (Ctrl-C); a checkpoint was written first
     143  SIGTERM      stopped by SIGTERM; a checkpoint was written first

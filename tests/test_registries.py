@@ -45,3 +45,12 @@ def test_errors_stays_a_leaf_module():
                 for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
                 for alias in node.names]
     assert not [name for name in imported if name and name.startswith("facegan")]
+
+
+def test_pick_parts_keep_their_numbers():
+    # Part of every PICK key: a changed number changes which images a run picks.
+    from facegan.seeds import PickPart
+
+    assert {part.name: int(part) for part in PickPart} == {
+        "GRID_LABELS": 0, "MONITOR": 1, "EVAL_REAL": 2, "EVAL_LABELS": 3}
+    assert PickPart.EVALUATE_REAL == PickPart.KID_SUBSETS == 0  # drawn from seeds of their own

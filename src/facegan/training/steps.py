@@ -42,8 +42,8 @@ def images_per_step(config: Config) -> int:
                                       if config.train.updates == "alternating" else 1)
 
 
-def all_finite(tensors: Sequence[tf.Tensor | None]) -> tf.Tensor:
-    """A scalar bool: every element of every (non-None) tensor is finite."""
+def tensors_finite(tensors: Sequence[tf.Tensor | None]) -> tf.Tensor:
+    """A scalar bool tensor: every element of every (non-None) tensor is finite (traceable)."""
     checks = [tf.reduce_all(tf.math.is_finite(tf.cast(t, tf.float32)))
               for t in tensors if t is not None]
     return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
@@ -193,7 +193,7 @@ class StepParts:
         # Under float16 the loss-scale optimizer expects (and skips) overflowing
         # scaled gradients while it searches for its scale; only the losses say
         # whether training itself has diverged.
-        return all_finite(losses if self.float16 else [*losses, *grads])
+        return tensors_finite(losses if self.float16 else [*losses, *grads])
 
     def all_reduce_flags(self, *flags: tf.Tensor) -> tf.Tensor:
         """Sums int32 flags over replicas: one all-reduce for all of them."""

@@ -35,7 +35,7 @@ class ExitCode(enum.IntEnum):
     SIGTERM = 128 + signal.SIGTERM
 
     @classmethod
-    def for_signal(cls, signum: int) -> "ExitCode":
+    def for_signal(cls, signum: int) -> ExitCode:
         """The code of a stop by `signum` (SIGINT or SIGTERM)."""
         return cls(128 + int(signum))
 

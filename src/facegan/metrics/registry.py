@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Callable, Container, Mapping
+from collections.abc import Callable, Container, Mapping
 
 # What a metric function can be given: the names `Metric.inputs` maps arguments to.
 GENERATED_FEATURES = "generated_features"  # Inception features of the generated set [N, 2048]

@@ -64,6 +64,37 @@ def test_argparse_errors_also_exit_2(capsys):
     assert "--steps: must be a positive integer; received '0'" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("parse, good, bad, allowed", [
+    ("positive_float", ["1e-3", "2.5"], ["0", "-1", "inf", "nan", "x"], "a positive number"),
+    ("non_negative_float", ["0", "7.5"], ["-0.1", "inf", "-inf", "nan", "x"],
+     "a number 0 or more"),
+    ("unit_float", ["0", "1", "0.7"], ["-0.1", "1.01", "inf", "nan", "x"],
+     "a number from 0 to 1"),
+])
+def test_float_arguments_take_finite_numbers_in_their_range(parse, good, bad, allowed):
+    import argparse
+    import re
+
+    from facegan.cli import common
+
+    parse = getattr(common, parse)
+    for text in good:
+        assert parse(text) == float(text)
+    for text in bad:
+        with pytest.raises(argparse.ArgumentTypeError,
+                           match=f"^{re.escape(f'must be {allowed}; received {text!r}')}$"):
+            parse(text)
+
+
+def test_a_float_argument_error_names_the_option(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["generate", "--run", "r", "--truncation", "1.5"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--truncation: must be a number from 0 to 1; received '1.5'" in err
+    assert err.count("\n") == 1
+
+
 def test_config_command_prints_loadable_toml(capsys, tmp_path):
     code, out, _ = _run_cli(capsys, "config", "--preset", "dcgan-64", "--set", "train.steps=77")
     assert code == 0

@@ -62,7 +62,7 @@ def test_hinge_wasserstein_and_least_squares_by_hand():
 
 @pytest.mark.parametrize("kind", list(L.LOSSES))
 def test_every_loss_is_per_example_float32_even_for_bfloat16_logits(kind):
-    g_loss, d_loss = L.LOSSES[kind]
+    g_loss, d_loss = L.LOSSES[kind].generator_loss, L.LOSSES[kind].discriminator_loss
     logits = tf.cast(tf.constant([[0.3], [-0.7]]), tf.bfloat16)
     assert g_loss(logits).dtype == tf.float32 and g_loss(logits).shape == (2,)
     assert d_loss(logits, logits).dtype == tf.float32 and d_loss(logits, logits).shape == (2,)
@@ -103,3 +103,9 @@ def test_gradient_penalty_is_zero_for_a_unit_gradient_critic_and_uses_the_interp
     np.testing.assert_allclose(mixed[2], real[2].numpy(), rtol=1e-6)  # alpha 1: the real
     expected = (np.sqrt((4 * mixed ** 2).sum(axis=(1, 2, 3))) - 1) ** 2
     np.testing.assert_allclose(penalty, expected, rtol=1e-4)
+
+
+def test_each_loss_declares_the_penalty_it_requires():
+    # The step adds a loss's penalty (weighted by loss.gp_weight) without knowing its name.
+    assert L.LOSSES["wasserstein"].penalty is L.gradient_penalty
+    assert all(row.penalty is None for kind, row in L.LOSSES.items() if kind != "wasserstein")

@@ -39,6 +39,17 @@ def test_alternating_wgan_gp_makes_n_critic_d_updates_per_g_update():
     assert np.isfinite(float(out["d_loss"])) and float(out["skipped"]) == 0
 
 
+def test_only_a_loss_that_requires_the_gradient_penalty_gets_it():
+    # The same models, data and noise: only gp_weight differs, so D's first loss does too.
+    def first_d_loss(kind: str, gp_weight: str) -> float:
+        config = _gray(tiny_config()).with_overrides({
+            "loss.kind": kind, "loss.gp_weight": gp_weight, "train.updates": "alternating"})
+        return float(_stepper(config)[1]()["d_loss"])
+
+    assert first_d_loss("wasserstein", "10") > first_d_loss("wasserstein", "0")
+    assert first_d_loss("hinge", "10") == first_d_loss("hinge", "0")
+
+
 def test_lazy_r1_is_added_only_every_r1_every_steps():
     base = _gray(tiny_config()).with_overrides({"loss.kind": "hinge",
                                                 "train.updates": "alternating"})

@@ -6,10 +6,15 @@ first, so the losses stay float32 under mixed precision); the train step
 averages over the global batch, so the same functions serve one device and a
 distribution strategy. Randomness (the interpolation weights of the gradient
 penalty) is passed in.
+
+`LOSSES` is the registry the train step reads: per `loss.kind`, the two
+functions and the penalty the loss requires. Adding a loss: its pair of
+functions and one row here, and its name in `config.common.LOSSES`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import tensorflow as tf
@@ -65,14 +70,6 @@ def least_squares_discriminator_loss(real_logits: tf.Tensor,
     return 0.5 * (tf.square(_flat(real_logits) - 1.0) + tf.square(_flat(fake_logits)))
 
 
-LOSSES: dict[str, tuple[Callable, Callable]] = {
-    "nonsaturating": (nonsaturating_generator_loss, nonsaturating_discriminator_loss),
-    "hinge": (hinge_generator_loss, hinge_discriminator_loss),
-    "wasserstein": (wasserstein_generator_loss, wasserstein_discriminator_loss),
-    "least_squares": (least_squares_generator_loss, least_squares_discriminator_loss),
-}
-
-
 # -- regularizers ------------------------------------------------------------------
 def _squared_gradient_norm(critic: Callable[[tf.Tensor], tf.Tensor],
                            images: tf.Tensor) -> tf.Tensor:
@@ -106,3 +103,32 @@ def gradient_penalty(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor,
     mixed = alpha * real + (1.0 - alpha) * tf.cast(fake, real.dtype)
     norm = tf.sqrt(_squared_gradient_norm(critic, mixed) + 1e-12)
     return tf.square(norm - 1.0)
+
+
+# -- the registry -------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    """One adversarial loss, as the train step uses it.
+
+    Attributes:
+        generator_loss: fake logits [B, 1] -> per-example loss [B].
+        discriminator_loss: (real logits, fake logits) -> per-example loss [B].
+        penalty: what the loss needs added to D's loss for its theory to hold,
+            `penalty(critic, real, fake, alpha) -> [B]` with alpha ~ U[0, 1] per
+            example, weighted by `loss.gp_weight` (the Wasserstein critic must be
+            1-Lipschitz: the gradient penalty); None when it needs none. R1 is
+            not here: it is an optional regularizer of any loss (`loss.r1_gamma`).
+    """
+
+    generator_loss: Callable[[tf.Tensor], tf.Tensor]
+    discriminator_loss: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+    penalty: Callable[..., tf.Tensor] | None = None
+
+
+LOSSES: dict[str, Loss] = {
+    "nonsaturating": Loss(nonsaturating_generator_loss, nonsaturating_discriminator_loss),
+    "hinge": Loss(hinge_generator_loss, hinge_discriminator_loss),
+    "wasserstein": Loss(wasserstein_generator_loss, wasserstein_discriminator_loss,
+                        penalty=gradient_penalty),
+    "least_squares": Loss(least_squares_generator_loss, least_squares_discriminator_loss),
+}

@@ -56,6 +56,25 @@ class Stream(enum.IntEnum):
     TRUNCATION = 12     # the fixed latents whose feature mean z-space truncation aims at
 
 
+class PickPart(enum.IntEnum):
+    """The parts of the PICK stream: which host-side choice a draw makes.
+
+    Values are part of every key (exact reproducibility): never reuse or
+    renumber one. Parts 0-3 are drawn from a run's seed (`train.seed`), so
+    they must differ. The last members are drawn from seeds of their own (the
+    `--seed` of `facegan evaluate`, KID's `seed`) and are part 0, as they always
+    were: an IntEnum makes a member with a value already taken an alias of
+    the first one (`PickPart.KID_SUBSETS is PickPart.GRID_LABELS`).
+    """
+
+    GRID_LABELS = 0      # labels of the training loop's sample grid
+    MONITOR = 1          # the real images the mode-collapse monitor compares with
+    EVAL_REAL = 2        # the real side of in-training FID
+    EVAL_LABELS = 3      # labels of the faces in-training evaluation generates
+    EVALUATE_REAL = 0    # the real images `facegan evaluate` picks (its own --seed)
+    KID_SUBSETS = 0      # KID's random subsets (KID's own seed)
+
+
 def stream_key(seed, stream: Stream, step=0, part: int = 0):
     """The seed of `stream` at `step`: (seed, stream·2^40 + part·2^32 + step).
 
@@ -165,5 +184,5 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-__all__ = ["MAX_SEED", "MAX_SEEDS", "SeedError", "Stream", "parse_seeds", "replica_rows", "rng",
+__all__ = ["MAX_SEED", "MAX_SEEDS", "PickPart", "SeedError", "Stream", "parse_seeds", "replica_rows", "rng",
            "seed_file_name", "seed_range", "stream_key"]

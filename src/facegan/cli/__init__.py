@@ -15,8 +15,8 @@ from typing import Sequence
 from facegan import __version__
 from facegan.cli import (configs, evaluate, export, generate, inspect_data, interpolate, pack,
                          prepare_data, project, serve, train, weights)
-from facegan.cli.common import EXIT_INTERRUPTED, Parser
-from facegan.errors import Interrupted, UserError
+from facegan.cli.common import Parser
+from facegan.errors import ExitCode, Interrupted, UserError
 
 # In the order `facegan --help` lists them.
 COMMANDS = (train, generate, export, evaluate, weights, configs, inspect_data, prepare_data,
@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except UserError as err:
-        # exit 2 for bad input; 3 diverged, 4 a checkpoint could not be written (see errors.py)
+        # exit 2 for bad input; 3 diverged, 4 a write failed, 5 a worker lost (errors.ExitCode)
         print(f"facegan: error: {err}", file=sys.stderr)
         return err.exit_code
     except Interrupted as err:
@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         print("facegan: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return ExitCode.SIGINT
 
 
 __all__ = ["build_parser", "main"]

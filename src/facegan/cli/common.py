@@ -4,14 +4,13 @@ the run check and a quiet TensorFlow import. TensorFlow-free."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import textwrap
 
 from facegan.config import Config
-
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
+from facegan.errors import ExitCode
 
 
 class Parser(argparse.ArgumentParser):
@@ -20,7 +19,7 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         # the command's usage, folded into the same line: what is allowed, at a glance
         usage = " ".join(self.format_usage().split()).removeprefix("usage: ")
-        self.exit(EXIT_USER_ERROR, f"facegan: error: {message} (usage: {usage}; see "
+        self.exit(ExitCode.USER_ERROR, f"facegan: error: {message} (usage: {usage}; see "
                                    f"`{self.prog} --help`)\n")
 
 
@@ -84,35 +83,32 @@ non_negative_int = int_from(0, None, "an integer 0 or more")
 port = int_from(0, 65535, "a port from 0 to 65535")
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number; received {text!r}")
-    return value
+def bounded_float(low: float, high: float | None, allowed: str, *, include_low: bool = True):
+    """An argparse type: a finite number from `low` (excluded unless `include_low`) to `high`.
+
+    Args:
+        low: the lower bound.
+        high: the largest value, included; None: no upper bound.
+        allowed: what is allowed, for the error ("must be {allowed}; received '...'").
+        include_low: whether `low` itself is allowed.
+    """
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        # inf is never a setting anyone means; nan is also what text that is no number becomes.
+        above = value >= low if include_low else value > low
+        if not (math.isfinite(value) and above and (high is None or value <= high)):
+            raise argparse.ArgumentTypeError(f"must be {allowed}; received {text!r}")
+        return value
+
+    return parse
 
 
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number 0 or more; received {text!r}")
-    return value
-
-
-def unit_float(text: str) -> float:
-    """An argparse type: a number from 0 to 1 (truncation)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1; received {text!r}")
-    return value
+positive_float = bounded_float(0.0, None, "a positive number", include_low=False)
+non_negative_float = bounded_float(0.0, None, "a number 0 or more")
+unit_float = bounded_float(0.0, 1.0, "a number from 0 to 1")  # truncation
 
 
 def add_label_argument(parser: argparse.ArgumentParser, help_text: str) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from facegan.cli.common import (HelpFormatter, add_progress_flag, positive_float, positive_int,
                                 quiet_tensorflow)
 from facegan.config import ConfigError
+from facegan.errors import ExitCode
 from facegan.progress import show_progress
 
 
@@ -74,4 +75,4 @@ def run(args: argparse.Namespace) -> int:
         duplicate_correlation=args.duplicate_correlation, progress=show_progress(args.progress),
         on_skip=lambda name, reason: print(f"facegan: skipped {name}: {reason}", file=sys.stderr))
     print(f"prepare-data: {summary.line()}")
-    return 0 if summary.kept else 1
+    return ExitCode.SUCCESS if summary.kept else ExitCode.FAILURE

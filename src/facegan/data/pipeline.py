@@ -42,7 +42,7 @@ from facegan.data.scan import scan_source
 from facegan.data.sources import DataError, ImageSource, open_source
 from facegan.data.training_images import TrainingImages, replica_slices, to_signed_unit
 from facegan.progress import progress as line_or_bar
-from facegan.seeds import Stream, rng, stream_key
+from facegan.seeds import PickPart, Stream, rng, stream_key
 
 
 @dataclasses.dataclass
@@ -332,7 +332,8 @@ def folder_real_images(spec: str, resolution: int, channels: int, num: int | Non
 
     def load() -> np.ndarray:
         decoded = decode_source(source, resolution, channels, progress=progress)
-        order = rng(seed, Stream.PICK).permutation(len(decoded.pixels))[skip:]
+        order = rng(seed, Stream.PICK, part=PickPart.EVALUATE_REAL).permutation(
+            len(decoded.pixels))[skip:]
         if num is not None:
             order = order[:num]
         if len(order) == 0:

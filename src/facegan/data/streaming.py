@@ -34,7 +34,7 @@ from facegan.data.packed import PackInfo, read_pack_info
 from facegan.data.report import DataReport
 from facegan.data.sources import DataError
 from facegan.data.training_images import TrainingImages, to_signed_unit
-from facegan.seeds import Stream, rng, stream_key
+from facegan.seeds import PickPart, Stream, rng, stream_key
 
 DEFAULT_SHUFFLE_WINDOW = 1024
 _READ_BUFFER = 8 << 20  # bytes of read-ahead per shard file
@@ -259,7 +259,7 @@ def packed_real_images(spec: str, resolution: int, channels: int, num: int | Non
         raise ConfigError(f"{spec!r} has {info.count} images; none left after skipping {skip}")
 
     def load() -> np.ndarray:
-        pixels = PackedImages(info).sample_pixels(skip + count, seed, 0)[skip:]
+        pixels = PackedImages(info).sample_pixels(skip + count, seed, PickPart.EVALUATE_REAL)[skip:]
         if pixels.shape[1:] == (resolution, resolution, channels):
             return pixels
         return np.stack([resize_pixels(p, resolution, channels) for p in pixels])

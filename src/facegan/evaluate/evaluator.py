@@ -21,7 +21,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from facegan.data.opening import real_images
-from facegan.metrics import FEATURE_METRICS
+from facegan.metrics import metric_rows
+from facegan.metrics.registry import (FACE_DETECTOR, GENERATED_FEATURES, GENERATED_PIXELS,
+                                      REAL_FEATURES, TRAIN_FEATURES)
 
 
 class ImageSet:
@@ -150,44 +152,36 @@ class Evaluator:
                 train: ImageSet | None = None) -> dict:
         """Metrics of `generated` against `real`; memorization against `train` (default `real`).
 
-        Returns a flat dict of numbers, plus `memorization_pairs` (list of
+        Every metric is a row of `facegan.metrics.METRIC_TABLE`, computed in its
+        order. Returns a flat dict of numbers, plus `memorization_pairs` (list of
         (generated index, train index)) when memorization was asked for.
         """
+        rows = metric_rows(metrics)
         timings: dict[str, float] = {}
-        if FEATURE_METRICS & set(metrics):
+        features: dict[str, np.ndarray] = {}
+        if any(row.uses_features for row in rows):
             began = time.perf_counter()
-            fake_features = self.features(generated)
-            real_features = self.features(real)
+            features[GENERATED_FEATURES] = self.features(generated)
+            features[REAL_FEATURES] = self.features(real)
             timings["features_s"] = time.perf_counter() - began
-            counts = len(fake_features), len(real_features)
+            counts = len(features[GENERATED_FEATURES]), len(features[REAL_FEATURES])
         else:
             counts = len(generated.pixels), len(real.pixels)
         results: dict = {"num_generated": counts[0], "num_real": counts[1]}
-        if "fid" in metrics:
-            from facegan.metrics.fid import fid
 
-            results["fid"] = fid(real_features, fake_features)
-        if "kid" in metrics:
-            from facegan.metrics.kid import kid
+        def inputs(name: str):
+            if name == TRAIN_FEATURES:
+                return features[REAL_FEATURES] if train is None else self.features(train)
+            if name == GENERATED_PIXELS:
+                return generated.pixels
+            if name == FACE_DETECTOR:
+                return self.detector
+            return features[name]
 
-            results["kid"], results["kid_std"] = kid(real_features, fake_features)
-        if "pr" in metrics:
-            from facegan.metrics.precision_recall import precision_recall
-
-            results["precision"], results["recall"] = precision_recall(real_features, fake_features)
-        if "face_rate" in metrics:
-            from facegan.metrics.face_rate import face_rate
-
+        for row in rows:
             began = time.perf_counter()
-            results["face_rate"] = face_rate(generated.pixels, detector=self.detector)
-            timings["face_rate_s"] = time.perf_counter() - began
-        if "memorization" in metrics:
-            from facegan.metrics.memorization import memorization
-
-            train_features = real_features if train is None else self.features(train)
-            found = memorization(fake_features, train_features)
-            results["memorization"] = found.share
-            results["memorization_threshold"] = found.threshold
-            results["memorization_pairs"] = [(int(g), int(t)) for g, t in found.closest(8)]
+            results.update(row.compute(inputs))
+            if not row.uses_features:  # feature metrics share features_s; others time themselves
+                timings[f"{row.name}_s"] = time.perf_counter() - began
         results.update(timings)
         return results

@@ -18,10 +18,7 @@ from facegan.artifacts.sampler import Sampler
 from facegan.config import Config
 from facegan.evaluate.evaluator import Evaluator, ImageSet
 from facegan.models import latents_for_seed
-from facegan.seeds import Stream
-
-# Parts of the run's PICK stream used here (the loop uses 0 and 1).
-PICK_EVAL_REAL, PICK_EVAL_LABELS = 2, 3
+from facegan.seeds import PickPart, Stream
 
 
 class InTrainingEval:
@@ -45,11 +42,11 @@ class InTrainingEval:
                  best: CheckpointStore, images, log: logging.Logger):
         self.evaluator, self.sampler, self.log = evaluator, sampler, log
         train = config.train
-        real = images.sample_pixels(train.eval_num, train.seed, PICK_EVAL_REAL)
+        real = images.sample_pixels(train.eval_num, train.seed, PickPart.EVAL_REAL)
         self.real = ImageSet.real(real, f"{len(real)} training images")
         self.latents = latents_for_seed(train.eval_num, config.model.latent_dim, train.seed,
                                         Stream.EVAL_LATENT)
-        self.labels = images.sample_labels(train.eval_num, train.seed, PICK_EVAL_LABELS)
+        self.labels = images.sample_labels(train.eval_num, train.seed, PickPart.EVAL_LABELS)
         self.best, self.best_dir = best, best.directory
         self.best_file = self.best_dir / "best.json"
         self.best_fid = (json.loads(self.best_file.read_text())["fid"]

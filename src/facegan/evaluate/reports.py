@@ -17,27 +17,16 @@ from facegan.artifacts.images import make_grid, save_png
 from facegan.artifacts.logs import MetricsLog
 from facegan.data.opening import dataset_size
 from facegan.evaluate.evaluator import Evaluator, ImageSet, real_image_set
-from facegan.metrics import METRICS
+from facegan.metrics import METRICS, REPORT_LINES
 
 
 def format_table(results: dict, title: str) -> str:
-    """A small aligned table of the numeric results, for the terminal."""
-    rows = []
-    labels = {
-        "fid": "FID", "kid": "KID", "precision": "precision", "recall": "recall",
-        "face_rate": "face rate", "memorization": "memorized share",
-    }
-    for key, label in labels.items():
-        if key not in results:
-            continue
-        value = results[key]
-        if key == "kid":
-            text = f"{value:.5f} ± {results.get('kid_std', float('nan')):.5f}"
-        elif key == "fid":
-            text = f"{value:.2f}"
-        else:
-            text = f"{value:.3f}"
-        rows.append((label, text))
+    """A small aligned table of the numeric results, for the terminal.
+
+    One line per `facegan.metrics.REPORT_LINES` entry whose result is present,
+    labelled and formatted as the metric table says, then the image counts.
+    """
+    rows = [(line.label, line.text(results)) for line in REPORT_LINES if line.key in results]
     rows.append(("images", f"{results['num_generated']} vs {results['num_real']}"))
     width = max(len(label) for label, _ in rows)
     lines = [title, "-" * min(max(len(title), width + 20), 72)]

@@ -1,8 +1,9 @@
 """Realism metrics: FID, KID, precision/recall, face rate, memorization.
 
 One small module per metric, each a pure function of features or images.
-This package's own namespace holds only the metric names (no TensorFlow), so
-the command line can list and check them before anything heavy loads.
+This package's own namespace holds only the metric table (`registry`: names,
+inputs, functions as module paths, result keys, report lines; no TensorFlow),
+so the command line can list and check them before anything heavy loads.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 from typing import Sequence
 
 from facegan.config import ConfigError
+from facegan.metrics.registry import METRIC_TABLE, REPORT_LINES, Line, Metric, metric_rows
 
-METRICS = ("fid", "kid", "pr", "face_rate", "memorization")
+METRICS = tuple(row.name for row in METRIC_TABLE)
 # The metrics computed from Inception features (face_rate runs the face detector).
-FEATURE_METRICS = frozenset({"fid", "kid", "pr", "memorization"})
+FEATURE_METRICS = frozenset(row.name for row in METRIC_TABLE if row.uses_features)
 
 
 def parse_metrics(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -26,4 +28,5 @@ def parse_metrics(text: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-__all__ = ["FEATURE_METRICS", "METRICS", "parse_metrics"]
+__all__ = ["FEATURE_METRICS", "Line", "METRICS", "METRIC_TABLE", "Metric", "REPORT_LINES",
+           "metric_rows", "parse_metrics"]

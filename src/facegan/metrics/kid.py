@@ -14,7 +14,7 @@ import numpy as np
 
 from facegan.errors import UserError
 from facegan.metrics.features import check_feature_pair
-from facegan.seeds import Stream, rng
+from facegan.seeds import PickPart, Stream, rng
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -87,7 +87,7 @@ def kid(features_a, features_b, num_subsets: int = 100, subset_size: int = 1000,
     if subset_size < 2:
         raise UserError(f"subset_size must be >= 2; received {subset_size}")
     m = min(subset_size, a.shape[0], b.shape[0])
-    draw = rng(seed, Stream.PICK)
+    draw = rng(seed, Stream.PICK, part=PickPart.KID_SUBSETS)
     estimates = np.empty(num_subsets, dtype=np.float64)
     for i in range(num_subsets):
         x = a[draw.choice(a.shape[0], m, replace=False)]

@@ -117,3 +117,19 @@ def memorization(generated, train, percentile: float = 1.0,
     share = float(np.mean(distance < threshold))
     return MemorizationResult(nearest_index=index, nearest_distance=distance,
                               threshold=threshold, share=share)
+
+
+def memorization_summary(generated, train, pairs: int = 8
+                         ) -> tuple[float, float, list[tuple[int, int]]]:
+    """`memorization` as `facegan evaluate` records it (the metric table's function).
+
+    Args:
+        generated: Array-like [N, D] vectors of generated samples.
+        train: Array-like [M, D] vectors of training samples (M >= 2).
+        pairs: How many of the closest pairs to return (for the grid).
+
+    Returns:
+        (share, threshold, closest pairs): see `MemorizationResult`.
+    """
+    found = memorization(generated, train)
+    return found.share, found.threshold, found.closest(pairs)

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from facegan.config import Config, TrainConfig
 from facegan.data.training_images import TrainingImages
-from facegan.errors import UserError
+from facegan.errors import ExitCode, UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,7 +213,7 @@ _PUBLIC_NAMES = {
 class WorkerLost(UserError):
     """A worker of a multi-worker job stopped answering; the job must be restarted."""
 
-    exit_code = 5
+    exit_code = ExitCode.WORKER_LOST
 
 
 # What the collective ops raise when a peer has died or the cluster is being torn down.

@@ -14,13 +14,13 @@ import dataclasses
 
 import numpy as np
 
-from facegan.errors import UserError
+from facegan.errors import ExitCode, UserError
 
 
 class Diverged(UserError):
     """Training kept producing non-finite values after every allowed rollback."""
 
-    exit_code = 3
+    exit_code = ExitCode.DIVERGED
 
 
 @dataclasses.dataclass

@@ -33,7 +33,7 @@ from facegan.evaluate import Evaluator
 from facegan.evaluate.in_training import InTrainingEval
 from facegan.models import latents_from_seeds
 from facegan.progress import progress_bar
-from facegan.seeds import seed_range
+from facegan.seeds import PickPart, seed_range
 from facegan.training.console import describe_devices, report_data, run_logging, show_interval
 from facegan.training.distribute import PEER_FAILURES, Role, WorkerLost, distributed_batches
 from facegan.training.distribute import describe as describe_strategy
@@ -43,9 +43,6 @@ from facegan.training.state import TrainState
 from facegan.training.steps import images_per_step, make_train_step
 from facegan.training.stopping import StopRequests
 
-# Parts of the run's PICK stream (`facegan.seeds`) used here; in-training
-# evaluation uses the next ones.
-_PICK_GRID_LABELS, _PICK_MONITOR = 0, 1
 # errno values that mean "the disk (or the quota, or the size limit) is full".
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
@@ -135,11 +132,11 @@ class TrainingLoop:
                                                  model.latent_dim)
         # A conditional model samples with the labels of randomly chosen training images.
         self.sample_labels = images.sample_labels(train.sample_grid, train.seed,
-                                                  _PICK_GRID_LABELS)
+                                                  PickPart.GRID_LABELS)
         self.divergence = Divergence(train.max_bad_steps, train.max_rollbacks,
                                      train.rollback_lr_factor)
         self.collapse = CollapseMonitor(images.sample_pixels(train.sample_grid, train.seed,
-                                                             _PICK_MONITOR))
+                                                             PickPart.MONITOR))
         self.overfit = OverfitMonitor()
         self.eval = (InTrainingEval(session.evaluator, self.config, self.sampler,
                                     state.store(self.paths.checkpoints / "best", keep=1,

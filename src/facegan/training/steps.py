@@ -11,7 +11,8 @@
 Both share the pieces below: stateless noise and augmentation randomness keyed
 by (seed, stream, step, part) (`facegan.seeds`; drawn for the global batch, so
 independent of the replica count), differentiable augmentation of everything D sees,
-lazy R1, the WGAN gradient penalty, loss scaling under float16, and the guard:
+lazy R1, the penalty the loss requires (`facegan.losses.LOSSES`: WGAN-GP's
+gradient penalty), loss scaling under float16, and the guard:
 if any loss or gradient is not finite on any replica, that update is skipped
 and the batch-norm statistics the forward pass moved are put back, so a NaN
 never reaches the weights (or, therefore, a checkpoint). After the step, in
@@ -26,7 +27,7 @@ import keras
 import tensorflow as tf
 
 from facegan.config import Config
-from facegan.losses import LOSSES, gradient_penalty, r1_penalty
+from facegan.losses import LOSSES, r1_penalty
 from facegan.models import synthesize
 from facegan.seeds import Stream, replica_rows, stream_key
 from facegan.training.augment import ada_adjust, make_augmenter
@@ -41,8 +42,8 @@ def images_per_step(config: Config) -> int:
                                       if config.train.updates == "alternating" else 1)
 
 
-def all_finite(tensors: Sequence[tf.Tensor | None]) -> tf.Tensor:
-    """A scalar bool: every element of every (non-None) tensor is finite."""
+def tensors_finite(tensors: Sequence[tf.Tensor | None]) -> tf.Tensor:
+    """A scalar bool tensor: every element of every (non-None) tensor is finite (traceable)."""
     checks = [tf.reduce_all(tf.math.is_finite(tf.cast(t, tf.float32)))
               for t in tensors if t is not None]
     return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
@@ -98,7 +99,8 @@ class StepParts:
         self.state, self.config, self.strategy = state, config, strategy
         model, train, loss = config.model, config.train, config.loss
         self.generator, self.discriminator = state.generator, state.discriminator
-        self.g_loss_fn, self.d_loss_fn = LOSSES[loss.kind]
+        self.loss = LOSSES[loss.kind]
+        self.g_loss_fn, self.d_loss_fn = self.loss.generator_loss, self.loss.discriminator_loss
         self.global_batch = train.batch_size
         self.replicas = strategy.num_replicas_in_sync
         self.per_replica = self.global_batch // self.replicas
@@ -170,12 +172,12 @@ class StepParts:
         real_logits, fake_logits = critic(real_aug), critic(fake_aug)
         total = self.mean(self.d_loss_fn(real_logits, fake_logits))
         total += self.regularization(self.discriminator)
-        if loss_cfg.kind == "wasserstein" and loss_cfg.gp_weight > 0:
+        if self.loss.penalty is not None and loss_cfg.gp_weight > 0:  # the loss requires it
             rows = real_aug.shape[0] if real_aug.shape[0] is not None else tf.shape(real_aug)[0]
             alpha = replica_rows(tf.random.stateless_uniform, self.key(Stream.PENALTY, part),
                                  rows)
             total += loss_cfg.gp_weight * self.mean(
-                gradient_penalty(critic, real_aug, fake_aug, alpha))
+                self.loss.penalty(critic, real_aug, fake_aug, alpha))
         if loss_cfg.r1_gamma > 0:
             # Lazy regularization: every r1_every steps, weighted by the interval.
             due = tf.equal(self.state.step.read_value() % loss_cfg.r1_every, 0)
@@ -191,7 +193,7 @@ class StepParts:
         # Under float16 the loss-scale optimizer expects (and skips) overflowing
         # scaled gradients while it searches for its scale; only the losses say
         # whether training itself has diverged.
-        return all_finite(losses if self.float16 else [*losses, *grads])
+        return tensors_finite(losses if self.float16 else [*losses, *grads])
 
     def all_reduce_flags(self, *flags: tf.Tensor) -> tf.Tensor:
         """Sums int32 flags over replicas: one all-reduce for all of them."""

@@ -10,9 +10,18 @@ import pytest
 import tensorflow as tf
 
 from facegan.config import AugmentConfig
-from facegan.training.augment import (CUTOUT_RATIO, TRANSLATION_RATIO, ada_adjust,
-                                      ada_augment, cutout, diff_augment, make_augmenter,
-                                      rotate90, scale, translate)
+from facegan.training.augment import (
+    CUTOUT_RATIO,
+    TRANSLATION_RATIO,
+    ada_adjust,
+    ada_augment,
+    cutout,
+    diff_augment,
+    make_augmenter,
+    rotate90,
+    scale,
+    translate,
+)
 
 POLICY = ("color", "translation", "cutout")
 SEED = tf.constant([7, 11], tf.int32)

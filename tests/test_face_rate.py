@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
 from PIL import Image
 
+from conftest import SHARED_DATA
 from facegan.errors import UserError
 from facegan.metrics.face_rate import FaceDetector, _working_shape, detect_faces, face_rate
 

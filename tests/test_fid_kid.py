@@ -28,7 +28,10 @@ def reference_frechet(mu1, sigma1, mu2, sigma2) -> float:
 def naive_mmd2_unbiased(x, y) -> float:
     """Unbiased MMD² with k(a, b) = (a·b / d + 1)³, one pair at a time."""
     m, d = len(x), x.shape[1]
-    k = lambda a, b: (float(np.dot(a, b)) / d + 1.0) ** 3
+
+    def k(a, b):
+        return (float(np.dot(a, b)) / d + 1.0) ** 3
+
     xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)

@@ -9,8 +9,8 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import REPO
 
+from conftest import REPO
 from facegan.errors import UserError
 from facegan.metrics import inception, inception_weights
 from facegan.metrics.inception import (

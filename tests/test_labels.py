@@ -12,8 +12,7 @@ from PIL import Image
 from conftest import SHARED_DATA
 from facegan.config import DataConfig
 from facegan.data import open_source
-from facegan.data.labels import (LabelError, label_items, parse_label_requests,
-                                 schema_from_config)
+from facegan.data.labels import LabelError, label_items, parse_label_requests, schema_from_config
 from facegan.data.pipeline import load_training_images, training_dataset
 
 UTK_PATTERN = r"pattern:^(?P<age>\d+)_(?P<gender>\d)_(?P<race>\d)_"

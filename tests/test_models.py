@@ -10,8 +10,13 @@ import pytest
 import tensorflow as tf
 
 from facegan.config import ModelConfig
-from facegan.models import (build_discriminator, build_generator, float_to_uint8,
-                            latents_for_seed, synthesize)
+from facegan.models import (
+    build_discriminator,
+    build_generator,
+    float_to_uint8,
+    latents_for_seed,
+    synthesize,
+)
 from facegan.models.dcgan import block_channels
 from facegan.models.layers import SpectralNorm
 from facegan.models.stylegan2 import StyleGAN2Generator, num_ws

@@ -22,8 +22,8 @@ def test_the_notebook_is_stored_without_outputs():
 def test_the_notebook_runs_end_to_end(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    from facegan.metrics.inception import WeightsNotFound
     from facegan.evaluate import Evaluator
+    from facegan.metrics.inception import WeightsNotFound
 
     try:
         Evaluator().check_weights()

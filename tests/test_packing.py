@@ -203,7 +203,7 @@ def test_a_labelled_pack_keeps_each_images_labels(tmp_path):
     info = _pack(folder, tmp_path / "pack", labels=r"pattern:^(?P<age>\d+)_(?P<gender>\d)_",
                  label_bins="age=0,40,100", images_per_shard=4)
     assert info.label_classes == "age:2,gender:2" and info.labelled
-    for image, _, (age, gender) in _records(tmp_path / "pack"):
+    for image, _, (_age, gender) in _records(tmp_path / "pack"):
         assert gender == int(image.mean() > 128)  # bright images are gender 1
     config, images = open_packed(tiny_config(str(tmp_path / "pack")).with_overrides(
         {"data.labels": "packed"}))

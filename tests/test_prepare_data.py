@@ -9,9 +9,9 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, tiny_config
 from PIL import Image
 
+from conftest import SHARED_DATA, tiny_config
 from facegan.cli import main
 from facegan.data import align
 from facegan.data.prepare import MANIFEST, face_signature, output_stems

@@ -70,7 +70,7 @@ def test_ema_follows_the_generator_with_the_configured_half_life():
     previous = [v.numpy().copy() for v in state.generator.trainable_variables]
     run()
     beta = 0.5 ** (8 / 8)  # batch 8, half-life 8 images
-    for average, before, now, weight in zip(state.generator_ema.trainable_variables, start,
+    for average, before, _now, weight in zip(state.generator_ema.trainable_variables, start,
                                             previous, state.generator.trainable_variables):
         expected = weight.numpy() + (before - weight.numpy()) * beta
         np.testing.assert_allclose(average.numpy(), expected, rtol=1e-5, atol=1e-7)

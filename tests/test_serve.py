@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import collections
-import time
 import http.client
 import io
 import json
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
@@ -20,8 +20,8 @@ from PIL import Image
 
 import facegan
 from facegan.cli import main
-from facegan.serve import FaceApp, make_server
 from facegan.seeds import MAX_SEED
+from facegan.serve import FaceApp, make_server
 
 
 @contextmanager

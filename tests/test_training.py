@@ -149,8 +149,9 @@ def test_generated_images_match_the_sample_grid_generator(tiny_run):
     # The last sample grid was drawn from the final weights through the same compiled
     # Sampler as `generate`: loading must give those weights, and the grid shows the
     # faces of `generate --seed <train.seed>`.
-    from facegan.artifacts.images import make_grid
     from PIL import Image
+
+    from facegan.artifacts.images import make_grid
 
     run = facegan.load(tiny_run.directory)
     grid = make_grid(run.generate(4, seed=run.config.train.seed))

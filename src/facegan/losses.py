@@ -15,7 +15,7 @@ functions and one row here, and its name in `config.common.LOSSES`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import tensorflow as tf
 

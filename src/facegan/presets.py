@@ -11,8 +11,16 @@ has the measurements behind them); `dcgan-128` is the classic recipe at 128 px;
 
 from __future__ import annotations
 
-from facegan.config import (AugmentConfig, Config, ConfigError, DataConfig, LossConfig,
-                            ModelConfig, OptimConfig, TrainConfig)
+from facegan.config import (
+    AugmentConfig,
+    Config,
+    ConfigError,
+    DataConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    TrainConfig,
+)
 
 DEFAULT_PRESET = "quick-32"
 

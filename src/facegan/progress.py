@@ -121,7 +121,7 @@ class Heartbeat:
             print(f"{self.description} ({time.monotonic() - started:.0f} s)", file=self.stream,
                   flush=True)
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 

@@ -28,7 +28,7 @@ so it follows the latents it belongs to rather than a stream.
 from __future__ import annotations
 
 import enum
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

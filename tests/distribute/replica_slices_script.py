@@ -71,7 +71,7 @@ def check_augment(strategy) -> dict:
     result = {"replicas": strategy.num_replicas_in_sync, "p": round(float(p.numpy()), 6)}
     for name, function in functions.items():
         one_device = tf.function(function)(images).numpy()
-        per_replica = tf.function(lambda x: strategy.run(function, args=(x,)))(distributed)
+        per_replica = tf.function(lambda x, f=function: strategy.run(f, args=(x,)))(distributed)
         joined = tf.concat(strategy.experimental_local_results(per_replica), axis=0).numpy()
         result[name] = bool(np.allclose(joined, one_device, atol=1e-6))
         # the slices really differ from augmenting each slice as if it were alone

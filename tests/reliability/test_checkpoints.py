@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from trainer_process import TINY_MODEL, listed_checkpoint_steps
 
 from conftest import tiny_config
 from facegan.artifacts.checkpoints import CheckpointStore, CheckpointWriteError
 from facegan.cli import main
-from trainer_process import TINY_MODEL, listed_checkpoint_steps
 
 
 def _store(directory, keep=3):

@@ -12,9 +12,9 @@ import re
 import time
 
 import pytest
+from trainer_process import listed_checkpoint_steps, start_trainer, wait_for_line
 
 from facegan.cli import main
-from trainer_process import listed_checkpoint_steps, start_trainer, wait_for_line
 
 # Trains, starts processes or drives a browser: not in the fast tier.
 pytestmark = pytest.mark.integration

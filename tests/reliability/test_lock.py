@@ -66,8 +66,9 @@ def test_resume_refused_while_another_trainer_holds_the_run(tmp_path, capsys):
 
 @pytest.mark.integration
 def test_kill_9_leaves_a_stale_lock_that_resume_takes_over(tmp_path, face_folder):
-    from facegan.cli import main
     from trainer_process import listed_checkpoint_steps, start_trainer, wait_for_line
+
+    from facegan.cli import main
 
     run_dir = tmp_path / "run"
     process, log = start_trainer(tmp_path, run_dir, face_folder, checkpoint_every=2)

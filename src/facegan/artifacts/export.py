@@ -193,8 +193,7 @@ def _frozen(function: tf.types.experimental.ConcreteFunction):
     TFLite would otherwise keep them as resource variables, which its
     interpreter leaves uninitialised (all images came out NaN).
     """
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2)
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     constant = convert_variables_to_constants_v2(function)
     specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]) for t in constant.inputs]

@@ -13,8 +13,8 @@
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import datetime as _dt
+import fcntl
 import json
 import os
 import shutil
@@ -219,7 +219,7 @@ class RunLock:
                 pass
             os.close(fd)
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         self.acquire()
         return self
 

@@ -22,7 +22,7 @@ image of `facegan generate --seed s`.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np

@@ -10,11 +10,23 @@ imported, so they answer at once, as do `--help` and config errors.
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from facegan import __version__
-from facegan.cli import (configs, evaluate, export, generate, inspect_data, interpolate, pack,
-                         prepare_data, project, serve, train, weights)
+from facegan.cli import (
+    configs,
+    evaluate,
+    export,
+    generate,
+    inspect_data,
+    interpolate,
+    pack,
+    prepare_data,
+    project,
+    serve,
+    train,
+    weights,
+)
 from facegan.cli.common import Parser
 from facegan.errors import ExitCode, Interrupted, UserError
 

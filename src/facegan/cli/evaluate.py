@@ -7,7 +7,7 @@ import json
 
 from facegan.cli.common import add_progress_flag, load_run, open_run, positive_int, quiet_tensorflow
 from facegan.config import ConfigError
-from facegan.metrics import METRICS, FEATURE_METRICS, parse_metrics
+from facegan.metrics import FEATURE_METRICS, METRICS, parse_metrics
 from facegan.progress import show_progress
 
 

@@ -5,8 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facegan.cli.common import (add_label_argument, add_run_argument, load_run, open_run,
-                                positive_int, seeds_argument, unit_float)
+from facegan.cli.common import (
+    add_label_argument,
+    add_run_argument,
+    load_run,
+    open_run,
+    positive_int,
+    seeds_argument,
+    unit_float,
+)
 from facegan.config import ConfigError
 from facegan.seeds import seed_file_name, seed_range
 

@@ -62,10 +62,9 @@ def _report_path(args: argparse.Namespace) -> Path | None:
 def run(args: argparse.Namespace) -> int:
     """Scans a dataset without TensorFlow; exit 0 if usable, 1 if not."""
     from facegan.config import DataConfig
+    from facegan.data.packed import is_packed
     from facegan.data.scan import scan_source
     from facegan.data.sources import open_source
-
-    from facegan.data.packed import is_packed
 
     if is_packed(args.path):
         return _inspect_pack(args)

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from facegan.cli.common import (HelpFormatter, add_label_argument, add_run_argument, load_run,
-                                open_run, positive_float, positive_int, seeds_argument,
-                                unit_float)
+from facegan.cli.common import (
+    HelpFormatter,
+    add_label_argument,
+    add_run_argument,
+    load_run,
+    open_run,
+    positive_float,
+    positive_int,
+    seeds_argument,
+    unit_float,
+)
 from facegan.config import ConfigError
 
 

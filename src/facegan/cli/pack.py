@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from facegan.cli.common import (HelpFormatter, add_progress_flag, positive_float, positive_int,
-                                quiet_tensorflow)
+from facegan.cli.common import (
+    HelpFormatter,
+    add_progress_flag,
+    positive_float,
+    positive_int,
+    quiet_tensorflow,
+)
 
 
 def add_parser(commands) -> None:

@@ -6,8 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from facegan.cli.common import (HelpFormatter, add_progress_flag, positive_float, positive_int,
-                                quiet_tensorflow)
+from facegan.cli.common import (
+    HelpFormatter,
+    add_progress_flag,
+    positive_float,
+    positive_int,
+    quiet_tensorflow,
+)
 from facegan.config import ConfigError
 from facegan.errors import ExitCode
 from facegan.progress import show_progress

@@ -5,9 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facegan.cli.common import (HelpFormatter, add_label_argument, add_progress_flag,
-                                add_run_argument, load_run, non_negative_int, open_run,
-                                positive_float, positive_int)
+from facegan.cli.common import (
+    HelpFormatter,
+    add_label_argument,
+    add_progress_flag,
+    add_run_argument,
+    load_run,
+    non_negative_int,
+    open_run,
+    positive_float,
+    positive_int,
+)
 from facegan.config import ConfigError
 from facegan.progress import progress as line_or_bar
 

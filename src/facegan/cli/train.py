@@ -5,9 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facegan.cli.common import (HelpFormatter, add_config_arguments, add_progress_flag,
-                                config_from_args, non_negative_float, positive_int,
-                                quiet_tensorflow)
+from facegan.cli.common import (
+    HelpFormatter,
+    add_config_arguments,
+    add_progress_flag,
+    config_from_args,
+    non_negative_float,
+    positive_int,
+    quiet_tensorflow,
+)
 from facegan.config import RESUME_CHANGES, Config, ConfigError
 from facegan.data.sources import check_source_path
 from facegan.presets import describe_presets

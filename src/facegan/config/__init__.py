@@ -15,9 +15,19 @@ This package imports no TensorFlow: the CLI can validate a config (and print
 `--help`) in milliseconds.
 """
 
-from facegan.config.common import (ARCHITECTURES, AUGMENTS, DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIZE,
-                                   DIFFAUGMENT_OPS, EMBEDDED_LFW, LOSSES, PRECISIONS, STRATEGIES,
-                                   UPDATES, ConfigError)
+from facegan.config.common import (
+                                   ARCHITECTURES,
+                                   AUGMENTS,
+                                   DEFAULT_MAX_PIXELS,
+                                   DEFAULT_MIN_SIZE,
+                                   DIFFAUGMENT_OPS,
+                                   EMBEDDED_LFW,
+                                   LOSSES,
+                                   PRECISIONS,
+                                   STRATEGIES,
+                                   UPDATES,
+                                   ConfigError,
+)
 from facegan.config.data_model import DataConfig, ModelConfig, parse_label_classes
 from facegan.config.run_config import RESUME_CHANGES, SECTIONS, Config
 from facegan.config.training import AugmentConfig, LossConfig, OptimConfig, TrainConfig

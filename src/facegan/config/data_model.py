@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from facegan.config.common import (MAX_PIXELS_LIMIT, ARCHITECTURES, DEFAULT_MAX_PIXELS,
-                                   DEFAULT_MIN_SIZE, EMBEDDED_LFW, fail,
-                                   is_power_of_two)
+from facegan.config.common import (
+    ARCHITECTURES,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_SIZE,
+    EMBEDDED_LFW,
+    MAX_PIXELS_LIMIT,
+    fail,
+    is_power_of_two,
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,8 +13,9 @@ import json
 import sys
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from facegan.config.common import ConfigError, fail
 from facegan.config.data_model import DataConfig, ModelConfig
@@ -85,7 +86,7 @@ class Config:
         return "\n".join(lines).lstrip() + "\n"
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any], base: "Config | None" = None) -> "Config":
+    def from_dict(cls, raw: Mapping[str, Any], base: Config | None = None) -> Config:
         """Builds a config from nested dicts, on top of `base` (defaults if None).
 
         Unknown sections or keys are errors, so a typo never goes unnoticed.
@@ -110,7 +111,7 @@ class Config:
         return cls(preset=preset, **sections)
 
     @classmethod
-    def from_file(cls, path: str | Path, base: "Config | None" = None) -> "Config":
+    def from_file(cls, path: str | Path, base: Config | None = None) -> Config:
         """Reads a `.toml` or `.json` file (parsed as data, never executed)."""
         path = Path(path)
         if not path.is_file():
@@ -127,10 +128,12 @@ class Config:
         except (ValueError, UnicodeDecodeError) as err:
             if isinstance(err, ConfigError):
                 raise
-            raise ConfigError(f"config file {str(path)!r} is not valid {path.suffix[1:].upper()}: {err}")
+            raise ConfigError(
+                f"config file {str(path)!r} is not valid {path.suffix[1:].upper()}: {err}"
+            ) from None
         return cls.from_dict(raw, base=base)
 
-    def with_overrides(self, overrides: Mapping[str, Any]) -> "Config":
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Config:
         """Applies dotted overrides: {"model.width": 32, "train.steps": "100"}.
 
         String values are parsed according to the field's type, so command-line

@@ -5,8 +5,15 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from facegan.config.common import (AUGMENTS, DIFFAUGMENT_OPS, LOSSES, PRECISIONS, STRATEGIES,
-                                   UPDATES, fail)
+from facegan.config.common import (
+    AUGMENTS,
+    DIFFAUGMENT_OPS,
+    LOSSES,
+    PRECISIONS,
+    STRATEGIES,
+    UPDATES,
+    fail,
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from facegan.data.sources import DataError
 

@@ -21,14 +21,21 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from facegan.config import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIZE, EMBEDDED_LFW, DataConfig
-from facegan.data.packed import (DATASET_FILE, ENCODINGS, PackInfo, Shard, is_packed,
-                                 pack_description, shard_name)
+from facegan.data.packed import (
+    DATASET_FILE,
+    ENCODINGS,
+    PackInfo,
+    Shard,
+    is_packed,
+    pack_description,
+    shard_name,
+)
 from facegan.data.problems import display_name
 from facegan.data.scan import scan_source
 from facegan.data.sources import DataError, ImageSource, open_source

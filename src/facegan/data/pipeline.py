@@ -27,8 +27,8 @@ import dataclasses
 import hashlib
 import os
 import shlex
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -71,7 +71,7 @@ class DecodedImages(TrainingImages):
 
     @classmethod
     def from_arrays(cls, pixels: np.ndarray, labels: np.ndarray | None = None,
-                    description: str = "arrays in memory") -> "DecodedImages":
+                    description: str = "arrays in memory") -> DecodedImages:
         """Images already decoded (uint8 [N, R, R, C]; labels int [N, A]), e.g. for tests."""
         names = [f"image-{i}" for i in range(len(pixels))]
         labels = None if labels is None else np.asarray(labels, np.int32)

@@ -14,8 +14,9 @@ import dataclasses
 import html
 import re
 import statistics
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from facegan.data.problems import display_name
 

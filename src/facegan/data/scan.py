@@ -32,8 +32,8 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import PIL

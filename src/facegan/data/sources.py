@@ -18,8 +18,8 @@ import re
 import stat
 import threading
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image

@@ -15,15 +15,20 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
 from facegan.data.opening import real_images
 from facegan.metrics import metric_rows
-from facegan.metrics.registry import (FACE_DETECTOR, GENERATED_FEATURES, GENERATED_PIXELS,
-                                      REAL_FEATURES, TRAIN_FEATURES)
+from facegan.metrics.registry import (
+    FACE_DETECTOR,
+    GENERATED_FEATURES,
+    GENERATED_PIXELS,
+    REAL_FEATURES,
+    TRAIN_FEATURES,
+)
 
 
 class ImageSet:
@@ -51,7 +56,7 @@ class ImageSet:
         return self._pixels
 
     @classmethod
-    def real(cls, pixels: np.ndarray, description: str) -> "ImageSet":
+    def real(cls, pixels: np.ndarray, description: str) -> ImageSet:
         """A real image set, cached by a hash of its pixels (content, size and count)."""
         digest = hashlib.sha256()
         digest.update(repr(pixels.shape).encode())

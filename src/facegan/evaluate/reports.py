@@ -9,7 +9,7 @@ generator can reach); `format_table` prints either.
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -27,8 +27,7 @@ import tensorflow as tf
 from facegan.artifacts.checkpoints import COUNTERS
 from facegan.artifacts.images import make_grid
 from facegan.artifacts.run import Run, load
-from facegan.artifacts.rundir import (RunDirError, RunLock, RunPaths, create_run_dir,
-                                      open_run_dir)
+from facegan.artifacts.rundir import RunDirError, RunLock, RunPaths, create_run_dir, open_run_dir
 from facegan.config import Config
 from facegan.errors import UserError
 from facegan.keras.inputs import prepare
@@ -83,7 +82,7 @@ class GAN(keras.Model):
     # -- construction -----------------------------------------------------------
     @classmethod
     def from_preset(cls, name: str, *, data: str | Path | None = None,
-                    overrides: dict | None = None, **kwargs) -> "GAN":
+                    overrides: dict | None = None, **kwargs) -> GAN:
         """The preset `name`, with `data` as `data.source` and dotted `overrides`.
 
         `data` is recorded in the config (what `evaluate` compares with and
@@ -97,7 +96,7 @@ class GAN(keras.Model):
         return cls(config.with_overrides(changes) if changes else config, **kwargs)
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, **kwargs) -> "GAN":
+    def from_run(cls, run_dir: str | Path, **kwargs) -> GAN:
         """A run's latest checkpoint (from `facegan train` or `save_run`), ready to fit on."""
         paths, config = open_run_dir(run_dir)
         gan = cls(config, **kwargs)

@@ -8,7 +8,7 @@ so the command line can list and check them before anything heavy loads.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from facegan.config import ConfigError
 from facegan.metrics.registry import METRIC_TABLE, REPORT_LINES, Line, Metric, metric_rows

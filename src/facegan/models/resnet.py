@@ -44,15 +44,21 @@ resolution r has block_channels(r).
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import keras
 from keras import layers
 
 from facegan.config import ModelConfig
-from facegan.models.layers import (ConvDownsample2D, GlobalSumPooling, LabelEmbedding,
-                                   LabelProjection, UpsampleConv2D, maybe_spectral_norm,
-                                   seed_stream)
+from facegan.models.layers import (
+    ConvDownsample2D,
+    GlobalSumPooling,
+    LabelEmbedding,
+    LabelProjection,
+    UpsampleConv2D,
+    maybe_spectral_norm,
+    seed_stream,
+)
 
 _BN = dict(momentum=0.9, epsilon=1e-5)  # PyTorch's defaults, as in dcgan
 

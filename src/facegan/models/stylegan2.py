@@ -60,10 +60,20 @@ import tensorflow as tf
 from keras import layers
 
 from facegan.config import ModelConfig
-from facegan.models.layers import (BiasAct, ConstantInput, EqualizedConv2D, EqualizedDense,
-                                   LabelEmbedding, LabelProjection, MinibatchStddev,
-                                   ModulatedConv2D, NoiseInjection, NoiseKey, PixelNorm,
-                                   seed_stream)
+from facegan.models.layers import (
+    BiasAct,
+    ConstantInput,
+    EqualizedConv2D,
+    EqualizedDense,
+    LabelEmbedding,
+    LabelProjection,
+    MinibatchStddev,
+    ModulatedConv2D,
+    NoiseInjection,
+    NoiseKey,
+    PixelNorm,
+    seed_stream,
+)
 from facegan.models.resnet import block_channels
 
 MAPPING_LR_MULTIPLIER = 0.01

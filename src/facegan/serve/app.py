@@ -38,8 +38,8 @@ import dataclasses
 import json
 import re
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 from urllib.parse import parse_qsl
 
 import numpy as np

@@ -15,10 +15,11 @@ import socketserver
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from facegan.serve.app import FaceApp, Response, ServeError, error_response
 

@@ -17,15 +17,21 @@ from pathlib import Path
 import tensorflow as tf
 
 from facegan.artifacts.run import Run
-from facegan.artifacts.rundir import (RunDirError, RunLock, RunPaths, create_run_dir,
-                                      default_run_dir, open_run_dir, write_config)
+from facegan.artifacts.rundir import (
+    RunDirError,
+    RunLock,
+    RunPaths,
+    create_run_dir,
+    default_run_dir,
+    open_run_dir,
+    write_config,
+)
 from facegan.config import RESUME_CHANGES, Config
 from facegan.evaluate import Evaluator
 from facegan.progress import show_progress
 from facegan.training.distribute import cluster_role, make_strategy
 from facegan.training.loop import Session, run_session
 from facegan.training.setup import set_up_run
-
 
 
 def train(config: Config, run_dir: str | Path | None = None, *, overwrite: bool = False,

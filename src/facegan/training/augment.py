@@ -32,7 +32,7 @@ and different parts for the real and the fake batch.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import tensorflow as tf
 

@@ -15,8 +15,8 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import tensorflow as tf
 

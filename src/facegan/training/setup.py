@@ -12,7 +12,7 @@ same run: `facegan train --resume` continues a `GAN.save_run` and
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import tensorflow as tf
 

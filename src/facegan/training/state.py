@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import keras
 import tensorflow as tf
@@ -69,7 +69,7 @@ class TrainState:
     ada_count: tf.Variable
 
     @classmethod
-    def create(cls, config: Config) -> "TrainState":
+    def create(cls, config: Config) -> TrainState:
         seed = config.train.seed
         with precision_policy(config.train.precision):
             generator = build_generator(config.model, seed=seed)

@@ -21,7 +21,7 @@ cross-replica context: the generator's moving average and ADA's probability.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import tensorflow as tf

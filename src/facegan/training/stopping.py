@@ -40,7 +40,7 @@ class StopRequests:
         """From now on a signal waits for the end of the current step."""
         self._training = True
 
-    def __enter__(self) -> "StopRequests":
+    def __enter__(self) -> StopRequests:
         # Python delivers signals to the main thread only; elsewhere (a notebook's
         # worker thread) the default handling stays.
         if threading.current_thread() is threading.main_thread():

@@ -7,7 +7,7 @@ input). `LabelProjection`: the projection discriminator's inner product
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
@@ -15,6 +15,7 @@ from keras import layers
 
 from facegan.models.layers.base import SEED_STRIDE, Layer, serializable
 from facegan.models.layers.spectral import maybe_spectral_norm
+
 
 def _label_sizes(label_sizes: Sequence[Sequence]) -> list[tuple[str, int]]:
     return [(str(name), int(classes)) for name, classes in label_sizes]
@@ -43,7 +44,7 @@ class LabelEmbedding(Layer):
             raise ValueError("LabelEmbedding needs at least one attribute")
         self.dim, self.stddev, self.multiplier = int(dim), float(stddev), float(multiplier)
         self.spectral_norm, self.seed = bool(spectral_norm), int(seed)
-        for index, (name, classes) in enumerate(self.label_sizes):
+        for index, (_name, classes) in enumerate(self.label_sizes):
             embedding = layers.Embedding(
                 classes, self.dim, dtype="float32", name=f"embed_{index}",
                 embeddings_initializer=keras.initializers.RandomNormal(

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from facegan.models.layers.base import Layer, activate, check_activation, serializable
 
+
 @serializable
 class EqualizedDense(Layer):
     """Fully connected layer with equalized learning rate.

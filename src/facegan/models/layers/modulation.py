@@ -12,7 +12,6 @@ from facegan.models.layers.base import Layer, activate, check_activation, serial
 from facegan.models.layers.equalized import EqualizedDense
 
 
-
 @serializable
 class PixelNorm(Layer):
     """Scales each feature vector to unit root-mean-square over its last axis (float32)."""

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from facegan.models.layers.base import Layer, serializable
 
+
 def _mix32(x: tf.Tensor) -> tf.Tensor:
     """An avalanching hash of 32-bit values held in int64 (products stay below 2^59)."""
     for _ in range(2):

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from facegan.models.layers.base import Layer, serializable
 
+
 def _group_size(batch: int, group_size: int) -> int:
     return max(g for g in range(1, min(group_size, batch) + 1) if batch % g == 0)
 

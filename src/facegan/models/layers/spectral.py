@@ -14,6 +14,7 @@ from keras import layers
 
 from facegan.models.layers.base import serializable
 
+
 def _l2_normalize(x: tf.Tensor, epsilon: float) -> tf.Tensor:
     return x * tf.math.rsqrt(tf.maximum(tf.reduce_sum(tf.square(x)), epsilon**2))
 

@@ -20,8 +20,16 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 def tiny_config(source: str = "embedded:lfw", **train) -> Config:
     """A 16 px, width-8 DCGAN with batch 8: a train step takes milliseconds."""
-    schedule = dict(steps=4, batch_size=8, seed=3, log_every=2, sample_every=2,
-                    checkpoint_every=2, keep_checkpoints=3, sample_grid=4)
+    schedule = dict(
+        steps=4,
+        batch_size=8,
+        seed=3,
+        log_every=2,
+        sample_every=2,
+        checkpoint_every=2,
+        keep_checkpoints=3,
+        sample_grid=4,
+    )
     schedule.update(train)
     return Config(
         preset="tiny-test",
@@ -33,9 +41,19 @@ def tiny_config(source: str = "embedded:lfw", **train) -> Config:
 
 # Fixtures that train a run: a test that uses one trains too, so it is an integration
 # test (not in the fast tier, `-m "not integration and not slow"`).
-TRAINING_FIXTURES = frozenset({"tiny_run", "tiny_conditional_run", "cli_run", "varied_run",
-                               "stylegan2_run", "exported", "plain", "conditional",
-                               "page_url"})
+TRAINING_FIXTURES = frozenset(
+    {
+        "tiny_run",
+        "tiny_conditional_run",
+        "cli_run",
+        "varied_run",
+        "stylegan2_run",
+        "exported",
+        "plain",
+        "conditional",
+        "page_url",
+    }
+)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -150,10 +168,11 @@ def tiny_conditional_run(tmp_path_factory) -> Path:
     for i in range(24):  # UTKFace-style names: age_gender_race_date.jpg.chip.jpg
         gender, age = i % 2, 10 + 3 * i
         pixels = np.clip(rng.normal(60 + 150 * gender, 10, (20, 20, 3)), 0, 255).astype(np.uint8)
-        Image.fromarray(pixels).save(data / f"{age}_{gender}_0_2017{i:04d}.jpg.chip.jpg",
-                                     format="JPEG")
-    config = tiny_config(str(data), steps=2).with_overrides({
-        "data.labels": r"pattern:^(?P<age>\d+)_(?P<gender>\d)_",
-        "data.label_bins": "age=0,30,120"})
+        Image.fromarray(pixels).save(
+            data / f"{age}_{gender}_0_2017{i:04d}.jpg.chip.jpg", format="JPEG"
+        )
+    config = tiny_config(str(data), steps=2).with_overrides(
+        {"data.labels": r"pattern:^(?P<age>\d+)_(?P<gender>\d)_", "data.label_bins": "age=0,30,120"}
+    )
     run = facegan.train(config, tmp_path_factory.mktemp("tiny-cond-run") / "run", progress=False)
     return run.directory

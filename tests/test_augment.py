@@ -124,8 +124,11 @@ def test_diffaugment_translation_shifts_content_by_at_most_an_eighth():
     shifts = []
     for image, moved in zip(images, out):
         every_shift = translate(tf.repeat(image[None], len(candidates), axis=0), candidates)
-        matches = [shift for shift, shifted in zip(candidates, every_shift.numpy())
-                   if np.array_equal(shifted, moved)]
+        matches = [
+            shift
+            for shift, shifted in zip(candidates, every_shift.numpy())
+            if np.array_equal(shifted, moved)
+        ]
         assert len(matches) == 1
         shifts.append(matches[0])
     assert len(set(shifts)) > 4  # random per image
@@ -136,7 +139,7 @@ def test_translate_moves_a_known_pattern_and_pads():
     moved = translate(tf.constant(image), [[2, -1]]).numpy()[0, :, :, 0]
     source = image[0, :, :, 0]
     np.testing.assert_array_equal(moved[2:, :5], source[:4, 1:])  # down 2, left 1
-    assert (moved[:2] == 0).all() and (moved[:, 5] == 0).all()     # zero padding
+    assert (moved[:2] == 0).all() and (moved[:, 5] == 0).all()  # zero padding
     mirrored = translate(tf.constant(image), [[2, 0]], padding="reflect").numpy()[0, :, :, 0]
     np.testing.assert_array_equal(mirrored[2:], source[:4])
     np.testing.assert_array_equal(mirrored[:2], source[[2, 1]])  # reflected about row 0
@@ -202,7 +205,7 @@ def test_ada_applies_each_transform_to_about_p_of_the_images():
     for p in (0.2, 0.8):
         out = _ada(images, p=p).numpy()
         moved.append(np.mean([not np.allclose(a, b) for a, b in zip(out, images.numpy())]))
-    expected = 1 - 0.8 ** 6 * (1 - 0.8 * 0.2)  # p = 0.2: 6 sure changes, translation 4/5
+    expected = 1 - 0.8**6 * (1 - 0.8 * 0.2)  # p = 0.2: 6 sure changes, translation 4/5
     assert abs(moved[0] - expected) < 0.12
     assert moved[1] > 0.97
 
@@ -223,24 +226,28 @@ def test_scale_is_bilinear_about_the_centre():
     np.testing.assert_allclose(out[1, 5, :, 0], expected, atol=1e-5)
     # zooming out samples beyond the border, which reflection padding mirrors back in
     positions = centre + (np.arange(16) - centre) / 0.8
-    mirrored = np.where(positions < 0, -positions, np.where(positions > 15, 30 - positions,
-                                                             positions))
+    mirrored = np.where(
+        positions < 0, -positions, np.where(positions > 15, 30 - positions, positions)
+    )
     np.testing.assert_allclose(out[2, 5, :, 0], mirrored, atol=1e-5)
 
 
 def _adjusted(p: float, r_t: float, count: int, target: float = 0.6, kimg: float = 10) -> float:
-    return float(ada_adjust(tf.constant(p), tf.constant(r_t * count), tf.constant(float(count)),
-                            target, kimg))
+    return float(
+        ada_adjust(
+            tf.constant(p), tf.constant(r_t * count), tf.constant(float(count)), target, kimg
+        )
+    )
 
 
 def test_ada_adjust_moves_p_towards_the_target_and_clips():
-    assert _adjusted(0.0, 0.9, 2000) == pytest.approx(0.2)    # D too sure: more augmentation
+    assert _adjusted(0.0, 0.9, 2000) == pytest.approx(0.2)  # D too sure: more augmentation
     assert _adjusted(0.2, 0.7, 1000) == pytest.approx(0.3)
-    assert _adjusted(0.3, 0.1, 500) == pytest.approx(0.25)    # below target: less
-    assert _adjusted(0.25, 0.6, 500) == pytest.approx(0.25)   # on target: unchanged
-    assert _adjusted(0.25, -1.0, 10**6) == 0.0                # clipped at 0
-    assert _adjusted(0.25, 1.0, 10**6) == 1.0                 # and at 1
-    assert _adjusted(0.5, 1.0, 0) == 0.5                      # no images seen: no move
+    assert _adjusted(0.3, 0.1, 500) == pytest.approx(0.25)  # below target: less
+    assert _adjusted(0.25, 0.6, 500) == pytest.approx(0.25)  # on target: unchanged
+    assert _adjusted(0.25, -1.0, 10**6) == 0.0  # clipped at 0
+    assert _adjusted(0.25, 1.0, 10**6) == 1.0  # and at 1
+    assert _adjusted(0.5, 1.0, 0) == 0.5  # no images seen: no move
 
 
 @pytest.mark.integration
@@ -249,19 +256,25 @@ def test_the_step_moves_p_with_ada_adjust_every_interval(tiny):
     from facegan.training.state import TrainState
     from facegan.training.steps import make_train_step
 
-    config = tiny().with_overrides({"model.channels": "3", "augment.kind": "ada",
-                                    "augment.ada_interval": "2", "augment.ada_kimg": "0.1",
-                                    "augment.ada_target": "0.6"})
+    config = tiny().with_overrides(
+        {
+            "model.channels": "3",
+            "augment.kind": "ada",
+            "augment.ada_interval": "2",
+            "augment.ada_kimg": "0.1",
+            "augment.ada_target": "0.6",
+        }
+    )
     state = TrainState.create(config)
     step = make_train_step(state, config, tf.distribute.get_strategy())
     real, go = tf.zeros([8, 16, 16, 3]), tf.constant(0)
-    assert float(step(real, go)["augment_p"]) == 0.0         # mid-interval: p waits
+    assert float(step(real, go)["augment_p"]) == 0.0  # mid-interval: p waits
     assert float(state.ada_count) == 8.0 and abs(float(state.ada_signs)) <= 8.0
-    state.ada_signs.assign(100.0)                            # D sure of the reals
+    state.ada_signs.assign(100.0)  # D sure of the reals
     assert float(step(real, go)["augment_p"]) == pytest.approx(16 / 100)  # 16 images / 0.1 kimg
     assert float(state.ada_count) == 0.0 and float(state.ada_signs) == 0.0  # sums restart
     assert float(step(real, go)["augment_p"]) == pytest.approx(0.16)
-    state.ada_signs.assign(-100.0)                           # D unsure: less augmentation
+    state.ada_signs.assign(-100.0)  # D unsure: less augmentation
     assert float(step(real, go)["augment_p"]) == pytest.approx(0.0)
 
 
@@ -273,8 +286,9 @@ def test_make_augmenter():
     assert make_augmenter(AugmentConfig(kind="none")) is None
 
     augment = make_augmenter(AugmentConfig(kind="diffaugment", policy="translation"))
-    np.testing.assert_array_equal(augment(images, 0.0, SEED).numpy(),
-                                  _diff(images, policy=["translation"]).numpy())
+    np.testing.assert_array_equal(
+        augment(images, 0.0, SEED).numpy(), _diff(images, policy=["translation"]).numpy()
+    )
 
     augment = make_augmenter(AugmentConfig(kind="ada"))
     p = tf.Variable(0.0)
@@ -287,22 +301,35 @@ def test_make_augmenter():
 @pytest.mark.integration
 def test_replicas_augment_their_slices_as_one_device_augments_the_batch():
     script = Path(__file__).resolve().parent / "distribute" / "replica_slices_script.py"
-    result = subprocess.run([sys.executable, str(script), "augment"], capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(script), "augment"], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report == {"replicas": 2, "p": 0.6, "diffaugment": True, "diffaugment_not_trivial": True,
-                      "ada": True, "ada_not_trivial": True}
+    assert report == {
+        "replicas": 2,
+        "p": 0.6,
+        "diffaugment": True,
+        "diffaugment_not_trivial": True,
+        "ada": True,
+        "ada_not_trivial": True,
+    }
 
 
 @pytest.mark.integration
 def test_the_train_steps_augmented_batches_are_the_same_for_one_and_two_replicas():
     """Augmentation does not depend on the replica count (decided in `facegan.seeds`)."""
     script = Path(__file__).resolve().parent / "distribute" / "replica_slices_script.py"
-    result = subprocess.run([sys.executable, str(script), "step-augment"], capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(script), "step-augment"], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    same = {"real": True, "fake": True, "noise": True, "augmented": True,
-            "real_differs_from_fake": True}
+    same = {
+        "real": True,
+        "fake": True,
+        "noise": True,
+        "augmented": True,
+        "real_differs_from_fake": True,
+    }
     assert report == {"replicas": 2, "diffaugment": same, "ada": same}

@@ -33,20 +33,38 @@ def test_train_help_lists_presets_and_examples(capsys):
         assert needle in text
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--set", "model.resolution=100"],
-     "`model.resolution` must be a power of two from 16 to 256; received 100"),
-    (["train", "--preset", "nope"], "`preset` must be one of dcgan-64, dcgan-128, quick-32, faces-64, faces-128, stylegan2-128, stylegan2-256; received 'nope'"),
-    (["train", "--data", "/definitely/not/here"], "'/definitely/not/here' does not exist"),
-    (["train", "--set", "model.width"], "--set takes SECTION.KEY=VALUE; received 'model.width'"),
-    (["train", "--config", "missing.toml"], "config file 'missing.toml' does not exist"),
-    (["train", "--resume", "runs/x", "--seed", "3"], "--resume continues a run with its saved config"),
-    (["train", "--resume", "no-such-run"], "run directory 'no-such-run' does not exist"),
-    (["generate", "--run", "no-such-run", "--out", "g.png"], "run directory 'no-such-run' does not exist"),
-    (["generate", "--run", "r", "--out", "g.jpg"], "--out must be a .png file"),
-])
-def test_user_errors_are_one_line_exit_2_and_create_nothing(argv, message, capsys, tmp_path,
-                                                             monkeypatch):
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["train", "--set", "model.resolution=100"],
+            "`model.resolution` must be a power of two from 16 to 256; received 100",
+        ),
+        (
+            ["train", "--preset", "nope"],
+            "`preset` must be one of dcgan-64, dcgan-128, quick-32, faces-64, faces-128, stylegan2-128, stylegan2-256; received 'nope'",
+        ),
+        (["train", "--data", "/definitely/not/here"], "'/definitely/not/here' does not exist"),
+        (
+            ["train", "--set", "model.width"],
+            "--set takes SECTION.KEY=VALUE; received 'model.width'",
+        ),
+        (["train", "--config", "missing.toml"], "config file 'missing.toml' does not exist"),
+        (
+            ["train", "--resume", "runs/x", "--seed", "3"],
+            "--resume continues a run with its saved config",
+        ),
+        (["train", "--resume", "no-such-run"], "run directory 'no-such-run' does not exist"),
+        (
+            ["generate", "--run", "no-such-run", "--out", "g.png"],
+            "run directory 'no-such-run' does not exist",
+        ),
+        (["generate", "--run", "r", "--out", "g.jpg"], "--out must be a .png file"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2_and_create_nothing(
+    argv, message, capsys, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     code, out, err = _run_cli(capsys, *argv)
     assert code == 2
@@ -64,13 +82,24 @@ def test_argparse_errors_also_exit_2(capsys):
     assert "--steps: must be a positive integer; received '0'" in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("parse, good, bad, allowed", [
-    ("positive_float", ["1e-3", "2.5"], ["0", "-1", "inf", "nan", "x"], "a positive number"),
-    ("non_negative_float", ["0", "7.5"], ["-0.1", "inf", "-inf", "nan", "x"],
-     "a number 0 or more"),
-    ("unit_float", ["0", "1", "0.7"], ["-0.1", "1.01", "inf", "nan", "x"],
-     "a number from 0 to 1"),
-])
+@pytest.mark.parametrize(
+    "parse, good, bad, allowed",
+    [
+        ("positive_float", ["1e-3", "2.5"], ["0", "-1", "inf", "nan", "x"], "a positive number"),
+        (
+            "non_negative_float",
+            ["0", "7.5"],
+            ["-0.1", "inf", "-inf", "nan", "x"],
+            "a number 0 or more",
+        ),
+        (
+            "unit_float",
+            ["0", "1", "0.7"],
+            ["-0.1", "1.01", "inf", "nan", "x"],
+            "a number from 0 to 1",
+        ),
+    ],
+)
 def test_float_arguments_take_finite_numbers_in_their_range(parse, good, bad, allowed):
     import argparse
     import re
@@ -81,8 +110,10 @@ def test_float_arguments_take_finite_numbers_in_their_range(parse, good, bad, al
     for text in good:
         assert parse(text) == float(text)
     for text in bad:
-        with pytest.raises(argparse.ArgumentTypeError,
-                           match=f"^{re.escape(f'must be {allowed}; received {text!r}')}$"):
+        with pytest.raises(
+            argparse.ArgumentTypeError,
+            match=f"^{re.escape(f'must be {allowed}; received {text!r}')}$",
+        ):
             parse(text)
 
 
@@ -118,17 +149,32 @@ latent_dim = 16
 def cli_run(tmp_path_factory, face_folder):
     root = tmp_path_factory.mktemp("cli")
     config = root / "tiny.toml"
-    config.write_text(TINY_MODEL_TOML + """
+    config.write_text(
+        TINY_MODEL_TOML
+        + """
 [train]
 batch_size = 8
 log_every = 2
 sample_every = 2
 checkpoint_every = 2
 sample_grid = 4
-""")
+"""
+    )
     run_dir = root / "run"
-    code = main(["train", "--data", str(face_folder), "--config", str(config), "--steps", "2",
-                 "--run-dir", str(run_dir), "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(face_folder),
+            "--config",
+            str(config),
+            "--steps",
+            "2",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     return run_dir
 
@@ -146,9 +192,24 @@ def test_overwrite_moves_the_old_run_aside(tmp_path, face_folder, capsys):
     run_dir = tmp_path / "r"
     run_dir.mkdir()
     (run_dir / "precious.txt").write_text("keep me")
-    code, _, _ = _run_cli(capsys, "train", "--data", str(face_folder), "--run-dir", str(run_dir),
-                          "--steps", "1", "--set", "model.resolution=16", "--set", "model.width=4",
-                          "--batch-size", "4", "--no-progress", "--overwrite")
+    code, _, _ = _run_cli(
+        capsys,
+        "train",
+        "--data",
+        str(face_folder),
+        "--run-dir",
+        str(run_dir),
+        "--steps",
+        "1",
+        "--set",
+        "model.resolution=16",
+        "--set",
+        "model.width=4",
+        "--batch-size",
+        "4",
+        "--no-progress",
+        "--overwrite",
+    )
     assert code == 0
     aside = [p for p in tmp_path.iterdir() if p.name.startswith("r.old-")]
     assert len(aside) == 1 and (aside[0] / "precious.txt").read_text() == "keep me"
@@ -157,7 +218,9 @@ def test_overwrite_moves_the_old_run_aside(tmp_path, face_folder, capsys):
 
 @pytest.mark.integration
 def test_resume_continues_to_the_new_total(cli_run, capsys, tmp_path):
-    code, _, _ = _run_cli(capsys, "train", "--resume", str(cli_run), "--steps", "4", "--no-progress")
+    code, _, _ = _run_cli(
+        capsys, "train", "--resume", str(cli_run), "--steps", "4", "--no-progress"
+    )
     assert code == 0
     assert (cli_run / "checkpoints" / "ckpt-4.index").exists()
     assert (cli_run / "samples" / "step-0000004.png").exists()
@@ -165,13 +228,33 @@ def test_resume_continues_to_the_new_total(cli_run, capsys, tmp_path):
 
 @pytest.mark.integration
 def test_generate_grid_and_folder(cli_run, capsys, tmp_path):
-    code, _, _ = _run_cli(capsys, "generate", "--run", str(cli_run), "-n", "9", "--seed", "7",
-                          "--out", str(tmp_path / "grid.png"))
+    code, _, _ = _run_cli(
+        capsys,
+        "generate",
+        "--run",
+        str(cli_run),
+        "-n",
+        "9",
+        "--seed",
+        "7",
+        "--out",
+        str(tmp_path / "grid.png"),
+    )
     assert code == 0
     grid = Image.open(tmp_path / "grid.png")
     assert grid.size == (3 * 18 + 2, 3 * 18 + 2)  # 3x3 tiles of 16 px, 2 px padding
-    code, _, _ = _run_cli(capsys, "generate", "--run", str(cli_run), "-n", "3", "--seed", "7",
-                          "--out", str(tmp_path / "single"))
+    code, _, _ = _run_cli(
+        capsys,
+        "generate",
+        "--run",
+        str(cli_run),
+        "-n",
+        "3",
+        "--seed",
+        "7",
+        "--out",
+        str(tmp_path / "single"),
+    )
     assert code == 0
     files = sorted((tmp_path / "single").iterdir())
     # -n 3 --seed 7 means seeds 7, 8, 9 (StyleGAN2-ADA's convention and names)
@@ -179,8 +262,9 @@ def test_generate_grid_and_folder(cli_run, capsys, tmp_path):
     first = np.asarray(Image.open(files[0]))
     np.testing.assert_array_equal(first, np.asarray(grid)[2:18, 2:18])  # same seed, same face
     # an existing output is refused, not overwritten
-    code, _, err = _run_cli(capsys, "generate", "--run", str(cli_run), "--out",
-                            str(tmp_path / "grid.png"))
+    code, _, err = _run_cli(
+        capsys, "generate", "--run", str(cli_run), "--out", str(tmp_path / "grid.png")
+    )
     assert code == 2 and "already exists" in err
 
 
@@ -188,8 +272,9 @@ def test_generate_grid_and_folder(cli_run, capsys, tmp_path):
 def test_installed_entry_point_answers_help():
     result = subprocess.run(["facegan", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "train" in result.stdout and "generate" in result.stdout
-    module = subprocess.run([sys.executable, "-m", "facegan.cli", "presets"], capture_output=True,
-                            text=True, timeout=60)
+    module = subprocess.run(
+        [sys.executable, "-m", "facegan.cli", "presets"], capture_output=True, text=True, timeout=60
+    )
     assert module.returncode == 0 and "quick-32" in module.stdout
 
 
@@ -201,24 +286,38 @@ print(json.dumps([code, "tensorflow" in sys.modules]))
 """
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["generate", "--run", "{tmp}/missing-run", "-n", "1", "--out", "{tmp}/x.png"],
-     "run directory '{tmp}/missing-run' does not exist"),
-    (["generate", "--run", "{run}", "--out", "{tmp}/exists.png"], "already exists"),
-    (["export", "--run", "{tmp}/missing-run", "--format", "tflite"], "does not exist"),
-    (["export", "--run", "{run}", "--format", "tflite", "--out", "{tmp}/exists.tflite"],
-     "already exists; facegan never overwrites an export"),
-    (["export", "--run", "{run}", "--format", "keras", "--out", "{tmp}/model.h5"],
-     "must be a .keras file"),
-    (["evaluate", "--run", "{tmp}/missing-run"], "does not exist"),
-    (["evaluate", "--run", "{run}", "--data", "{tmp}/no-photos"], "does not exist"),
-    (["interpolate", "--run", "{tmp}/missing-run", "--seeds", "1,2", "--out", "{tmp}/w.gif"],
-     "does not exist"),
-    (["project", "--run", "{tmp}/missing-run", "--image", "{tmp}/exists.png"], "does not exist"),
-    (["serve", "--run", "{tmp}/missing-run"], "does not exist"),
-    (["train", "--data", "{tmp}/no-photos"], "does not exist"),
-    (["train", "--resume", "{tmp}/missing-run"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["generate", "--run", "{tmp}/missing-run", "-n", "1", "--out", "{tmp}/x.png"],
+            "run directory '{tmp}/missing-run' does not exist",
+        ),
+        (["generate", "--run", "{run}", "--out", "{tmp}/exists.png"], "already exists"),
+        (["export", "--run", "{tmp}/missing-run", "--format", "tflite"], "does not exist"),
+        (
+            ["export", "--run", "{run}", "--format", "tflite", "--out", "{tmp}/exists.tflite"],
+            "already exists; facegan never overwrites an export",
+        ),
+        (
+            ["export", "--run", "{run}", "--format", "keras", "--out", "{tmp}/model.h5"],
+            "must be a .keras file",
+        ),
+        (["evaluate", "--run", "{tmp}/missing-run"], "does not exist"),
+        (["evaluate", "--run", "{run}", "--data", "{tmp}/no-photos"], "does not exist"),
+        (
+            ["interpolate", "--run", "{tmp}/missing-run", "--seeds", "1,2", "--out", "{tmp}/w.gif"],
+            "does not exist",
+        ),
+        (
+            ["project", "--run", "{tmp}/missing-run", "--image", "{tmp}/exists.png"],
+            "does not exist",
+        ),
+        (["serve", "--run", "{tmp}/missing-run"], "does not exist"),
+        (["train", "--data", "{tmp}/no-photos"], "does not exist"),
+        (["train", "--resume", "{tmp}/missing-run"], "does not exist"),
+    ],
+)
 @pytest.mark.integration
 def test_user_errors_that_need_no_tensorflow_come_before_it(argv, message, tmp_path):
     """A missing run, an existing output or a bad path answers at once: TensorFlow never loads."""
@@ -228,9 +327,12 @@ def test_user_errors_that_need_no_tensorflow_come_before_it(argv, message, tmp_p
     for name in ("exists.png", "exists.tflite"):
         (tmp_path / name).write_bytes(b"x")
     fill = {"tmp": str(tmp_path), "run": str(run)}
-    result = subprocess.run([sys.executable, "-c", _NO_TENSORFLOW,
-                             *[arg.format(**fill) for arg in argv]],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", _NO_TENSORFLOW, *[arg.format(**fill) for arg in argv]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     code, imported = json.loads(result.stdout.strip().splitlines()[-1])
     assert (code, imported) == (2, False), result.stderr
@@ -249,8 +351,11 @@ def test_every_command_and_option_has_help_text():
     for name, sub in commands.choices.items():
         if not summaries.get(name) or not sub.description:
             missing.append(name)
-        missing += [f"{name} {action.option_strings or action.dest}" for action in sub._actions
-                    if not action.help and not isinstance(action, argparse._HelpAction)]
+        missing += [
+            f"{name} {action.option_strings or action.dest}"
+            for action in sub._actions
+            if not action.help and not isinstance(action, argparse._HelpAction)
+        ]
     assert missing == []
 
 

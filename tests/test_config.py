@@ -21,16 +21,27 @@ def test_resolution_accepts_powers_of_two(value):
 
 
 def test_error_names_field_value_and_allowed():
-    with pytest.raises(ConfigError, match=r"`train\.batch_size` must be an integer from 1 .*received 0"):
+    with pytest.raises(
+        ConfigError, match=r"`train\.batch_size` must be an integer from 1 .*received 0"
+    ):
         TrainConfig(batch_size=0)
-    with pytest.raises(ConfigError, match=r"`model\.channels` must be 1 \(grayscale\) or 3.*received 2"):
+    with pytest.raises(
+        ConfigError, match=r"`model\.channels` must be 1 \(grayscale\) or 3.*received 2"
+    ):
         ModelConfig(channels=2)
 
 
 def test_overrides_parse_strings_by_field_type():
-    config = Config().with_overrides({
-        "model.width": "32", "optim.g_lr": "1e-4", "train.jit": "true",
-        "data.source": "/x", "model.channels": "auto", "train.steps": "1e3"})
+    config = Config().with_overrides(
+        {
+            "model.width": "32",
+            "optim.g_lr": "1e-4",
+            "train.jit": "true",
+            "data.source": "/x",
+            "model.channels": "auto",
+            "train.steps": "1e3",
+        }
+    )
     assert config.model.width == 32
     assert config.optim.g_lr == pytest.approx(1e-4)
     assert config.train.jit is True
@@ -39,13 +50,16 @@ def test_overrides_parse_strings_by_field_type():
     assert config.train.steps == 1000
 
 
-@pytest.mark.parametrize("overrides, pattern", [
-    ({"model.widht": "3"}, r"unknown config key `model\.widht`; allowed: .*width"),
-    ({"modle.width": "3"}, r"override `modle\.width` must be SECTION\.KEY"),
-    ({"model.width": "wide"}, r"`model\.width` must be an integer; received 'wide'"),
-    ({"train.jit": "maybe"}, r"`train\.jit` must be true or false; received 'maybe'"),
-    ({"optim.g_lr": "-1"}, r"`optim\.g_lr` must be a number in \(0, 1\]; received -1\.0"),
-])
+@pytest.mark.parametrize(
+    "overrides, pattern",
+    [
+        ({"model.widht": "3"}, r"unknown config key `model\.widht`; allowed: .*width"),
+        ({"modle.width": "3"}, r"override `modle\.width` must be SECTION\.KEY"),
+        ({"model.width": "wide"}, r"`model\.width` must be an integer; received 'wide'"),
+        ({"train.jit": "maybe"}, r"`train\.jit` must be true or false; received 'maybe'"),
+        ({"optim.g_lr": "-1"}, r"`optim\.g_lr` must be a number in \(0, 1\]; received -1\.0"),
+    ],
+)
 def test_bad_overrides_are_named(overrides, pattern):
     with pytest.raises(ConfigError, match=pattern):
         Config().with_overrides(overrides)
@@ -92,7 +106,10 @@ def test_presets():
     assert classic.loss.kind == "nonsaturating"
     assert get_preset("quick-32").model.resolution == 32
     assert get_preset("quick-32").data.source == "embedded:lfw"
-    with pytest.raises(ConfigError, match="`preset` must be one of dcgan-64, dcgan-128, quick-32, faces-64, faces-128, stylegan2-128, stylegan2-256; received 'x'"):
+    with pytest.raises(
+        ConfigError,
+        match="`preset` must be one of dcgan-64, dcgan-128, quick-32, faces-64, faces-128, stylegan2-128, stylegan2-256; received 'x'",
+    ):
         get_preset("x")
 
 
@@ -101,6 +118,8 @@ def test_config_module_does_not_import_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, facegan, facegan.cli, facegan.config, facegan.presets; "
-            "sys.exit(1 if 'tensorflow' in sys.modules else 0)")
+    code = (
+        "import sys, facegan, facegan.cli, facegan.config, facegan.presets; "
+        "sys.exit(1 if 'tensorflow' in sys.modules else 0)"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

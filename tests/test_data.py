@@ -103,7 +103,9 @@ def _batches(dataset, count):
 
 
 def test_pipeline_scale_shape_and_epoch_coverage():
-    pixels = np.arange(10, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 1), np.uint8) * 25
+    pixels = (
+        np.arange(10, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 1), np.uint8) * 25
+    )
     batches = _batches(training_dataset(pixels, 5, seed=1, flip=False), 4)
     assert batches[0].shape == (5, 4, 4, 1) and batches[0].dtype == np.float32
     values = np.concatenate(batches)[:, 0, 0, 0]

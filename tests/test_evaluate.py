@@ -21,7 +21,9 @@ from facegan.evaluate import METRICS, Evaluator, ImageSet, parse_metrics, real_i
 
 def test_parse_metrics():
     assert parse_metrics("fid, kid,fid") == ("fid", "kid")
-    with pytest.raises(ConfigError, match="--metrics must be a comma-separated list of fid, kid, pr"):
+    with pytest.raises(
+        ConfigError, match="--metrics must be a comma-separated list of fid, kid, pr"
+    ):
         parse_metrics("fid,is")
     with pytest.raises(ConfigError):
         parse_metrics(" , ")
@@ -30,11 +32,14 @@ def test_parse_metrics():
 @pytest.mark.integration
 def test_cli_knows_every_metric_without_importing_tensorflow():
     # The names come from facegan.metrics (no TensorFlow), not a hand copy.
-    code = ("import sys, json; from facegan.cli import build_parser; "
-            "args = build_parser().parse_args(['evaluate', '--run', 'r']); "
-            "print(json.dumps([args.metrics, 'tensorflow' in sys.modules]))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
+    code = (
+        "import sys, json; from facegan.cli import build_parser; "
+        "args = build_parser().parse_args(['evaluate', '--run', 'r']); "
+        "print(json.dumps([args.metrics, 'tensorflow' in sys.modules]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [",".join(METRICS), False]
 
@@ -43,7 +48,9 @@ def _fake_inception():
     """A stand-in for the FID network (same input/output shapes) for cache tests."""
     images = keras.Input((299, 299, 3))
     pooled = keras.layers.GlobalAveragePooling2D()(images)
-    features = keras.layers.Dense(2048, kernel_initializer=keras.initializers.RandomNormal(seed=1))(pooled)
+    features = keras.layers.Dense(2048, kernel_initializer=keras.initializers.RandomNormal(seed=1))(
+        pooled
+    )
     return keras.Model(images, features)
 
 
@@ -62,7 +69,8 @@ def test_real_features_are_cached_by_content(tmp_path, face_folder, monkeypatch)
     with monkeypatch.context() as patch:
         patch.setattr(facegan.data.pipeline, "decode_source", lambda *a, **k: 1 / 0)
         np.testing.assert_array_equal(
-            evaluator.features(real_image_set(str(face_folder), 16, 3, None)), first)
+            evaluator.features(real_image_set(str(face_folder), 16, 3, None)), first
+        )
     assert evaluator.cache_hits == 2
     assert len(list((tmp_path / "cache" / "features").glob("*.npz"))) == 1
     # other resolution or count: another key
@@ -145,12 +153,21 @@ def no_weights(tmp_path, monkeypatch):
     monkeypatch.setattr(inception_weights, "_installed_pt", lambda: None)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["evaluate", "--real", "a"], "--real takes exactly two image sets; received 1"),
-    (["evaluate", "--real", "a", "--real", "b", "--data", "c"], "--data goes with --run"),
-    (["evaluate", "--run", "r", "--metrics", "fid,nope"], "--metrics must be a comma-separated list"),
-    (["evaluate", "--run", "no-such-run", "--metrics", "face_rate"], "run directory 'no-such-run' does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["evaluate", "--real", "a"], "--real takes exactly two image sets; received 1"),
+        (["evaluate", "--real", "a", "--real", "b", "--data", "c"], "--data goes with --run"),
+        (
+            ["evaluate", "--run", "r", "--metrics", "fid,nope"],
+            "--metrics must be a comma-separated list",
+        ),
+        (
+            ["evaluate", "--run", "no-such-run", "--metrics", "face_rate"],
+            "run directory 'no-such-run' does not exist",
+        ),
+    ],
+)
 def test_evaluate_user_errors(argv, message, capsys, tmp_path, monkeypatch):
     from facegan.cli import main
 
@@ -161,8 +178,9 @@ def test_evaluate_user_errors(argv, message, capsys, tmp_path, monkeypatch):
 
 
 @pytest.mark.integration
-def test_missing_weights_say_what_to_run_and_create_no_run(no_weights, capsys, tmp_path,
-                                                           monkeypatch, face_folder):
+def test_missing_weights_say_what_to_run_and_create_no_run(
+    no_weights, capsys, tmp_path, monkeypatch, face_folder
+):
     from facegan.cli import main
 
     monkeypatch.chdir(tmp_path)
@@ -173,8 +191,23 @@ def test_missing_weights_say_what_to_run_and_create_no_run(no_weights, capsys, t
     assert "run `facegan weights`" in err and err.count("\n") == 1
     assert not (tmp_path / "r").exists()
     # face rate alone needs no Inception weights
-    assert main(["evaluate", "--real", str(face_folder), "--real", str(face_folder),
-                 "--metrics", "face_rate", "--resolution", "32", "--json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--real",
+                str(face_folder),
+                "--real",
+                str(face_folder),
+                "--metrics",
+                "face_rate",
+                "--resolution",
+                "32",
+                "--json",
+            ]
+        )
+        == 0
+    )
     results = json.loads(capsys.readouterr().out)
     assert 0 <= results["face_rate"] <= 1 and results["num_real"] == 12
 
@@ -198,8 +231,23 @@ def test_weights_command_converts_a_local_file(tmp_path, monkeypatch, capsys):
 def test_cli_evaluate_real_prints_a_table(evaluator, face_folder, capsys):
     from facegan.cli import main
 
-    assert main(["evaluate", "--real", str(face_folder), "--real", str(face_folder),
-                 "--resolution", "32", "--metrics", "fid,kid,pr", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--real",
+                str(face_folder),
+                "--real",
+                str(face_folder),
+                "--resolution",
+                "32",
+                "--metrics",
+                "fid,kid,pr",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     for label in ("FID", "KID", "precision", "recall", "images"):
         assert label in out

@@ -16,8 +16,12 @@ UTKFACE = SHARED_DATA / "utkface"
 def load_faces(folder, count: int, size: int) -> np.ndarray:
     """The first `count` images of `folder` by sorted file name, RGB, bicubic to size x size."""
     files = sorted(p for p in folder.iterdir() if p.is_file())[:count]
-    return np.stack([np.asarray(Image.open(f).convert("RGB").resize((size, size), Image.Resampling.BICUBIC))
-                     for f in files])
+    return np.stack(
+        [
+            np.asarray(Image.open(f).convert("RGB").resize((size, size), Image.Resampling.BICUBIC))
+            for f in files
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +62,9 @@ def test_per_image_booleans_agree_with_scores_and_rate(detector, faces, face_sco
 
 
 def test_result_does_not_depend_on_batch_size(detector, faces, face_scores):
-    np.testing.assert_allclose(detector.face_scores(faces[:24], batch_size=5), face_scores[:24], atol=1e-5)
+    np.testing.assert_allclose(
+        detector.face_scores(faces[:24], batch_size=5), face_scores[:24], atol=1e-5
+    )
 
 
 def test_compiled_networks_score_like_the_eager_library(faces, face_scores):
@@ -73,8 +79,12 @@ def test_grayscale_images_repeat_to_rgb(detector, faces, to_gray):
 
 
 def test_small_images_are_upscaled(detector, faces):
-    small = np.stack([np.asarray(Image.fromarray(x).resize((24, 24), Image.Resampling.BICUBIC))
-                      for x in faces[:30]])
+    small = np.stack(
+        [
+            np.asarray(Image.fromarray(x).resize((24, 24), Image.Resampling.BICUBIC))
+            for x in faces[:30]
+        ]
+    )
     assert face_rate(small, detector=detector) >= 0.8
 
 
@@ -84,14 +94,17 @@ def test_working_size_keeps_the_aspect_ratio():
     assert _working_shape(64, 64, 64) == (64, 64)
 
 
-@pytest.mark.parametrize("images, kwargs", [
-    (np.zeros((2, 64, 64, 3), np.float32), {}),   # not uint8
-    (np.zeros((2, 64, 64, 4), np.uint8), {}),     # RGBA
-    (np.zeros((64, 64), np.uint8), {}),           # a single image without the batch axis
-    (np.zeros((0, 64, 64, 3), np.uint8), {}),     # nothing to rate
-    (np.zeros((2, 64, 64, 3), np.uint8), {"threshold": 1.5}),
-    (np.zeros((2, 64, 64, 3), np.uint8), {"batch_size": 0}),
-])
+@pytest.mark.parametrize(
+    "images, kwargs",
+    [
+        (np.zeros((2, 64, 64, 3), np.float32), {}),  # not uint8
+        (np.zeros((2, 64, 64, 4), np.uint8), {}),  # RGBA
+        (np.zeros((64, 64), np.uint8), {}),  # a single image without the batch axis
+        (np.zeros((0, 64, 64, 3), np.uint8), {}),  # nothing to rate
+        (np.zeros((2, 64, 64, 3), np.uint8), {"threshold": 1.5}),
+        (np.zeros((2, 64, 64, 3), np.uint8), {"batch_size": 0}),
+    ],
+)
 def test_rejects_bad_input(detector, images, kwargs):
     with pytest.raises(UserError):
         face_rate(images, detector=detector, **kwargs)

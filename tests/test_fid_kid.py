@@ -11,6 +11,7 @@ from facegan.metrics.kid import kid
 
 # ---------------------------------------------------------------- references
 
+
 def reference_frechet(mu1, sigma1, mu2, sigma2) -> float:
     """FID without scipy.sqrtm: tr sqrt(S1 S2) = sum sqrt(eig(S1^½ S2 S1^½)).
 
@@ -40,7 +41,7 @@ def naive_mmd2_unbiased(x, y) -> float:
 
 def gaussian_moments(mu, var):
     """E[x], E[x²], E[x³] of N(mu, var)."""
-    return mu, mu ** 2 + var, mu ** 3 + 3 * mu * var
+    return mu, mu**2 + var, mu**3 + 3 * mu * var
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,7 @@ def correlated():
 
 
 # ---------------------------------------------------------------- FID
+
 
 def test_statistics_are_float64_mean_and_unbiased_covariance(correlated):
     a, _ = correlated
@@ -79,8 +81,8 @@ def test_frechet_distance_of_diagonal_gaussians_is_closed_form():
     rng = np.random.default_rng(1)
     mu1, mu2 = rng.normal(size=8), rng.normal(size=8)
     s1, s2 = rng.uniform(0.1, 3.0, 8), rng.uniform(0.1, 3.0, 8)  # standard deviations
-    expected = np.sum((mu1 - mu2) ** 2) + np.sum(s1 ** 2 + s2 ** 2 - 2 * s1 * s2)
-    got = frechet_distance(mu1, np.diag(s1 ** 2), mu2, np.diag(s2 ** 2))
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum(s1**2 + s2**2 - 2 * s1 * s2)
+    got = frechet_distance(mu1, np.diag(s1**2), mu2, np.diag(s2**2))
     assert got == pytest.approx(expected, rel=1e-10)
 
 
@@ -124,18 +126,22 @@ def test_frechet_distance_rejects_a_covariance_that_is_not_psd():
         frechet_distance(np.zeros(2), np.diag([1.0, -1.0]), np.zeros(2), np.eye(2))
 
 
-@pytest.mark.parametrize("a, b", [
-    (np.zeros((1, 3)), np.zeros((4, 3))),        # one sample: no covariance
-    (np.zeros((4, 3)), np.zeros((4, 2))),        # feature sizes differ
-    (np.zeros(4), np.zeros((4, 1))),             # not 2-D
-    (np.full((4, 3), np.nan), np.zeros((4, 3))),  # NaN
-])
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        (np.zeros((1, 3)), np.zeros((4, 3))),  # one sample: no covariance
+        (np.zeros((4, 3)), np.zeros((4, 2))),  # feature sizes differ
+        (np.zeros(4), np.zeros((4, 1))),  # not 2-D
+        (np.full((4, 3), np.nan), np.zeros((4, 3))),  # NaN
+    ],
+)
 def test_fid_rejects_bad_features(a, b):
     with pytest.raises(UserError):
         fid(a, b)
 
 
 # ---------------------------------------------------------------- KID
+
 
 def test_kid_equals_naive_double_loop_on_tiny_sets():
     rng = np.random.default_rng(5)
@@ -148,6 +154,7 @@ def test_kid_equals_naive_double_loop_on_tiny_sets():
 
 def test_kid_is_deterministic_for_a_seed(correlated):
     a, b = correlated
+
     def run(seed):
         return kid(a, b, num_subsets=5, subset_size=50, seed=seed)
 
@@ -163,8 +170,15 @@ def test_kid_matches_the_one_dimensional_closed_form():
     rng = np.random.default_rng(6)
     mx, my = gaussian_moments(0.0, 0.25), gaussian_moments(0.5, 0.25)
     population = sum(c * (p - q) ** 2 for c, p, q in zip((3, 3, 1), mx, my))  # = 1.1875
-    estimates = [kid(rng.normal(0.0, 0.5, size=(3000, 1)), rng.normal(0.5, 0.5, size=(3000, 1)),
-                     num_subsets=1, subset_size=3000)[0] for _ in range(8)]
+    estimates = [
+        kid(
+            rng.normal(0.0, 0.5, size=(3000, 1)),
+            rng.normal(0.5, 0.5, size=(3000, 1)),
+            num_subsets=1,
+            subset_size=3000,
+        )[0]
+        for _ in range(8)
+    ]
     assert np.mean(estimates) == pytest.approx(population, rel=0.08)
 
 
@@ -196,7 +210,9 @@ def test_kid_is_clearly_positive_for_different_distributions():
 
 def test_kid_caps_the_subset_at_the_smaller_set():
     rng = np.random.default_rng(9)
-    mean, _ = kid(rng.normal(size=(5, 2)), rng.normal(size=(40, 2)), num_subsets=4, subset_size=1000)
+    mean, _ = kid(
+        rng.normal(size=(5, 2)), rng.normal(size=(40, 2)), num_subsets=4, subset_size=1000
+    )
     assert np.isfinite(mean)
 
 

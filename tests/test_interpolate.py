@@ -46,14 +46,31 @@ def test_conditional_walk_holds_the_requested_labels(tiny_conditional_run):
     run = facegan.load(tiny_conditional_run)
     frames = animation.walk_frames(run, [4, 5], 2, request={"gender": "1"})
     np.testing.assert_array_equal(frames[0], run.generate(1, seed=4, labels={"gender": "1"})[0])
-    np.testing.assert_array_equal(frames[2], run.generate(1, seed=5, labels=run.labels_for(
-        1, 4, {"gender": "1"}))[0])
+    np.testing.assert_array_equal(
+        frames[2], run.generate(1, seed=5, labels=run.labels_for(1, 4, {"gender": "1"}))[0]
+    )
 
 
 def test_cli_writes_a_looping_gif_with_every_frame_upscaled(tiny_run, tmp_path):
     out = tmp_path / "walk.gif"
-    code = main(["interpolate", "--run", str(tiny_run), "--seeds", "1,2,3", "--frames", "3",
-                 "--loop", "--fps", "25", "--size", "32", "--out", str(out)])
+    code = main(
+        [
+            "interpolate",
+            "--run",
+            str(tiny_run),
+            "--seeds",
+            "1,2,3",
+            "--frames",
+            "3",
+            "--loop",
+            "--fps",
+            "25",
+            "--size",
+            "32",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     with Image.open(out) as gif:
         assert gif.n_frames == 9 and gif.size == (32, 32)
@@ -78,8 +95,19 @@ def test_cli_refuses_an_existing_out_and_bad_arguments(tiny_run, tmp_path, capsy
 def test_mp4_without_an_encoder_is_a_one_line_error(tiny_run, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(animation, "find_video_encoder", lambda: None)
     out = tmp_path / "walk.mp4"
-    code = main(["interpolate", "--run", str(tiny_run), "--seeds", "1,2", "--frames", "2",
-                 "--out", str(out)])
+    code = main(
+        [
+            "interpolate",
+            "--run",
+            str(tiny_run),
+            "--seeds",
+            "1,2",
+            "--frames",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and not out.exists()
     assert err.startswith("facegan: error:") and "imageio-ffmpeg" in err
@@ -89,8 +117,9 @@ def test_mp4_without_an_encoder_is_a_one_line_error(tiny_run, tmp_path, capsys, 
 def test_mp4_frames_are_piped_to_the_encoder(run, tmp_path, monkeypatch):
     # A stand-in for ffmpeg: writes what it reads from stdin to its last argument.
     fake = tmp_path / "fake-ffmpeg"
-    fake.write_text(f"#!{sys.executable}\nimport sys\n"
-                    "open(sys.argv[-1], 'wb').write(sys.stdin.buffer.read())\n")
+    fake.write_text(
+        f"#!{sys.executable}\nimport sys\nopen(sys.argv[-1], 'wb').write(sys.stdin.buffer.read())\n"
+    )
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setattr(animation, "find_video_encoder", lambda: str(fake))
     frames = animation.walk_frames(run, [1, 2], 2)

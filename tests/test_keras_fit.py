@@ -55,11 +55,13 @@ def photo_folder(tmp_path_factory) -> Path:
     for i in range(20):
         small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
         Image.fromarray(small).resize((24, 24), Image.Resampling.BICUBIC).save(
-            root / f"p{i:02d}.png")
+            root / f"p{i:02d}.png"
+        )
     return root
 
 
 # -- equivalence with the loop ---------------------------------------------------------
+
 
 def test_fit_trains_the_same_weights_as_facegan_train(tmp_path, face_folder):
     config = _config(face_folder, steps=4)
@@ -79,8 +81,12 @@ def test_fit_trains_the_same_weights_as_facegan_train(tmp_path, face_folder):
 
 @pytest.mark.integration
 def test_fit_under_mirrored_strategy_with_two_cpus_matches_the_loop(tmp_path):
-    result = subprocess.run([sys.executable, str(HERE / "distribute" / "keras_fit_script.py"),
-                             str(tmp_path), "4"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(HERE / "distribute" / "keras_fit_script.py"), str(tmp_path), "4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2 and report["steps"] == [4, 4] and report["moved"], report
@@ -90,11 +96,12 @@ def test_fit_under_mirrored_strategy_with_two_cpus_matches_the_loop(tmp_path):
 
 # -- what Keras users pass ----------------------------------------------------------------
 
-def test_fit_takes_image_dataset_from_directory_with_the_standard_callbacks(tmp_path,
-                                                                         photo_folder):
+
+def test_fit_takes_image_dataset_from_directory_with_the_standard_callbacks(tmp_path, photo_folder):
     """float 0-255 batches of 5 at 24 px for a 16 px model with batch 8, and five callbacks."""
-    data = keras.utils.image_dataset_from_directory(photo_folder, labels=None, batch_size=5,
-                                                    image_size=(24, 24), shuffle=False)
+    data = keras.utils.image_dataset_from_directory(
+        photo_folder, labels=None, batch_size=5, image_size=(24, 24), shuffle=False
+    )
     gan = GAN(_config(photo_folder))
     gan.compile()
     seen_logs = []
@@ -104,23 +111,33 @@ def test_fit_takes_image_dataset_from_directory_with_the_standard_callbacks(tmp_
             seen_logs.append(dict(logs))
 
     grids = SampleGrid(tmp_path / "grids")
-    callbacks = [keras.callbacks.TensorBoard(tmp_path / "tb"),
-                 keras.callbacks.BackupAndRestore(tmp_path / "backup"),
-                 keras.callbacks.ModelCheckpoint(str(tmp_path / "w-{epoch}.weights.h5"),
-                                                 save_weights_only=True),
-                 keras.callbacks.EarlyStopping(monitor="d_loss", mode="min", patience=5),
-                 grids, Record()]
+    callbacks = [
+        keras.callbacks.TensorBoard(tmp_path / "tb"),
+        keras.callbacks.BackupAndRestore(tmp_path / "backup"),
+        keras.callbacks.ModelCheckpoint(
+            str(tmp_path / "w-{epoch}.weights.h5"), save_weights_only=True
+        ),
+        keras.callbacks.EarlyStopping(monitor="d_loss", mode="min", patience=5),
+        grids,
+        Record(),
+    ]
     gan.fit(data, epochs=3, callbacks=callbacks, verbose=0)
     # 20 photos -> batches of 8, the short one dropped: 2 steps per epoch; Keras learns
     # the epoch's end by running out of data, and that call must train nothing
     assert gan.step == 6 and int(gan.g_optimizer.iterations.numpy()) == 6
     assert len(seen_logs) == 3 and all(np.isfinite(log["g_loss"]) for log in seen_logs)
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == [
-        "step-0000002.png", "step-0000004.png", "step-0000006.png"]
+        "step-0000002.png",
+        "step-0000004.png",
+        "step-0000006.png",
+    ]
     with Image.open(grids.saved[-1]) as grid:
         assert grid.size == (2 * 16 + 3 * 2, 2 * 16 + 3 * 2)  # 4 faces, 2 px padding
     assert sorted(p.name for p in tmp_path.glob("w-*.weights.h5")) == [
-        "w-1.weights.h5", "w-2.weights.h5", "w-3.weights.h5"]
+        "w-1.weights.h5",
+        "w-2.weights.h5",
+        "w-3.weights.h5",
+    ]
     assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
 
 
@@ -157,13 +174,16 @@ def test_a_fit_model_is_a_facegan_run(tmp_path, face_folder):
     served = tf.saved_model.load(str(export(run, "savedmodel", tmp_path / "served")))
     np.testing.assert_array_equal(
         served.signatures["from_seed"](seed=tf.constant([7, 8], tf.int64))["images"].numpy(),
-        run.generate(2, seed=7))
+        run.generate(2, seed=7),
+    )
     # the loop continues it; the command line generates from it
     resumed = facegan.resume(tmp_path / "run", steps=3, progress=False)
     assert resumed.step == 3
     out = tmp_path / "faces"
-    assert facegan.cli.main(["generate", "--run", str(tmp_path / "run"), "-n", "2", "--out",
-                             str(out)]) == 0
+    assert (
+        facegan.cli.main(["generate", "--run", str(tmp_path / "run"), "-n", "2", "--out", str(out)])
+        == 0
+    )
     assert len(list(out.glob("*.png"))) == 2
     # saving again without a path adds a checkpoint to the same run, never a new directory
     again = GAN.from_run(tmp_path / "run")
@@ -191,6 +211,7 @@ def test_numpy_uint8_arrays_train_like_floats_0_to_255(face_folder):
 
 # -- inputs, without training --------------------------------------------------------------
 
+
 def _first_batch(dataset):
     return next(iter(dataset))
 
@@ -216,19 +237,23 @@ def test_prepare_reads_the_value_range_from_the_first_batch(face_folder):
         np.testing.assert_array_equal(out, scaled)
     with pytest.raises(InputError, match=r"scaled to \[0, 1\] are not taken"):
         prepare(tf.data.Dataset.from_tensors(pixels.astype(np.float32) / 255), config)
-    named = prepare(tf.data.Dataset.from_tensors(pixels.astype(np.float32) / 255), config,
-                    value_range="-1-1")
+    named = prepare(
+        tf.data.Dataset.from_tensors(pixels.astype(np.float32) / 255), config, value_range="-1-1"
+    )
     assert _first_batch(named).shape == (8, 16, 16, 3)
     with pytest.raises(InputError, match="value_range must be one of"):
         prepare(tf.data.Dataset.from_tensors(pixels), config, value_range="0-1")
 
 
-@pytest.mark.parametrize("data, message", [
-    ([1, 2, 3], "takes a tf.data.Dataset of images or a NumPy array"),
-    (np.zeros((8, 16, 16), np.uint8), r"must be \[B, H, W, C\]"),
-    (np.zeros((8, 16, 16, 3), np.int64), "must be uint8 or float"),
-    ((np.zeros((8, 16, 16, 3), np.uint8),) * 3, "a tuple of 3"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ([1, 2, 3], "takes a tf.data.Dataset of images or a NumPy array"),
+        (np.zeros((8, 16, 16), np.uint8), r"must be \[B, H, W, C\]"),
+        (np.zeros((8, 16, 16, 3), np.int64), "must be uint8 or float"),
+        ((np.zeros((8, 16, 16, 3), np.uint8),) * 3, "a tuple of 3"),
+    ],
+)
 def test_prepare_refuses_what_the_step_cannot_take(face_folder, data, message):
     if isinstance(data, tuple):
         data = tf.data.Dataset.from_tensor_slices(data)
@@ -266,10 +291,17 @@ def test_from_preset_on_a_pack_trains_on_the_streamed_batches(tmp_path, face_fol
     from facegan.data import packing
 
     pack = tmp_path / "pack"
-    packing.pack(str(face_folder), pack, 32, images_per_shard=8, report=lambda line: None,
-                 show_progress=False)
-    gan = GAN.from_preset("quick-32", data=pack,
-                          overrides={"model.width": 8, "train.batch_size": 8})
+    packing.pack(
+        str(face_folder),
+        pack,
+        32,
+        images_per_shard=8,
+        report=lambda line: None,
+        show_progress=False,
+    )
+    gan = GAN.from_preset(
+        "quick-32", data=pack, overrides={"model.width": 8, "train.batch_size": 8}
+    )
     assert gan.config.model.channels == 3 and gan.config.data.source == str(pack)
     gan.compile()
     history = gan.fit(gan.dataset(), steps_per_epoch=2, epochs=1, verbose=0)

@@ -42,8 +42,12 @@ def test_utkface_names_give_attributes_in_group_order():
 
 
 def test_names_without_a_match_are_reported_not_raised():
-    names = ["25_1_0_2017.jpg", "61_3_20170109150557335.jpg.chip.jpg", "readme_photo.png",
-             "sub/30_0_1_2017.jpg"]  # a `^` pattern also matches a file name in a sub-folder
+    names = [
+        "25_1_0_2017.jpg",
+        "61_3_20170109150557335.jpg.chip.jpg",
+        "readme_photo.png",
+        "sub/30_0_1_2017.jpg",
+    ]  # a `^` pattern also matches a file name in a sub-folder
     result = label_items(names, _config())
     np.testing.assert_array_equal(result.labelled, [True, False, False, True])
     assert [name for name, _ in result.unlabelled] == names[1:3]
@@ -126,13 +130,16 @@ def _write_csv(path, rows):
 
 
 def test_csv_rows_by_relative_path_or_file_name(tmp_path):
-    csv_path = _write_csv(tmp_path / "attrs.csv", [
-        ["file", "smiling", "age"],
-        ["a/one.png", "yes", 30],
-        ["two.png", "no", 41],      # a bare file name finds sub/two.png
-        ["three.png", "", 20],      # an empty cell: no value
-        ["dup.png", "yes", 1],      # two items share this file name: ambiguous
-    ])
+    csv_path = _write_csv(
+        tmp_path / "attrs.csv",
+        [
+            ["file", "smiling", "age"],
+            ["a/one.png", "yes", 30],
+            ["two.png", "no", 41],  # a bare file name finds sub/two.png
+            ["three.png", "", 20],  # an empty cell: no value
+            ["dup.png", "yes", 1],  # two items share this file name: ambiguous
+        ],
+    )
     names = ["a/one.png", "sub/two.png", "three.png", "four.png", "x/dup.png", "y/dup.png"]
     result = label_items(names, _config(f"csv:{csv_path}", bins="age=0,40,80"))
     assert result.schema.label_classes == "smiling:2,age:2"
@@ -161,8 +168,9 @@ def test_bad_csv_files_are_label_errors(tmp_path):
 
 
 def _schema():
-    return schema_from_config(_config(bins=AGE_BINS, values="gender=0,1;race=0,1,2,3,4"),
-                              "age:7,gender:2,race:5")
+    return schema_from_config(
+        _config(bins=AGE_BINS, values="gender=0,1;race=0,1,2,3,4"), "age:7,gender:2,race:5"
+    )
 
 
 def test_requests_map_to_class_indices():
@@ -173,14 +181,23 @@ def test_requests_map_to_class_indices():
     assert schema.encode(parse_label_requests(["gender=0", " race = 2 "])) == [None, 0, 2]
 
 
-@pytest.mark.parametrize("request_, message", [
-    ({"age": "130"}, "label age=130: age must be a number from 0 to below 120 "
-                     "(classes 0–13, 13–20, 20–30, 30–40, 40–50, 50–60, 60–120)"),
-    ({"age": "old"}, "age must be a number from 0 to below 120"),
-    ({"gender": "2"}, "label gender=2: gender must be one of 0, 1"),
-    ({"hair": "red"}, "label hair=red: the run has no label attribute `hair`; "
-                      "its attributes: age, gender, race"),
-])
+@pytest.mark.parametrize(
+    "request_, message",
+    [
+        (
+            {"age": "130"},
+            "label age=130: age must be a number from 0 to below 120 "
+            "(classes 0–13, 13–20, 20–30, 30–40, 40–50, 50–60, 60–120)",
+        ),
+        ({"age": "old"}, "age must be a number from 0 to below 120"),
+        ({"gender": "2"}, "label gender=2: gender must be one of 0, 1"),
+        (
+            {"hair": "red"},
+            "label hair=red: the run has no label attribute `hair`; "
+            "its attributes: age, gender, race",
+        ),
+    ],
+)
 def test_bad_requests_name_the_attribute_and_what_it_allows(request_, message):
     with pytest.raises(LabelError) as error:
         _schema().encode(request_)
@@ -196,8 +213,15 @@ def test_request_syntax_errors():
 
 def test_class_names_for_sample_grids():
     schema = _schema()
-    assert schema.class_names("age") == ["age 0–13", "age 13–20", "age 20–30", "age 30–40",
-                                         "age 40–50", "age 50–60", "age 60–120"]
+    assert schema.class_names("age") == [
+        "age 0–13",
+        "age 13–20",
+        "age 20–30",
+        "age 30–40",
+        "age 40–50",
+        "age 50–60",
+        "age 60–120",
+    ]
     assert schema.class_names("gender") == ["gender 0", "gender 1"]
     with pytest.raises(LabelError, match="no label attribute `hair`"):
         schema.class_names("hair")
@@ -216,17 +240,25 @@ def test_schema_from_config_refuses_settings_that_disagree():
 def test_load_training_images_attaches_labels_and_skips_unlabelled(tmp_path):
     folder = tmp_path / "utk"
     folder.mkdir()
-    ages = {_utk_name(25, 1, 0): 80, _utk_name(8, 0, 1): 160, _utk_name(65, 1, 1): 240,
-            _utk_name(35, 0, 0): 40}
+    ages = {
+        _utk_name(25, 1, 0): 80,
+        _utk_name(8, 0, 1): 160,
+        _utk_name(65, 1, 1): 240,
+        _utk_name(35, 0, 0): 40,
+    }
     for name, gray in ages.items():
         Image.new("RGB", (20, 20), (gray, gray, gray)).save(folder / name, format="JPEG")
     Image.new("RGB", (20, 20)).save(folder / "61_3_20170109150557335.jpg.chip.jpg", "JPEG")
     Image.new("RGB", (20, 20)).save(folder / _utk_name(130, 0, 0), "JPEG")  # outside the bins
-    (folder / _utk_name(40, 1, 0)).write_bytes(b"broken")                    # not an image
+    (folder / _utk_name(40, 1, 0)).write_bytes(b"broken")  # not an image
 
-    decoded = load_training_images(open_source(str(folder)),
-                                   _config(bins=AGE_BINS, source=str(folder)), 16, 3,
-                                   cache_dir=tmp_path / "cache")
+    decoded = load_training_images(
+        open_source(str(folder)),
+        _config(bins=AGE_BINS, source=str(folder)),
+        16,
+        3,
+        cache_dir=tmp_path / "cache",
+    )
     assert sorted(decoded.names) == sorted(ages)
     assert decoded.labels.shape == (4, 3) and decoded.labels.dtype == np.int32
     assert decoded.label_classes == "age:7,gender:2,race:2"
@@ -234,19 +266,29 @@ def test_load_training_images_attaches_labels_and_skips_unlabelled(tmp_path):
     for name, pixels, row in zip(decoded.names, decoded.pixels, decoded.labels):
         assert abs(int(pixels.mean()) - ages[name]) < 8  # labels sit beside their own image
         age, gender, race = (int(part) for part in name.split("_")[:3])
-        assert list(row) == [np.searchsorted([0, 13, 20, 30, 40, 50, 60, 120], age, "right") - 1,
-                             gender, race]
+        assert list(row) == [
+            np.searchsorted([0, 13, 20, 30, 40, 50, 60, 120], age, "right") - 1,
+            gender,
+            race,
+        ]
     failures = dict(decoded.failures)
-    assert set(failures) == {"61_3_20170109150557335.jpg.chip.jpg", _utk_name(130, 0, 0),
-                             _utk_name(40, 1, 0)}
+    assert set(failures) == {
+        "61_3_20170109150557335.jpg.chip.jpg",
+        _utk_name(130, 0, 0),
+        _utk_name(40, 1, 0),
+    }
     assert "does not match" in failures["61_3_20170109150557335.jpg.chip.jpg"]
     assert "outside data.label_bins" in failures[_utk_name(130, 0, 0)]
 
 
 def test_load_without_labels_is_unchanged(face_folder, tmp_path):
-    decoded = load_training_images(open_source(str(face_folder)),
-                                   DataConfig(source=str(face_folder)), 16, 3,
-                                   cache_dir=tmp_path)
+    decoded = load_training_images(
+        open_source(str(face_folder)),
+        DataConfig(source=str(face_folder)),
+        16,
+        3,
+        cache_dir=tmp_path,
+    )
     assert decoded.labels is None and decoded.label_classes is None and decoded.label_values == ""
 
 
@@ -254,8 +296,13 @@ def test_load_with_no_labelled_image_is_one_data_error(face_folder, tmp_path):
     from facegan.data import DataError
 
     with pytest.raises(DataError, match="gives labels to none of the 24 images"):
-        load_training_images(open_source(str(face_folder)),
-                             _config(source=str(face_folder)), 16, 3, cache_dir=tmp_path)
+        load_training_images(
+            open_source(str(face_folder)),
+            _config(source=str(face_folder)),
+            16,
+            3,
+            cache_dir=tmp_path,
+        )
 
 
 # ------------------------------------------------------------------ the tf.data pipeline
@@ -263,8 +310,7 @@ def test_load_with_no_labelled_image_is_one_data_error(face_folder, tmp_path):
 
 def _indexed(count):
     """Image i is filled with the value i (so a batch says which images it holds)."""
-    pixels = np.arange(count, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 1),
-                                                                              np.uint8)
+    pixels = np.arange(count, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 1), np.uint8)
     labels = np.stack([np.arange(count), (np.arange(count) * 7) % 5], axis=1).astype(np.int32)
     return pixels, labels
 
@@ -274,8 +320,10 @@ def _index_of(images):
 
 
 def _take(dataset, count):
-    return [tuple(part.numpy() for part in batch) if isinstance(batch, tuple) else batch.numpy()
-            for batch, _ in zip(dataset, range(count))]
+    return [
+        tuple(part.numpy() for part in batch) if isinstance(batch, tuple) else batch.numpy()
+        for batch, _ in zip(dataset, range(count))
+    ]
 
 
 def test_training_dataset_yields_labels_aligned_with_images():
@@ -304,35 +352,50 @@ def test_distributed_batches_with_labels_on_one_device():
     from facegan.training.distribute import distributed_batches
 
     pixels, labels = _indexed(13)
-    batches = distributed_batches(tf.distribute.get_strategy(),
-                                  DecodedImages.from_arrays(pixels, labels), 4, 1, False, 3)
+    batches = distributed_batches(
+        tf.distribute.get_strategy(), DecodedImages.from_arrays(pixels, labels), 4, 1, False, 3
+    )
     reference = training_dataset(pixels, 4, seed=1, flip=False, start_step=3, labels=labels)
     for (images, classes), (want, want_classes) in zip(
-            (next(batches) for _ in range(3)), _take(reference, 3)):
+        (next(batches) for _ in range(3)), _take(reference, 3)
+    ):
         np.testing.assert_array_equal(images.numpy(), want)
         np.testing.assert_array_equal(classes.numpy(), want_classes)
-    plain = distributed_batches(tf.distribute.get_strategy(), DecodedImages.from_arrays(pixels),
-                                4, 1, False, 3)
+    plain = distributed_batches(
+        tf.distribute.get_strategy(), DecodedImages.from_arrays(pixels), 4, 1, False, 3
+    )
     assert next(plain).shape == (4, 4, 4, 1)  # without labels: images alone, as before
 
 
 @pytest.mark.integration
 def test_distributed_batches_split_labels_like_images_over_two_replicas():
-    result = subprocess.run([sys.executable, str(HERE / "distribute" / "replica_slices_script.py"),
-                             "labels"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(HERE / "distribute" / "replica_slices_script.py"), "labels"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report == {"replicas": 2, "same": True, "aligned": True, "label_shape": [4, 2],
-                      "label_dtype": "int32"}
+    assert report == {
+        "replicas": 2,
+        "same": True,
+        "aligned": True,
+        "label_shape": [4, 2],
+        "label_dtype": "int32",
+    }
 
 
 def test_label_names_name_the_classes_everywhere_they_are_shown():
     from facegan.config import ConfigError, DataConfig
     from facegan.data.labels import LabelError, schema_from_config
 
-    data = DataConfig(labels="pattern:^(?P<age>\\d+)_(?P<gender>\\d)_",
-                      label_bins="age=0,20,120", label_values="gender=0,1",
-                      label_names="gender=male,female;age=young,older")
+    data = DataConfig(
+        labels="pattern:^(?P<age>\\d+)_(?P<gender>\\d)_",
+        label_bins="age=0,20,120",
+        label_values="gender=0,1",
+        label_names="gender=male,female;age=young,older",
+    )
     schema = schema_from_config(data, "age:2,gender:2")
     assert schema.class_names("gender") == ["gender male", "gender female"]
     assert schema.class_names("age") == ["age young", "age older"]
@@ -340,10 +403,12 @@ def test_label_names_name_the_classes_everywhere_they_are_shown():
     assert schema.encode({"gender": "female", "age": "young"}) == [0, 1]
     assert schema.encode({"gender": "1", "age": "25"}) == [1, 1]
     with pytest.raises(LabelError, match="gives `gender` 3 names but it has 2 classes"):
-        schema_from_config(DataConfig(label_values="gender=0,1",
-                                      label_names="gender=a,b,c"), "gender:2")
+        schema_from_config(
+            DataConfig(label_values="gender=0,1", label_names="gender=a,b,c"), "gender:2"
+        )
     with pytest.raises(LabelError, match="data.label_names names `race`"):
-        schema_from_config(DataConfig(label_values="gender=0,1",
-                                      label_names="race=a,b"), "gender:2")
+        schema_from_config(
+            DataConfig(label_values="gender=0,1", label_names="race=a,b"), "gender:2"
+        )
     with pytest.raises(ConfigError, match="data.label_names"):
         DataConfig(label_names="gender")

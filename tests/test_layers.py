@@ -20,27 +20,52 @@ def _largest_singular_value(kernel: np.ndarray, transposed: bool = False) -> flo
 # -- spectral norm --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make, inputs", [
-    (lambda: keras.layers.Dense(6, kernel_initializer=keras.initializers.RandomNormal(0, 3, 1)),
-     np.ones((2, 5), np.float32)),
-    (lambda: keras.layers.Conv2D(4, 3, padding="same",
-                                 kernel_initializer=keras.initializers.RandomNormal(0, 3, 2)),
-     np.ones((2, 6, 6, 3), np.float32)),
-    (lambda: keras.layers.Conv2DTranspose(4, 4, strides=2, padding="same",
-                                          kernel_initializer=keras.initializers.RandomNormal(
-                                              0, 3, 3)),
-     np.ones((2, 3, 3, 5), np.float32)),
-    (lambda: keras.layers.Embedding(7, 4, embeddings_initializer=keras.initializers.RandomNormal(
-        0, 3, 4)), np.array([0, 3], np.int32)),
-    (lambda: L.UpsampleConv2D(4, kernel_initializer=keras.initializers.RandomNormal(0, 3, 5)),
-     np.ones((2, 3, 3, 2), np.float32)),
-])
+@pytest.mark.parametrize(
+    "make, inputs",
+    [
+        (
+            lambda: keras.layers.Dense(
+                6, kernel_initializer=keras.initializers.RandomNormal(0, 3, 1)
+            ),
+            np.ones((2, 5), np.float32),
+        ),
+        (
+            lambda: keras.layers.Conv2D(
+                4, 3, padding="same", kernel_initializer=keras.initializers.RandomNormal(0, 3, 2)
+            ),
+            np.ones((2, 6, 6, 3), np.float32),
+        ),
+        (
+            lambda: keras.layers.Conv2DTranspose(
+                4,
+                4,
+                strides=2,
+                padding="same",
+                kernel_initializer=keras.initializers.RandomNormal(0, 3, 3),
+            ),
+            np.ones((2, 3, 3, 5), np.float32),
+        ),
+        (
+            lambda: keras.layers.Embedding(
+                7, 4, embeddings_initializer=keras.initializers.RandomNormal(0, 3, 4)
+            ),
+            np.array([0, 3], np.int32),
+        ),
+        (
+            lambda: L.UpsampleConv2D(
+                4, kernel_initializer=keras.initializers.RandomNormal(0, 3, 5)
+            ),
+            np.ones((2, 3, 3, 2), np.float32),
+        ),
+    ],
+)
 def test_spectral_norm_bounds_the_largest_singular_value(make, inputs):
     inner = make()
     layer = L.SpectralNorm(inner, seed=1)
     layer(inputs)  # build
-    original = _largest_singular_value(layer._kernel().numpy(),
-                                       isinstance(inner, keras.layers.Conv2DTranspose))
+    original = _largest_singular_value(
+        layer._kernel().numpy(), isinstance(inner, keras.layers.Conv2DTranspose)
+    )
     assert original > 3  # so that normalizing is visible
     for _ in range(20):
         layer(inputs, training=True)
@@ -73,8 +98,9 @@ def test_spectral_norm_gradients_flow_through_sigma():
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(tf.square(layer(x, training=True)))
     grads = tape.gradient(loss, layer.trainable_weights)
-    assert all(g is not None and np.all(np.isfinite(g.numpy())) and np.any(g.numpy())
-               for g in grads)
+    assert all(
+        g is not None and np.all(np.isfinite(g.numpy())) and np.any(g.numpy()) for g in grads
+    )
 
 
 def test_spectral_norm_refuses_other_layers():
@@ -144,8 +170,9 @@ def test_equalized_conv_downsample_and_lrelu_gain():
     assert y.shape == (2, 4, 4, 4)
     pooled = tf.nn.avg_pool2d(x, 2, 2, "VALID")
     pre = tf.nn.conv2d(pooled, layer.kernel.numpy() / np.sqrt(27.0), 1, "SAME")
-    np.testing.assert_allclose(y.numpy(), tf.nn.leaky_relu(pre, 0.2).numpy() * np.sqrt(2.0),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        y.numpy(), tf.nn.leaky_relu(pre, 0.2).numpy() * np.sqrt(2.0), rtol=1e-5, atol=1e-5
+    )
 
 
 # -- StyleGAN2 pieces ---------------------------------------------------------------------------
@@ -159,11 +186,10 @@ def _per_sample_modulated_conv(layer: L.ModulatedConv2D, x, ws) -> np.ndarray:
         weight = layer.kernel.numpy() * styles[b][None, None, :, None]  # [k, k, Cin, Cout]
         if layer.demodulate:
             weight = weight / np.sqrt(np.sum(weight**2, axis=(0, 1, 2), keepdims=True) + 1e-8)
-        sample = x[b:b + 1]
+        sample = x[b : b + 1]
         if layer.upsample:
             out_shape = [1, 2 * x.shape[1] + 1, 2 * x.shape[2] + 1, layer.filters]
-            y = tf.nn.conv2d_transpose(sample, weight.transpose(0, 1, 3, 2), out_shape, 2,
-                                       "VALID")
+            y = tf.nn.conv2d_transpose(sample, weight.transpose(0, 1, 3, 2), out_shape, 2, "VALID")
             y = blur(y)
         else:
             y = tf.nn.conv2d(sample, weight, 1, "SAME")
@@ -171,11 +197,13 @@ def _per_sample_modulated_conv(layer: L.ModulatedConv2D, x, ws) -> np.ndarray:
     return np.concatenate(outputs)
 
 
-@pytest.mark.parametrize("demodulate, upsample, kernel", [(True, False, 3), (True, True, 3),
-                                                          (False, False, 1)])
+@pytest.mark.parametrize(
+    "demodulate, upsample, kernel", [(True, False, 3), (True, True, 3), (False, False, 1)]
+)
 def test_modulated_conv_equals_per_sample_kernels(demodulate, upsample, kernel):
-    layer = L.ModulatedConv2D(5, kernel, demodulate=demodulate, upsample=upsample, w_index=1,
-                              seed=2)
+    layer = L.ModulatedConv2D(
+        5, kernel, demodulate=demodulate, upsample=upsample, w_index=1, seed=2
+    )
     x = tf.random.stateless_normal([3, 4, 4, 6], seed=[1, 1])
     ws = tf.random.stateless_normal([3, 2, 8], seed=[2, 2])
     y = layer([x, ws]).numpy()
@@ -199,8 +227,9 @@ def test_noise_injection_strength_starts_at_zero_and_learns():
     assert [w.name for w in layer.trainable_weights] == ["strength"]
     assert [w.name for w in layer.non_trainable_weights] == ["fixed_noise"]
     with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(layer([x, key], training=True) * tf.random.stateless_normal(
-            [2, 4, 4, 3], seed=[4, 4]))
+        loss = tf.reduce_sum(
+            layer([x, key], training=True) * tf.random.stateless_normal([2, 4, 4, 3], seed=[4, 4])
+        )
     assert float(tape.gradient(loss, layer.strength)) != 0.0
 
 
@@ -293,24 +322,28 @@ def test_label_projection_is_the_inner_product_with_summed_embeddings():
 # -- serialization ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make", [
-    lambda: L.SpectralNorm(keras.layers.Dense(3), power_iterations=2, seed=5),
-    lambda: L.SpectralNorm(L.ConvDownsample2D(4, use_bias=False), seed=1),
-    lambda: L.UpsampleConv2D(4, use_bias=False),
-    lambda: L.EqualizedDense(4, lr_multiplier=0.1, bias_init=1.0, activation="lrelu", seed=3),
-    lambda: L.EqualizedConv2D(4, 1, downsample=True, use_bias=False, seed=2),
-    lambda: L.ModulatedConv2D(4, 1, demodulate=False, upsample=True, w_index=3, seed=6),
-    lambda: L.NoiseInjection(salt=4, seed=9),
-    lambda: L.NoiseKey(),
-    lambda: L.BiasAct("linear"),
-    lambda: L.ConstantInput(8, size=4, seed=2),
-    lambda: L.PixelNorm(epsilon=1e-6),
-    lambda: L.MinibatchStddev(group_size=2, num_channels=2),
-    lambda: L.GlobalSumPooling(),
-    lambda: L.LabelEmbedding([("gender", 2), ("age", 7)], 8, stddev=0.5, multiplier=2.0,
-                             spectral_norm=True, seed=4),
-    lambda: L.LabelProjection([("gender", 2)], stddev=0.1, multiplier=0.5, seed=1),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: L.SpectralNorm(keras.layers.Dense(3), power_iterations=2, seed=5),
+        lambda: L.SpectralNorm(L.ConvDownsample2D(4, use_bias=False), seed=1),
+        lambda: L.UpsampleConv2D(4, use_bias=False),
+        lambda: L.EqualizedDense(4, lr_multiplier=0.1, bias_init=1.0, activation="lrelu", seed=3),
+        lambda: L.EqualizedConv2D(4, 1, downsample=True, use_bias=False, seed=2),
+        lambda: L.ModulatedConv2D(4, 1, demodulate=False, upsample=True, w_index=3, seed=6),
+        lambda: L.NoiseInjection(salt=4, seed=9),
+        lambda: L.NoiseKey(),
+        lambda: L.BiasAct("linear"),
+        lambda: L.ConstantInput(8, size=4, seed=2),
+        lambda: L.PixelNorm(epsilon=1e-6),
+        lambda: L.MinibatchStddev(group_size=2, num_channels=2),
+        lambda: L.GlobalSumPooling(),
+        lambda: L.LabelEmbedding(
+            [("gender", 2), ("age", 7)], 8, stddev=0.5, multiplier=2.0, spectral_norm=True, seed=4
+        ),
+        lambda: L.LabelProjection([("gender", 2)], stddev=0.1, multiplier=0.5, seed=1),
+    ],
+)
 def test_get_config_round_trip(make):
     layer = make()
     config = layer.get_config()

@@ -39,7 +39,9 @@ def test_links_inside_keeps_them_out_and_reports_each(linked):
     source = open_source(str(linked), links="inside")
     assert sorted(source.names) == ["a.png", "c2.png", "sub/c.png"]
     assert sorted((name, kind) for name, kind, _ in source.problems) == [
-        ("b.png", bad.OUTSIDE_LINK), ("more", bad.OUTSIDE_LINK)]
+        ("b.png", bad.OUTSIDE_LINK),
+        ("more", bad.OUTSIDE_LINK),
+    ]
 
 
 def test_inspect_data_says_where_the_links_go(linked, capsys):
@@ -53,16 +55,34 @@ def test_inspect_data_says_where_the_links_go(linked, capsys):
 
 
 @pytest.mark.integration
-def test_data_source_is_stored_absolute_so_resume_works_from_anywhere(linked, tmp_path,
-                                                                      monkeypatch, capsys):
+def test_data_source_is_stored_absolute_so_resume_works_from_anywhere(
+    linked, tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
-    assert main(["train", "--data", "data", "--preset", "quick-32", "--steps", "1",
-                 "--run-dir", "run", "--no-progress", "--set", "model.width=4",
-                 "--set", "train.batch_size=2"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "data",
+                "--preset",
+                "quick-32",
+                "--steps",
+                "1",
+                "--run-dir",
+                "run",
+                "--no-progress",
+                "--set",
+                "model.width=4",
+                "--set",
+                "train.batch_size=2",
+            ]
+        )
+        == 0
+    )
     stored = json.loads((tmp_path / "run" / "config.json").read_text())["data"]["source"]
     assert stored == str(linked)
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    assert main(["train", "--resume", str(tmp_path / "run"), "--steps", "2",
-                 "--no-progress"]) == 0
+    assert main(["train", "--resume", str(tmp_path / "run"), "--steps", "2", "--no-progress"]) == 0

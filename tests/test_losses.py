@@ -20,7 +20,8 @@ def test_nonsaturating_values_by_hand():
     assert g.shape == d.shape == (3,)
     np.testing.assert_allclose(g, [_bce(-3.0, 1), _bce(0.5, 1), math.log(2)], rtol=1e-6)
     np.testing.assert_allclose(
-        d, [_bce(2.0, 1) + _bce(-3.0, 0), _bce(-1.0, 1) + _bce(0.5, 0), 2 * math.log(2)], rtol=1e-6)
+        d, [_bce(2.0, 1) + _bce(-3.0, 0), _bce(-1.0, 1) + _bce(0.5, 0), 2 * math.log(2)], rtol=1e-6
+    )
 
 
 def test_matches_keras_binary_crossentropy():
@@ -30,9 +31,11 @@ def test_matches_keras_binary_crossentropy():
     expected_d = bce(np.ones_like(real), real) + bce(np.zeros_like(fake), fake)
     expected_g = bce(np.ones_like(fake), fake)
     assert float(tf.reduce_mean(nonsaturating_discriminator_loss(real, fake))) == pytest.approx(
-        float(expected_d), rel=1e-5)
+        float(expected_d), rel=1e-5
+    )
     assert float(tf.reduce_mean(nonsaturating_generator_loss(fake))) == pytest.approx(
-        float(expected_g), rel=1e-5)
+        float(expected_g), rel=1e-5
+    )
 
 
 def test_stable_for_extreme_logits():
@@ -48,16 +51,21 @@ from facegan import losses as L  # noqa: E402
 def test_hinge_wasserstein_and_least_squares_by_hand():
     real = tf.constant([[2.0], [0.5], [-1.0]])
     fake = tf.constant([[-2.0], [0.5], [1.0]])
-    np.testing.assert_allclose(L.hinge_discriminator_loss(real, fake).numpy(),
-                               [0 + 0, 0.5 + 1.5, 2 + 2])
+    np.testing.assert_allclose(
+        L.hinge_discriminator_loss(real, fake).numpy(), [0 + 0, 0.5 + 1.5, 2 + 2]
+    )
     np.testing.assert_allclose(L.hinge_generator_loss(fake).numpy(), [2.0, -0.5, -1.0])
-    np.testing.assert_allclose(L.wasserstein_discriminator_loss(real, fake).numpy(),
-                               [-4.0, 0.0, 2.0])
+    np.testing.assert_allclose(
+        L.wasserstein_discriminator_loss(real, fake).numpy(), [-4.0, 0.0, 2.0]
+    )
     np.testing.assert_allclose(L.wasserstein_generator_loss(fake).numpy(), [2.0, -0.5, -1.0])
-    np.testing.assert_allclose(L.least_squares_discriminator_loss(real, fake).numpy(),
-                               [0.5 * (1 + 4), 0.5 * (0.25 + 0.25), 0.5 * (4 + 1)])
-    np.testing.assert_allclose(L.least_squares_generator_loss(fake).numpy(),
-                               [0.5 * 9, 0.5 * 0.25, 0.0])
+    np.testing.assert_allclose(
+        L.least_squares_discriminator_loss(real, fake).numpy(),
+        [0.5 * (1 + 4), 0.5 * (0.25 + 0.25), 0.5 * (4 + 1)],
+    )
+    np.testing.assert_allclose(
+        L.least_squares_generator_loss(fake).numpy(), [0.5 * 9, 0.5 * 0.25, 0.0]
+    )
 
 
 @pytest.mark.parametrize("kind", list(L.LOSSES))
@@ -76,8 +84,9 @@ def test_r1_is_the_squared_input_gradient_norm():
         return tf.reduce_sum(images * w, axis=[1, 2, 3])[:, None]
 
     x = tf.random.normal([4, 2, 2, 3])
-    np.testing.assert_allclose(L.r1_penalty(critic, x).numpy(), [float(tf.reduce_sum(w * w))] * 4,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        L.r1_penalty(critic, x).numpy(), [float(tf.reduce_sum(w * w))] * 4, rtol=1e-6
+    )
 
 
 def test_gradient_penalty_is_zero_for_a_unit_gradient_critic_and_uses_the_interpolates():
@@ -88,8 +97,9 @@ def test_gradient_penalty_is_zero_for_a_unit_gradient_critic_and_uses_the_interp
 
     real, fake = tf.random.normal([3, 2, 2, 1]), tf.random.normal([3, 2, 2, 1])
     alpha = tf.constant([0.0, 0.5, 1.0])
-    np.testing.assert_allclose(L.gradient_penalty(unit, real, fake, alpha).numpy(), [0, 0, 0],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        L.gradient_penalty(unit, real, fake, alpha).numpy(), [0, 0, 0], atol=1e-6
+    )
 
     seen = []
 
@@ -101,7 +111,7 @@ def test_gradient_penalty_is_zero_for_a_unit_gradient_critic_and_uses_the_interp
     mixed = seen[0].numpy()
     np.testing.assert_allclose(mixed[0], fake[0].numpy(), rtol=1e-6)  # alpha 0: the fake
     np.testing.assert_allclose(mixed[2], real[2].numpy(), rtol=1e-6)  # alpha 1: the real
-    expected = (np.sqrt((4 * mixed ** 2).sum(axis=(1, 2, 3))) - 1) ** 2
+    expected = (np.sqrt((4 * mixed**2).sum(axis=(1, 2, 3))) - 1) ** 2
     np.testing.assert_allclose(penalty, expected, rtol=1e-4)
 
 

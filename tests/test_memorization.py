@@ -10,7 +10,7 @@ from facegan.errors import UserError
 from facegan.metrics.memorization import MemorizationResult, memorization
 
 COPIED = [3, 17, 42, 60, 88]  # train rows copied exactly
-NEARLY = [5, 23, 71]          # train rows copied with a tiny perturbation
+NEARLY = [5, 23, 71]  # train rows copied with a tiny perturbation
 
 
 @pytest.fixture(scope="module")
@@ -91,13 +91,16 @@ def test_result_is_a_frozen_dataclass(case):
         result.share = 0.0
 
 
-@pytest.mark.parametrize("generated, train, kwargs", [
-    (np.zeros((2, 3)), np.zeros((1, 3)), {}),                   # one training sample: no neighbour
-    (np.zeros((2, 3)), np.zeros((5, 4)), {}),                   # vector sizes differ
-    (np.zeros((2, 3)), np.zeros((5, 3)), {"percentile": 101}),
-    (np.zeros((2, 3)), np.zeros((5, 3)), {"batch_size": 0}),
-    (np.zeros((0, 3)), np.zeros((5, 3)), {}),                   # nothing generated
-])
+@pytest.mark.parametrize(
+    "generated, train, kwargs",
+    [
+        (np.zeros((2, 3)), np.zeros((1, 3)), {}),  # one training sample: no neighbour
+        (np.zeros((2, 3)), np.zeros((5, 4)), {}),  # vector sizes differ
+        (np.zeros((2, 3)), np.zeros((5, 3)), {"percentile": 101}),
+        (np.zeros((2, 3)), np.zeros((5, 3)), {"batch_size": 0}),
+        (np.zeros((0, 3)), np.zeros((5, 3)), {}),  # nothing generated
+    ],
+)
 def test_rejects_bad_input(generated, train, kwargs):
     with pytest.raises(UserError):
         memorization(generated, train, **kwargs)

@@ -29,8 +29,11 @@ def _stub_evaluator(monkeypatch, features: dict) -> Evaluator:
 @pytest.fixture
 def sets(monkeypatch):
     rng = np.random.default_rng(0)
-    features = {"generated": rng.normal(size=(40, 8)), "real": rng.normal(0.5, 1.0, (30, 8)),
-                "train": rng.normal(0.2, 1.0, (36, 8))}
+    features = {
+        "generated": rng.normal(size=(40, 8)),
+        "real": rng.normal(0.5, 1.0, (30, 8)),
+        "train": rng.normal(0.2, 1.0, (36, 8)),
+    }
     pixels = rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
     images = {name: ImageSet(pixels, name) for name in features}
     return _stub_evaluator(monkeypatch, features), images, features
@@ -47,11 +50,17 @@ def test_compare_fills_every_result_key_from_its_function(sets):
     fake, real, train = features["generated"], features["real"], features["train"]
     found = memorization(fake, train)
     expected = {
-        "num_generated": 40, "num_real": 30,
-        "fid": fid(real, fake), "kid": kid(real, fake)[0], "kid_std": kid(real, fake)[1],
-        "precision": precision_recall(real, fake)[0], "recall": precision_recall(real, fake)[1],
-        "face_rate": 0.6, "memorization": found.share,
-        "memorization_threshold": found.threshold, "memorization_pairs": found.closest(8),
+        "num_generated": 40,
+        "num_real": 30,
+        "fid": fid(real, fake),
+        "kid": kid(real, fake)[0],
+        "kid_std": kid(real, fake)[1],
+        "precision": precision_recall(real, fake)[0],
+        "recall": precision_recall(real, fake)[1],
+        "face_rate": 0.6,
+        "memorization": found.share,
+        "memorization_threshold": found.threshold,
+        "memorization_pairs": found.closest(8),
     }
     timings = [key for key in results if key.endswith("_s")]
     assert timings == ["features_s", "face_rate_s"]
@@ -67,8 +76,14 @@ def test_memorization_defaults_to_the_real_set(sets):
     results = evaluator.compare(images["generated"], images["real"], ["memorization"])
     found = memorization(features["generated"], features["real"])
     assert results["memorization"] == found.share
-    assert set(results) == {"num_generated", "num_real", "memorization",
-                            "memorization_threshold", "memorization_pairs", "features_s"}
+    assert set(results) == {
+        "num_generated",
+        "num_real",
+        "memorization",
+        "memorization_threshold",
+        "memorization_pairs",
+        "features_s",
+    }
 
 
 def test_face_rate_alone_extracts_no_features(sets):
@@ -85,10 +100,19 @@ def test_feature_metrics_are_the_ones_that_need_inception():
 
 
 def test_format_table_labels_and_formats():
-    results = {"fid": 12.3456, "kid": 0.0123456, "kid_std": 0.000987654, "precision": 0.71234,
-               "recall": 0.5, "face_rate": 0.96875, "memorization": 0.0125,
-               "memorization_threshold": 3.0, "num_generated": 100, "num_real": 80,
-               "features_s": 1.5}
+    results = {
+        "fid": 12.3456,
+        "kid": 0.0123456,
+        "kid_std": 0.000987654,
+        "precision": 0.71234,
+        "recall": 0.5,
+        "face_rate": 0.96875,
+        "memorization": 0.0125,
+        "memorization_threshold": 3.0,
+        "num_generated": 100,
+        "num_real": 80,
+        "features_s": 1.5,
+    }
     assert format_table(results, "a vs b").splitlines() == [
         "a vs b",
         "-" * 35,
@@ -126,9 +150,12 @@ def test_the_table_loads_no_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, facegan.metrics as m; m.METRIC_TABLE[0].lines[0].text({'fid': 1.0}); "
-            "print('tensorflow' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
+    code = (
+        "import sys, facegan.metrics as m; m.METRIC_TABLE[0].lines[0].text({'fid': 1.0}); "
+        "print('tensorflow' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"

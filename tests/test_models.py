@@ -47,7 +47,9 @@ def _expected_counts(cfg: ModelConfig) -> tuple[int, int]:
 
 @pytest.mark.parametrize("resolution, channels", [(16, 1), (32, 3), (64, 3), (128, 1), (256, 3)])
 def test_shapes_and_parameter_counts(resolution, channels):
-    cfg = ModelConfig(resolution=resolution, channels=channels, width=8, max_width=64, latent_dim=16)
+    cfg = ModelConfig(
+        resolution=resolution, channels=channels, width=8, max_width=64, latent_dim=16
+    )
     generator, discriminator = build_generator(cfg), build_discriminator(cfg)
     images = generator(np.zeros((2, 16), np.float32), training=False)
     assert images.shape == (2, resolution, resolution, channels)
@@ -73,7 +75,11 @@ def test_classic_dcgan64_matches_the_reference_sizes():
 
 def test_building_twice_with_one_seed_gives_equal_weights():
     cfg = ModelConfig(resolution=16, channels=3, width=8, latent_dim=8)
-    a, b, c = build_generator(cfg, seed=1), build_generator(cfg, seed=1), build_generator(cfg, seed=2)
+    a, b, c = (
+        build_generator(cfg, seed=1),
+        build_generator(cfg, seed=1),
+        build_generator(cfg, seed=2),
+    )
     for va, vb in zip(a.weights, b.weights):
         np.testing.assert_array_equal(va.numpy(), vb.numpy())
     assert not np.array_equal(a.weights[0].numpy(), c.weights[0].numpy())
@@ -97,23 +103,41 @@ def test_float_to_uint8_maps_range():
 # -- the network families: dcgan options, resnet, stylegan2 -----------------------------------
 
 LABELS = "gender:2,age:3"
-FAMILIES = [("resnet", False), ("resnet", True), ("stylegan2", False), ("stylegan2", True),
-            ("dcgan", True)]
+FAMILIES = [
+    ("resnet", False),
+    ("resnet", True),
+    ("stylegan2", False),
+    ("stylegan2", True),
+    ("dcgan", True),
+]
 
 
 def _cfg(arch: str, conditional: bool = False, **overrides) -> ModelConfig:
-    settings = dict(arch=arch, resolution=16, channels=3, width=8, max_width=32, latent_dim=16,
-                    mapping_layers=2, label_classes=LABELS if conditional else None)
+    settings = dict(
+        arch=arch,
+        resolution=16,
+        channels=3,
+        width=8,
+        max_width=32,
+        latent_dim=16,
+        mapping_layers=2,
+        label_classes=LABELS if conditional else None,
+    )
     settings.update(overrides)
     return ModelConfig(**settings)
 
 
 def _batch(cfg: ModelConfig, batch: int = 4, seed: int = 0):
     z = tf.random.stateless_normal([batch, cfg.latent_dim], seed=[seed, 1])
-    labels = tf.stack([tf.range(batch) % 2, tf.range(batch) % 3], axis=1) if cfg.conditional \
-        else None
-    real = tf.random.stateless_uniform([batch, cfg.resolution, cfg.resolution, cfg.channels],
-                                       seed=[seed, 2], minval=-1.0, maxval=1.0)
+    labels = (
+        tf.stack([tf.range(batch) % 2, tf.range(batch) % 3], axis=1) if cfg.conditional else None
+    )
+    real = tf.random.stateless_uniform(
+        [batch, cfg.resolution, cfg.resolution, cfg.channels],
+        seed=[seed, 2],
+        minval=-1.0,
+        maxval=1.0,
+    )
     return z, labels, real
 
 
@@ -158,14 +182,22 @@ def test_family_under_mixed_bfloat16(arch, conditional, mixed_bfloat16):
     assert _d(discriminator, cfg, real, labels, False).dtype == tf.float32
     assert all(v.dtype == "float32" for v in generator.variables + discriminator.variables)
     grads = tape.gradient(g_loss, generator.trainable_variables)
-    assert all(g is not None and np.all(np.isfinite(tf.convert_to_tensor(g).numpy()))
-               for g in grads)
+    assert all(
+        g is not None and np.all(np.isfinite(tf.convert_to_tensor(g).numpy())) for g in grads
+    )
     assert np.isfinite(float(d_loss))
 
 
-@pytest.mark.parametrize("arch, conditional, spectral_norm", [
-    ("resnet", False, False), ("resnet", True, True), ("stylegan2", False, False),
-    ("stylegan2", True, False), ("dcgan", True, True)])
+@pytest.mark.parametrize(
+    "arch, conditional, spectral_norm",
+    [
+        ("resnet", False, False),
+        ("resnet", True, True),
+        ("stylegan2", False, False),
+        ("stylegan2", True, False),
+        ("dcgan", True, True),
+    ],
+)
 def test_gradients_reach_every_trainable_weight(arch, conditional, spectral_norm):
     cfg = _cfg(arch, conditional, d_spectral_norm=spectral_norm, g_spectral_norm=spectral_norm)
     generator, discriminator = build_generator(cfg, seed=2), build_discriminator(cfg, seed=2)
@@ -189,8 +221,11 @@ def test_family_building_is_deterministic(arch):
         assert len(a.weights) == len(b.weights) > 0
         for va, vb in zip(a.weights, b.weights):
             np.testing.assert_array_equal(va.numpy(), vb.numpy())
-        differs = [not np.array_equal(va.numpy(), vc.numpy())
-                   for va, vc in zip(a.weights, c.weights) if np.std(va.numpy()) > 0]
+        differs = [
+            not np.array_equal(va.numpy(), vc.numpy())
+            for va, vc in zip(a.weights, c.weights)
+            if np.std(va.numpy()) > 0
+        ]
         assert all(differs)
 
 
@@ -201,10 +236,13 @@ def test_labels_condition_both_networks(arch):
     z, labels, real = _batch(cfg)
     other = (labels + 1) % tf.constant([[2, 3]])
     # projection discriminator: same images, other labels, other logits
-    assert not np.allclose(_d(discriminator, cfg, real, labels, False).numpy(),
-                           _d(discriminator, cfg, real, other, False).numpy())
-    assert not np.allclose(_g(generator, cfg, z, labels, False).numpy(),
-                           _g(generator, cfg, z, other, False).numpy())
+    assert not np.allclose(
+        _d(discriminator, cfg, real, labels, False).numpy(),
+        _d(discriminator, cfg, real, other, False).numpy(),
+    )
+    assert not np.allclose(
+        _g(generator, cfg, z, labels, False).numpy(), _g(generator, cfg, z, other, False).numpy()
+    )
 
 
 def _snapshot(model):
@@ -215,8 +253,10 @@ def _changed(model, before) -> set:
     return {v.path for v in model.variables if not np.array_equal(v.numpy(), before[id(v)])}
 
 
-@pytest.mark.parametrize("arch, conditional, spectral_norm", [
-    ("resnet", True, True), ("stylegan2", True, False), ("dcgan", False, True)])
+@pytest.mark.parametrize(
+    "arch, conditional, spectral_norm",
+    [("resnet", True, True), ("stylegan2", True, False), ("dcgan", False, True)],
+)
 def test_forward_state_lives_in_non_trainable_variables(arch, conditional, spectral_norm):
     cfg = _cfg(arch, conditional, d_spectral_norm=spectral_norm, g_spectral_norm=spectral_norm)
     z, labels, real = _batch(cfg)
@@ -229,8 +269,9 @@ def test_forward_state_lives_in_non_trainable_variables(arch, conditional, spect
         changed = _changed(model, before)
         assert changed <= {v.path for v in model.non_trainable_variables}
         if spectral_norm:  # every u moves, the label embeddings' included
-            sn_layers = [layer for layer in model._flatten_layers()
-                         if isinstance(layer, SpectralNorm)]
+            sn_layers = [
+                layer for layer in model._flatten_layers() if isinstance(layer, SpectralNorm)
+            ]
             assert sn_layers and {layer.u.path for layer in sn_layers} <= changed
             assert all(not layer.u.trainable for layer in sn_layers)
         if arch == "stylegan2" and model.name == "generator":
@@ -257,8 +298,11 @@ def test_stylegan2_structure():
     cfg = _cfg("stylegan2", True, mapping_layers=3)
     generator = build_generator(cfg)
     assert isinstance(generator, StyleGAN2Generator)
-    assert [layer.name for layer in generator.mapping.layers if layer.name.startswith("fc")] == \
-        ["fc0", "fc1", "fc2"]
+    assert [layer.name for layer in generator.mapping.layers if layer.name.startswith("fc")] == [
+        "fc0",
+        "fc1",
+        "fc2",
+    ]
     assert generator.num_ws == num_ws(16) == 6
     assert generator.synthesis.input.shape[1:] == (6, 16)
     assert [v.name for v in generator.non_trainable_variables if v.name == "w_avg"] == ["w_avg"]
@@ -281,8 +325,9 @@ def test_stylegan2_truncation():
     np.testing.assert_allclose(at_zero, np.broadcast_to(at_zero[:1], at_zero.shape), atol=1e-5)
     plain = generator([z, labels], training=False).numpy()
     np.testing.assert_array_equal(synthesize(generator, z, labels, truncation=1.0).numpy(), plain)
-    np.testing.assert_allclose(synthesize(generator, z, labels, truncation=tf.constant(1.0)),
-                               plain, atol=1e-5)
+    np.testing.assert_allclose(
+        synthesize(generator, z, labels, truncation=tf.constant(1.0)), plain, atol=1e-5
+    )
     half = synthesize(generator, z, labels, truncation=0.5).numpy()
     assert not np.allclose(half, plain) and not np.allclose(half, at_zero)
 
@@ -297,8 +342,9 @@ def test_stylegan2_w_avg_moves_only_in_training_calls():
     np.testing.assert_array_equal(generator.w_avg.numpy(), 0.0)
     generator(z, training=True)
     w = generator.mapping(z).numpy()
-    np.testing.assert_allclose(generator.w_avg.numpy(), 0.005 * w.mean(axis=0), rtol=1e-4,
-                               atol=1e-7)
+    np.testing.assert_allclose(
+        generator.w_avg.numpy(), 0.005 * w.mean(axis=0), rtol=1e-4, atol=1e-7
+    )
 
 
 def test_stylegan2_noise_is_drawn_from_w_in_training_and_fixed_in_inference():
@@ -317,8 +363,9 @@ def test_stylegan2_noise_is_drawn_from_w_in_training_and_fixed_in_inference():
     np.testing.assert_allclose(generator(z[:1], training=False).numpy(), infer[:1], atol=1e-5)
 
 
-@pytest.mark.parametrize("arch, conditional", [("dcgan", False), ("resnet", False),
-                                               ("dcgan", True)])
+@pytest.mark.parametrize(
+    "arch, conditional", [("dcgan", False), ("resnet", False), ("dcgan", True)]
+)
 def test_truncation_moves_dcgan_and_resnet_features_toward_their_mean(arch, conditional):
     from facegan.models.truncation import MEAN_LATENTS, anchor_latents, feature_split
 
@@ -330,7 +377,8 @@ def test_truncation_moves_dcgan_and_resnet_features_toward_their_mean(arch, cond
     np.testing.assert_array_equal(synthesize(generator, z, labels).numpy(), plain)
     # a tensor psi of 1 takes the untouched path: the same pixels, bit for bit
     np.testing.assert_array_equal(
-        synthesize(generator, z, labels, truncation=tf.constant(1.0)).numpy(), plain)
+        synthesize(generator, z, labels, truncation=tf.constant(1.0)).numpy(), plain
+    )
     # psi = 0: the image of the mean feature (per label row for a conditional model)
     head, tail = feature_split(generator)
     anchors = tf.constant(anchor_latents(cfg.latent_dim))
@@ -342,8 +390,7 @@ def test_truncation_moves_dcgan_and_resnet_features_toward_their_mean(arch, cond
     at_zero = synthesize(generator, z, labels, truncation=0.0).numpy()
     np.testing.assert_allclose(at_zero[:1], tail(mean, training=False).numpy(), atol=1e-5)
     if not conditional:  # every latent gives the average face
-        np.testing.assert_allclose(at_zero, np.broadcast_to(at_zero[:1], at_zero.shape),
-                                   atol=1e-6)
+        np.testing.assert_allclose(at_zero, np.broadcast_to(at_zero[:1], at_zero.shape), atol=1e-6)
     # it is not z scaling, and psi = 0.5 lies between the face and the average
     half = synthesize(generator, z, labels, truncation=tf.constant(0.5)).numpy()
     scaled = generator([0.5 * z, labels] if conditional else 0.5 * z, training=False).numpy()
@@ -361,8 +408,9 @@ def test_synthesize_checks_labels():
         synthesize(unconditional, z, labels=tf.zeros([2, 2], tf.int32))
 
 
-@pytest.mark.parametrize("arch, conditional", [("resnet", True), ("stylegan2", True),
-                                               ("stylegan2", False)])
+@pytest.mark.parametrize(
+    "arch, conditional", [("resnet", True), ("stylegan2", True), ("stylegan2", False)]
+)
 @pytest.mark.integration
 def test_train_steps_in_a_tf_function(arch, conditional):
     cfg = _cfg(arch, conditional, d_spectral_norm=arch == "resnet")
@@ -376,12 +424,21 @@ def test_train_steps_in_a_tf_function(arch, conditional):
     @tf.function
     def step(z, labels, real):
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            g_loss, d_loss = _losses(generator, discriminator, cfg, z,
-                                     labels if conditional else None, real)
-        g_opt.apply_gradients(zip(g_tape.gradient(g_loss, generator.trainable_variables),
-                                  generator.trainable_variables))
-        d_opt.apply_gradients(zip(d_tape.gradient(d_loss, discriminator.trainable_variables),
-                                  discriminator.trainable_variables))
+            g_loss, d_loss = _losses(
+                generator, discriminator, cfg, z, labels if conditional else None, real
+            )
+        g_opt.apply_gradients(
+            zip(
+                g_tape.gradient(g_loss, generator.trainable_variables),
+                generator.trainable_variables,
+            )
+        )
+        d_opt.apply_gradients(
+            zip(
+                d_tape.gradient(d_loss, discriminator.trainable_variables),
+                discriminator.trainable_variables,
+            )
+        )
         return g_loss, d_loss
 
     before = _snapshot(generator)
@@ -409,6 +466,7 @@ def test_models_under_mirrored_strategy(arch):
             grads = tape.gradient(d_loss, discriminator.trainable_variables)
             finite = [tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(g))) for g in grads]
             return d_loss, tf.reduce_all(tf.stack(finite))
+
         loss, finite = strategy.run(replica, args=(z, labels, real))
         return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None), finite
 
@@ -416,8 +474,9 @@ def test_models_under_mirrored_strategy(arch):
     loss, finite = run(z, labels, real)
     assert np.isfinite(float(loss)) and bool(finite)
     changed = _changed(generator, before) | _changed(discriminator, before)
-    assert changed and changed <= {v.path for v in generator.non_trainable_variables
-                                   + discriminator.non_trainable_variables}
+    assert changed and changed <= {
+        v.path for v in generator.non_trainable_variables + discriminator.non_trainable_variables
+    }
 
 
 _TWO_REPLICAS = textwrap.dedent("""
@@ -463,12 +522,18 @@ _TWO_REPLICAS = textwrap.dedent("""
 @pytest.mark.integration
 def test_two_replicas_agree_on_w_avg_and_spectral_norm_vectors():
     """w_avg is all-reduced (the global batch's mean); u vectors stay identical per replica."""
-    result = subprocess.run([sys.executable, "-c", _TWO_REPLICAS], capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", _TWO_REPLICAS], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report == {"replicas": 2, "w_avg_equal": True, "w_avg_global_mean": True,
-                      "u_layers": report["u_layers"], "u_equal": True}
+    assert report == {
+        "replicas": 2,
+        "w_avg_equal": True,
+        "w_avg_global_mean": True,
+        "u_layers": report["u_layers"],
+        "u_equal": True,
+    }
     assert report["u_layers"] > 5
 
 
@@ -487,8 +552,10 @@ def test_models_round_trip_through_a_checkpoint(arch, tmp_path):
         for a, b in zip(source.variables, target.variables, strict=True):
             np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
         if build is build_generator:
-            np.testing.assert_array_equal(synthesize(target, z, labels, truncation=0.5).numpy(),
-                                          synthesize(source, z, labels, truncation=0.5).numpy())
+            np.testing.assert_array_equal(
+                synthesize(target, z, labels, truncation=0.5).numpy(),
+                synthesize(source, z, labels, truncation=0.5).numpy(),
+            )
 
 
 def test_dcgan_recipe_options_change_only_what_they_name():
@@ -498,8 +565,9 @@ def test_dcgan_recipe_options_change_only_what_they_name():
     assert _trainable(build_generator(wide_d)) == _trainable(g0)
     conv = build_discriminator(wide_d).get_layer("down_32")
     assert conv.kernel.shape[-1] == block_channels(wide_d, 32, 24) == 24
-    stddev = build_discriminator(ModelConfig(resolution=64, width=16, latent_dim=32,
-                                             channels=3, d_minibatch_std=True))
+    stddev = build_discriminator(
+        ModelConfig(resolution=64, width=16, latent_dim=32, channels=3, d_minibatch_std=True)
+    )
     assert stddev.get_layer("minibatch_std").output.shape[-1] == block_channels(base, 4) + 1
     # the logit's kernel sees one more input channel: 16 more weights
     assert _trainable(stddev) == _trainable(d0) + 16
@@ -507,8 +575,7 @@ def test_dcgan_recipe_options_change_only_what_they_name():
 
 
 def test_dcgan_skip_excitation_gates_the_blocks_from_32_px():
-    cfg = ModelConfig(resolution=128, width=16, latent_dim=32, channels=3,
-                      g_skip_excitation=True)
+    cfg = ModelConfig(resolution=128, width=16, latent_dim=32, channels=3, g_skip_excitation=True)
     g = build_generator(cfg)
     names = {layer.name for layer in g.layers}
     assert {"excited_32", "excited_64"} <= names and "excited_16" not in names

@@ -30,8 +30,12 @@ def test_the_notebook_runs_end_to_end(tmp_path):
     except WeightsNotFound as err:
         pytest.skip(f"the notebook's FID cell needs the Inception weights ({err})")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
     began = time.monotonic()
     client.execute()  # raises CellExecutionError naming the cell that failed
     print(f"notebook executed in {time.monotonic() - began:.0f} s")

@@ -38,9 +38,11 @@ def _records(directory: Path) -> list[tuple[np.ndarray, int, list[int]]]:
     """The records as another tool reads them: plain tf.data and the documented features."""
     info = json.loads((directory / DATASET_FILE).read_text())
     files = [str(directory / shard["file"]) for shard in info["shards"]]
-    spec = {"image": tf.io.FixedLenFeature([], tf.string),
-            "index": tf.io.FixedLenFeature([], tf.int64),
-            "labels": tf.io.VarLenFeature(tf.int64)}
+    spec = {
+        "image": tf.io.FixedLenFeature([], tf.string),
+        "index": tf.io.FixedLenFeature([], tf.int64),
+        "labels": tf.io.VarLenFeature(tf.int64),
+    }
     out = []
     for serialized in tf.data.TFRecordDataset(files):
         features = tf.io.parse_single_example(serialized, spec)
@@ -50,8 +52,13 @@ def _records(directory: Path) -> list[tuple[np.ndarray, int, list[int]]]:
         else:
             shape = (info["resolution"], info["resolution"], info["channels"])
             image = np.frombuffer(raw, np.uint8).reshape(shape)
-        out.append((image.reshape(info["resolution"], info["resolution"], info["channels"]),
-                    int(features["index"]), tf.sparse.to_dense(features["labels"]).numpy().tolist()))
+        out.append(
+            (
+                image.reshape(info["resolution"], info["resolution"], info["channels"]),
+                int(features["index"]),
+                tf.sparse.to_dense(features["labels"]).numpy().tolist(),
+            )
+        )
     return out
 
 
@@ -113,14 +120,21 @@ def test_an_interrupted_pack_is_resumed_by_the_same_command(face_folder, tmp_pat
     resumed = _pack(face_folder, out, images_per_shard=5)
     whole = _pack(face_folder, tmp_path / "whole", images_per_shard=5)
     assert resumed.content_sha256 == whole.content_sha256
-    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (tmp_path / "whole")
-                                                           .iterdir())  # no leftovers
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        p.name for p in (tmp_path / "whole").iterdir()
+    )  # no leftovers
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--resolution", "100"], "--resolution must be a power of two from 8 to 1024; received 100"),
-    (["--resolution", "16", "--labels", "pattern:(no-group)"], "needs named groups"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--resolution", "100"],
+            "--resolution must be a power of two from 8 to 1024; received 100",
+        ),
+        (["--resolution", "16", "--labels", "pattern:(no-group)"], "needs named groups"),
+    ],
+)
 def test_bad_pack_arguments_are_one_line_errors(argv, message, face_folder, tmp_path, capsys):
     assert main(["pack", str(face_folder), "--out", str(tmp_path / "p"), *argv]) == 2
     err = capsys.readouterr().err
@@ -128,22 +142,25 @@ def test_bad_pack_arguments_are_one_line_errors(argv, message, face_folder, tmp_
     assert not (tmp_path / "p").exists()
 
 
-def test_a_finished_pack_and_a_foreign_folder_are_never_overwritten(packed, face_folder,
-                                                                     tmp_path, capsys):
+def test_a_finished_pack_and_a_foreign_folder_are_never_overwritten(
+    packed, face_folder, tmp_path, capsys
+):
     before = {p.name: p.stat().st_mtime_ns for p in packed.iterdir()}
     assert main(["pack", str(face_folder), "--out", str(packed), "--resolution", "16"]) == 2
     assert "already holds a packed dataset" in capsys.readouterr().err
     assert {p.name: p.stat().st_mtime_ns for p in packed.iterdir()} == before
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("mine")
-    assert main(["pack", str(face_folder), "--out", str(tmp_path / "mine"),
-                 "--resolution", "16"]) == 2
+    assert (
+        main(["pack", str(face_folder), "--out", str(tmp_path / "mine"), "--resolution", "16"]) == 2
+    )
     assert "exists and is not empty" in capsys.readouterr().err
 
 
 def _indices(images: PackedImages, batch: int, start: int, steps: int, pipeline=0, pipelines=1):
-    stream = images.stream(batch, seed=3, flip=True, start_step=start, pipeline=pipeline,
-                           pipelines=pipelines)
+    stream = images.stream(
+        batch, seed=3, flip=True, start_step=start, pipeline=pipeline, pipelines=pipelines
+    )
     return [[int(i) for i in index] for _, index in stream.take(steps).as_numpy_iterator()]
 
 
@@ -162,7 +179,8 @@ def test_streamed_batches_resume_at_any_step_exactly(packed):
     for start in (1, 4, 5, 9):  # 24 images, batch 5: epochs and shards end mid-batch
         resumed = images.batches(5, seed=3, flip=True, start_step=start)
         for (image, index), (want_image, want_index) in zip(
-                resumed.take(14 - start).as_numpy_iterator(), whole[start:]):
+            resumed.take(14 - start).as_numpy_iterator(), whole[start:]
+        ):
             np.testing.assert_array_equal(index, want_index)
             np.testing.assert_array_equal(image, want_image)  # flips too
 
@@ -170,7 +188,7 @@ def test_streamed_batches_resume_at_any_step_exactly(packed):
 def test_two_pipelines_read_disjoint_shards_that_cover_the_set(packed):
     images = PackedImages(read_pack_info(packed), shuffle_window=4, with_index=True)
     assert images.pipeline_shards(0, 2) == [0, 2, 4] and images.pipeline_shards(1, 2) == [1, 3]
-    mine = sum(_indices(images, 2, 0, 7, pipeline=0, pipelines=2), [])   # 14 images
+    mine = sum(_indices(images, 2, 0, 7, pipeline=0, pipelines=2), [])  # 14 images
     theirs = sum(_indices(images, 2, 0, 5, pipeline=1, pipelines=2), [])  # 10 images
     assert not set(mine) & set(theirs) and sorted(mine + theirs) == list(range(24))
     with pytest.raises(DataError, match="5 shard.s. for 6 workers"):
@@ -197,16 +215,23 @@ def test_a_labelled_pack_keeps_each_images_labels(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(12):
         gender, age = i % 2, 10 + 5 * i
-        pixels = np.full((20, 20, 3), 40 + 180 * gender, np.uint8) + rng.integers(0, 5, (20, 20, 3),
-                                                                                 dtype=np.uint8)
+        pixels = np.full((20, 20, 3), 40 + 180 * gender, np.uint8) + rng.integers(
+            0, 5, (20, 20, 3), dtype=np.uint8
+        )
         Image.fromarray(pixels).save(folder / f"{age}_{gender}_x.png")
-    info = _pack(folder, tmp_path / "pack", labels=r"pattern:^(?P<age>\d+)_(?P<gender>\d)_",
-                 label_bins="age=0,40,100", images_per_shard=4)
+    info = _pack(
+        folder,
+        tmp_path / "pack",
+        labels=r"pattern:^(?P<age>\d+)_(?P<gender>\d)_",
+        label_bins="age=0,40,100",
+        images_per_shard=4,
+    )
     assert info.label_classes == "age:2,gender:2" and info.labelled
     for image, _, (_age, gender) in _records(tmp_path / "pack"):
         assert gender == int(image.mean() > 128)  # bright images are gender 1
-    config, images = open_packed(tiny_config(str(tmp_path / "pack")).with_overrides(
-        {"data.labels": "packed"}))
+    config, images = open_packed(
+        tiny_config(str(tmp_path / "pack")).with_overrides({"data.labels": "packed"})
+    )
     pixels, labels = images.sample(12, seed=0, part=0)
     assert labels.shape == (12, 2) and (labels[:, 1] == (pixels.mean(axis=(1, 2, 3)) > 128)).all()
 
@@ -232,8 +257,9 @@ def test_training_streams_a_pack_and_resumes_exactly(packed, tmp_path):
     """N steps in one go equal N/2 + resume + N/2 on a packed dataset."""
     config = tiny_config(str(packed), steps=6, checkpoint_every=3)
     one = facegan.train(config, tmp_path / "one", progress=False)
-    half = facegan.train(config.with_overrides({"train.steps": 3}), tmp_path / "two",
-                         progress=False)
+    half = facegan.train(
+        config.with_overrides({"train.steps": 3}), tmp_path / "two", progress=False
+    )
     two = facegan.resume(half.directory, steps=6, progress=False)
     reader = [tf.train.load_checkpoint(str(run.latest_checkpoint())) for run in (one, two)]
     names = [n for n in reader[0].get_variable_to_shape_map() if "OBJECT_GRAPH" not in n]
@@ -247,7 +273,8 @@ def test_training_streams_a_pack_and_resumes_exactly(packed, tmp_path):
 @pytest.mark.integration
 def test_a_large_folder_says_once_that_packing_would_help(face_folder, tmp_path):
     config = tiny_config(str(face_folder), steps=1).with_overrides(
-        {"data.pack_above_gb": 1e-6})  # 1 kB: the 24 tiny images are "large"
+        {"data.pack_above_gb": 1e-6}
+    )  # 1 kB: the 24 tiny images are "large"
     run = facegan.train(config, tmp_path / "run", progress=False)
     log = (run.directory / "train.log").read_text()
     assert log.count("`facegan pack SOURCE --out DIR --resolution 16` once") == 1

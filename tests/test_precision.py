@@ -13,8 +13,9 @@ AVX512_BF16 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx5
 AMX = "processor\t: 0\nflags\t\t: fpu avx2 avx512f amx_bf16 amx_tile\n"
 
 
-@pytest.mark.parametrize("text, native", [(AVX2_ONLY, False), (AVX512_BF16, True), (AMX, True),
-                                          ("", False)])
+@pytest.mark.parametrize(
+    "text, native", [(AVX2_ONLY, False), (AVX512_BF16, True), (AMX, True), ("", False)]
+)
 def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, text, native):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(text)

@@ -12,6 +12,7 @@ from facegan.metrics.precision_recall import precision_recall, squared_distances
 
 def reference_precision_recall(real, fake, k):
     """Kynkäänniemi et al. written directly: full distance matrices, sorted rows."""
+
     def radii(x):
         d = cdist(x, x)
         return np.sort(d, axis=1)[:, k]  # column 0 is the sample itself
@@ -67,7 +68,9 @@ def test_matches_brute_force_reference_on_overlapping_gaussians():
 def test_result_does_not_depend_on_batch_size(batch_size):
     rng = np.random.default_rng(2)
     real, fake = rng.normal(size=(50, 4)), rng.normal(size=(40, 4)) + 0.5
-    assert precision_recall(real, fake, k=2, batch_size=batch_size) == precision_recall(real, fake, k=2)
+    assert precision_recall(real, fake, k=2, batch_size=batch_size) == precision_recall(
+        real, fake, k=2
+    )
 
 
 def test_float32_input_is_computed_in_float64():
@@ -85,13 +88,16 @@ def test_squared_distances_are_clamped_at_zero():
     np.testing.assert_allclose(d2, cdist(x, x, "sqeuclidean"), atol=1e-3)
 
 
-@pytest.mark.parametrize("real, fake, kwargs", [
-    (np.zeros((3, 2)), np.zeros((10, 2)), {}),               # 3 samples cannot have a 3rd neighbour
-    (np.zeros((10, 2)), np.zeros((10, 3)), {}),              # feature sizes differ
-    (np.zeros((10, 2)), np.zeros((10, 2)), {"k": 0}),
-    (np.zeros((10, 2)), np.zeros((10, 2)), {"batch_size": 0}),
-    (np.zeros(10), np.zeros((10, 2)), {}),                   # not 2-D
-])
+@pytest.mark.parametrize(
+    "real, fake, kwargs",
+    [
+        (np.zeros((3, 2)), np.zeros((10, 2)), {}),  # 3 samples cannot have a 3rd neighbour
+        (np.zeros((10, 2)), np.zeros((10, 3)), {}),  # feature sizes differ
+        (np.zeros((10, 2)), np.zeros((10, 2)), {"k": 0}),
+        (np.zeros((10, 2)), np.zeros((10, 2)), {"batch_size": 0}),
+        (np.zeros(10), np.zeros((10, 2)), {}),  # not 2-D
+    ],
+)
 def test_rejects_bad_input(real, fake, kwargs):
     with pytest.raises(UserError):
         precision_recall(real, fake, **kwargs)

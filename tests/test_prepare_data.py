@@ -57,11 +57,16 @@ def test_similarity_maps_the_template_points_exactly_and_inverts():
 def test_similarity_is_a_least_squares_fit_and_never_reflects():
     rng = np.random.default_rng(0)
     source = rng.uniform(0, 100, (5, 2))
-    target = align.apply_transform(_similarity(2.0, 10.0, (5, 5)), source) + rng.normal(0, 0.5, (5, 2))
+    target = align.apply_transform(_similarity(2.0, 10.0, (5, 5)), source) + rng.normal(
+        0, 0.5, (5, 2)
+    )
     fit = align.estimate_similarity(source, target)
     residual = np.sum((align.apply_transform(fit, source) - target) ** 2)
-    for nudge in (_similarity(1.01, 0.0, (0, 0)), _similarity(1.0, 0.5, (0, 0)),
-                  _similarity(1.0, 0.0, (0.2, 0))):  # any nearby similarity fits worse
+    for nudge in (
+        _similarity(1.01, 0.0, (0, 0)),
+        _similarity(1.0, 0.5, (0, 0)),
+        _similarity(1.0, 0.0, (0.2, 0)),
+    ):  # any nearby similarity fits worse
         composed = nudge[:, :2] @ fit
         composed[:, 2] += nudge[:, 2]
         assert np.sum((align.apply_transform(composed, source) - target) ** 2) > residual
@@ -77,8 +82,15 @@ def test_similarity_is_a_least_squares_fit_and_never_reflects():
 def _frontal_face(eye_distance: float = 40.0, mouth_drop: float = 42.0) -> np.ndarray:
     """Upright landmarks, eyes centred on the origin."""
     half = eye_distance / 2
-    return np.array([[-half, 0.0], [half, 0.0], [0, mouth_drop / 2],
-                     [-0.4 * eye_distance, mouth_drop], [0.4 * eye_distance, mouth_drop]])
+    return np.array(
+        [
+            [-half, 0.0],
+            [half, 0.0],
+            [0, mouth_drop / 2],
+            [-0.4 * eye_distance, mouth_drop],
+            [0.4 * eye_distance, mouth_drop],
+        ]
+    )
 
 
 @pytest.mark.parametrize("degrees", [-15.0, 0.0, 9.0, 30.0])
@@ -140,9 +152,9 @@ def test_warp_fills_beyond_the_photo_with_a_soft_mirror():
     assert out.shape == (R, R)
     column = out.mean(axis=0)  # output x = R/2 is the photo's left edge, 1 photo px = R/80
     edge = R // 2
-    assert column[edge - 4:edge + 4].min() > 120         # the band, mirrored just beyond the edge
-    assert column[R - R // 8 + 4:R - 4].min() > 190      # the inner band, untouched
-    assert column[:R // 8].max() < 60                    # its mirror image far out: faded away
+    assert column[edge - 4 : edge + 4].min() > 120  # the band, mirrored just beyond the edge
+    assert column[R - R // 8 + 4 : R - 4].min() > 190  # the inner band, untouched
+    assert column[: R // 8].max() < 60  # its mirror image far out: faded away
     assert align.outside_fraction(photo.size, matrix, R) == pytest.approx(0.5, abs=0.02)
 
 
@@ -167,7 +179,8 @@ def _background(seed: int) -> Image.Image:
     """640 x 480 grey-ish texture: smooth blotches plus grain."""
     rng = np.random.default_rng(seed)
     blotches = Image.fromarray(rng.integers(70, 180, (6, 8, 3), dtype=np.uint8)).resize(
-        (640, 480), Image.Resampling.BICUBIC)
+        (640, 480), Image.Resampling.BICUBIC
+    )
     grain = rng.normal(0, 8, (480, 640, 3))
     return Image.fromarray(np.clip(np.asarray(blotches) + grain, 0, 255).astype(np.uint8))
 
@@ -178,7 +191,9 @@ def _paste(canvas: Image.Image, face: Image.Image, centre, height: int, degrees:
     face = face.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
     mask = Image.new("L", face.size, 255).rotate(degrees, Image.Resampling.BICUBIC, expand=True)
     face = face.rotate(degrees, Image.Resampling.BICUBIC, expand=True)
-    canvas.paste(face, (round(centre[0] - face.width / 2), round(centre[1] - face.height / 2)), mask)
+    canvas.paste(
+        face, (round(centre[0] - face.width / 2), round(centre[1] - face.height / 2)), mask
+    )
 
 
 @pytest.fixture(scope="module")
@@ -210,8 +225,18 @@ def prepared(photos, tmp_path_factory):
     out = tmp_path_factory.mktemp("prepared") / "faces"
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main(["prepare-data", str(photos), "--out", str(out), "--resolution", str(R),
-                     "--align", "--no-progress"])
+        code = main(
+            [
+                "prepare-data",
+                str(photos),
+                "--out",
+                str(out),
+                "--resolution",
+                str(R),
+                "--align",
+                "--no-progress",
+            ]
+        )
     return code, out, (stdout.getvalue(), stderr.getvalue())
 
 
@@ -225,8 +250,10 @@ def test_prepare_data_keeps_each_real_face_once_from_the_largest_copy(prepared):
     rows = _manifest(out)
     assert sorted(row["source"] for row in rows) == ["group.jpg", "group.jpg", "portrait.png"]
     # group-small.jpg, a resized and re-encoded copy of group.jpg, is caught as a photo
-    assert ("read 2 photo(s) (1 unreadable, 1 identical copy(ies) skipped, 1 resized or "
-            "re-encoded copy(ies) skipped)") in stdout
+    assert (
+        "read 2 photo(s) (1 unreadable, 1 identical copy(ies) skipped, 1 resized or "
+        "re-encoded copy(ies) skipped)"
+    ) in stdout
     assert "kept 3" in stdout and "1 small" in stdout and "0 duplicate" in stdout
     assert "broken.jpg" in stderr
 
@@ -244,8 +271,11 @@ def test_manifest_rows_match_the_files(prepared):
         assert max(x2 - x1, y2 - y1) >= R / 2
         matrix = np.array(row["transform"])
         photo_points = np.array([row["landmarks"][name] for name in align.LANDMARKS])
-        np.testing.assert_allclose(align.apply_transform(matrix, photo_points),
-                                   [row["output_landmarks"][n] for n in align.LANDMARKS], atol=0.02)
+        np.testing.assert_allclose(
+            align.apply_transform(matrix, photo_points),
+            [row["output_landmarks"][n] for n in align.LANDMARKS],
+            atol=0.02,
+        )
 
 
 def test_aligned_faces_have_level_eyes_at_the_template(prepared):
@@ -276,8 +306,9 @@ def test_an_existing_output_is_never_touched(prepared, photos, capsys):
 
 
 def test_bad_arguments_exit_2(photos, tmp_path, capsys):
-    assert main(["prepare-data", str(photos), "--out", str(tmp_path / "o"),
-                 "--resolution", "8"]) == 2
+    assert (
+        main(["prepare-data", str(photos), "--out", str(tmp_path / "o"), "--resolution", "8"]) == 2
+    )
     assert "--resolution must be from 16 to 1024; received 8" in capsys.readouterr().err
     assert main(["prepare-data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -298,7 +329,8 @@ def test_without_align_faces_are_upright_squares_around_the_box_from_a_zip(photo
         assert not row["aligned"] and align.transform_angle(matrix) == pytest.approx(0.0, abs=1e-6)
         x1, y1, x2, y2 = row["box"]
         assert 1.0 / align.transform_scale(matrix) * R == pytest.approx(
-            1.3 * max(x2 - x1, y2 - y1), rel=1e-3)
+            1.3 * max(x2 - x1, y2 - y1), rel=1e-3
+        )
 
 
 @pytest.mark.integration
@@ -318,11 +350,14 @@ def test_pack_align_packs_the_faces_prepare_data_keeps(photos, prepared, tmp_pat
     from facegan.data.streaming import PackedImages
 
     _, out, _ = prepared
-    info = packing.pack(str(photos), tmp_path / "pack", R, align=True, show_progress=False,
-                        report=lambda line: None)
+    info = packing.pack(
+        str(photos), tmp_path / "pack", R, align=True, show_progress=False, report=lambda line: None
+    )
     assert (info.count, info.crop) == (3, "aligned")
     assert sorted(p.name for p in (tmp_path / "pack").iterdir()) == [
-        "dataset.json", "shard-00000-of-00001.tfrecord"]  # the working faces are gone
+        "dataset.json",
+        "shard-00000-of-00001.tfrecord",
+    ]  # the working faces are gone
     packed = PackedImages(read_pack_info(tmp_path / "pack")).sample_pixels(3, 0, 0)
     files = [np.asarray(Image.open(p)) for p in sorted(out.glob("*.png"))]
     assert sorted(a.tobytes() for a in packed) == sorted(a.tobytes() for a in files)

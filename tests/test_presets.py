@@ -16,16 +16,35 @@ pytestmark = pytest.mark.integration
 def _shrunk(name: str, data: str):
     """The preset's recipe (loss, updates, augmentation, EMA, precision, arch) on a tiny model."""
     preset = get_preset(name)
-    return preset.with_overrides({
-        "data.source": data, "model.resolution": 16, "model.width": 8, "model.max_width": 32,
-        "model.latent_dim": 16, "train.batch_size": 8, "train.steps": 50, "train.log_every": 10,
-        "train.sample_every": 50, "train.checkpoint_every": 50, "train.sample_grid": 4})
+    return preset.with_overrides(
+        {
+            "data.source": data,
+            "model.resolution": 16,
+            "model.width": 8,
+            "model.max_width": 32,
+            "model.latent_dim": 16,
+            "train.batch_size": 8,
+            "train.steps": 50,
+            "train.log_every": 10,
+            "train.sample_every": 50,
+            "train.checkpoint_every": 50,
+            "train.sample_grid": 4,
+        }
+    )
 
 
 def _full_size(name: str, data: str):
-    return get_preset(name).with_overrides({
-        "data.source": data, "train.batch_size": 4, "train.steps": 50, "train.log_every": 10,
-        "train.sample_every": 50, "train.checkpoint_every": 50, "train.sample_grid": 4})
+    return get_preset(name).with_overrides(
+        {
+            "data.source": data,
+            "train.batch_size": 4,
+            "train.steps": 50,
+            "train.log_every": 10,
+            "train.sample_every": 50,
+            "train.checkpoint_every": 50,
+            "train.sample_grid": 4,
+        }
+    )
 
 
 def _assert_50_finite_steps(run):
@@ -47,8 +66,9 @@ def _assert_50_finite_steps(run):
 
 
 @pytest.mark.parametrize("name", preset_names())
-def test_every_preset_recipe_trains_50_steps_without_a_non_finite_value(name, tmp_path,
-                                                                        face_folder):
+def test_every_preset_recipe_trains_50_steps_without_a_non_finite_value(
+    name, tmp_path, face_folder
+):
     run = facegan.train(_shrunk(name, str(face_folder)), tmp_path / name, progress=False)
     _assert_50_finite_steps(run)
 
@@ -63,8 +83,11 @@ def test_every_preset_at_full_size_trains_50_steps(name, tmp_path, face_folder):
 @pytest.mark.parametrize("name, resolution", [("dcgan-64", 64), ("dcgan-128", 128)])
 def test_the_dcgan_baselines_are_the_classic_recipe(name, resolution):
     config = get_preset(name)
-    assert (config.model.arch, config.model.width, config.model.resolution) == \
-        ("dcgan", 64, resolution)
+    assert (config.model.arch, config.model.width, config.model.resolution) == (
+        "dcgan",
+        64,
+        resolution,
+    )
     assert not (config.model.d_minibatch_std or config.model.g_skip_excitation)
     assert config.model.d_width is None
     assert config.loss.kind == "nonsaturating" and config.loss.r1_gamma == 0

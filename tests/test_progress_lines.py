@@ -20,8 +20,9 @@ def every_line(monkeypatch):
     monkeypatch.setattr(facegan.progress, "LINE_EVERY", 0.0)
 
 
-def test_evaluate_reports_its_progress_when_stderr_is_a_file(tiny_run, tmp_path, capsys,
-                                                             every_line):
+def test_evaluate_reports_its_progress_when_stderr_is_a_file(
+    tiny_run, tmp_path, capsys, every_line
+):
     # capsys' stderr is not a terminal, as in `facegan evaluate ... 2> log`
     code = main(["evaluate", "--run", str(tiny_run), "--metrics", "fid", "-n", "8"])
     err = capsys.readouterr().err
@@ -31,15 +32,29 @@ def test_evaluate_reports_its_progress_when_stderr_is_a_file(tiny_run, tmp_path,
 
 def test_export_says_it_is_still_writing(tiny_run, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(facegan.progress, "LINE_EVERY", 0.02)
-    assert main(["export", "--run", str(tiny_run), "--format", "savedmodel",
-                 "--out", str(tmp_path / "faces")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--run",
+                str(tiny_run),
+                "--format",
+                "savedmodel",
+                "--out",
+                str(tmp_path / "faces"),
+            ]
+        )
+        == 0
+    )
     assert "export: writing savedmodel to " in capsys.readouterr().err
 
 
 def test_a_timed_run_shows_its_budget_and_draws_grids_at_start_end_and_by_minutes(
-        tmp_path, face_folder):
-    config = tiny_config(str(face_folder), steps=4, sample_every=1000, log_every=2,
-                         minutes=30.0, sample_minutes=1e-9)
+    tmp_path, face_folder
+):
+    config = tiny_config(
+        str(face_folder), steps=4, sample_every=1000, log_every=2, minutes=30.0, sample_minutes=1e-9
+    )
     run = facegan.train(config, tmp_path / "run", progress=False)
     grids = sorted(p.name for p in (run.directory / "samples").glob("step-*.png"))
     # step 0 (the untrained generator), then every step: sample_minutes has always passed

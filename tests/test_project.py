@@ -27,7 +27,8 @@ def varied_run(tmp_path_factory, face_folder):
     over the whole 0-255 range (in ~5 s).
     """
     config = tiny_config(str(face_folder), steps=20, checkpoint_every=20).with_overrides(
-        {"optim.g_lr": "0.01", "optim.d_lr": "0.01"})
+        {"optim.g_lr": "0.01", "optim.d_lr": "0.01"}
+    )
     run = facegan.train(config, tmp_path_factory.mktemp("varied") / "run", progress=False)
     return facegan.load(run.directory)
 
@@ -52,31 +53,45 @@ def test_projection_lowers_the_loss_and_keeps_the_latent_shape(projected):
     assert projected.pixel_loss[-1] < 0.5 * projected.pixel_loss[0]
 
 
-def test_projection_of_a_generated_face_beats_a_random_latent(varied_run, projected,
-                                                             generated_target):
+def test_projection_of_a_generated_face_beats_a_random_latent(
+    varied_run, projected, generated_target
+):
     run = varied_run
     random_mse, _ = projection.mse_psnr(run.generate(1, seed=6)[0], generated_target)
     assert projected.mse < 0.25 * random_mse
     # latent.npy reproduces the reconstruction through the ordinary sampling path
-    np.testing.assert_array_equal(run.generate_from_latents(projected.latent)[0],
-                                  projected.reconstruction)
+    np.testing.assert_array_equal(
+        run.generate_from_latents(projected.latent)[0], projected.reconstruction
+    )
     mse, psnr = projection.mse_psnr(projected.reconstruction, generated_target)
     assert (mse, psnr) == (projected.mse, projected.psnr) and psnr > 20
 
 
-def test_cli_writes_every_file_next_to_the_image_and_refuses_to_repeat(
-        run, tmp_path, capsys):
+def test_cli_writes_every_file_next_to_the_image_and_refuses_to_repeat(run, tmp_path, capsys):
     photo = tmp_path / "face.png"
     # larger and not square: centre-cropped and resized like training data
     Image.fromarray(run.generate(1, seed=5)[0]).resize((32, 32)).crop((0, 0, 32, 40)).save(photo)
-    args = ["project", "--run", str(run.directory), "--image", str(photo), "--steps", "12",
-            "--candidates", "8"]
+    args = [
+        "project",
+        "--run",
+        str(run.directory),
+        "--image",
+        str(photo),
+        "--steps",
+        "12",
+        "--candidates",
+        "8",
+    ]
     assert main(args) == 0
     out = tmp_path / "face-projection"
     printed = capsys.readouterr().out
     assert str(out) in printed and "PSNR" in printed
     assert sorted(p.name for p in out.iterdir()) == [
-        "latent.npy", "progress.json", "reconstruction.png", "side-by-side.png"]
+        "latent.npy",
+        "progress.json",
+        "reconstruction.png",
+        "side-by-side.png",
+    ]
     assert np.load(out / "latent.npy").shape == (1, 16)
     progress = json.loads((out / "progress.json").read_text())
     assert len(progress["loss"]) == 13 and progress["final_loss"] <= progress["initial_loss"]
@@ -109,7 +124,8 @@ def test_conditional_projection_holds_requested_labels(tiny_conditional_run):
 @pytest.fixture(scope="module")
 def stylegan2_run(tmp_path_factory, face_folder):
     config = tiny_config(str(face_folder), steps=1).with_overrides(
-        {"model.arch": "stylegan2", "model.mapping_layers": "2"})
+        {"model.arch": "stylegan2", "model.mapping_layers": "2"}
+    )
     return facegan.train(config, tmp_path_factory.mktemp("sg2") / "run", progress=False).directory
 
 

@@ -12,8 +12,16 @@ LABELS = "a:2,b:3"
 
 
 def _cfg(arch: str, conditional: bool = False) -> ModelConfig:
-    return ModelConfig(arch=arch, resolution=16, channels=3, width=8, max_width=32, latent_dim=16,
-                       mapping_layers=2, label_classes=LABELS if conditional else None)
+    return ModelConfig(
+        arch=arch,
+        resolution=16,
+        channels=3,
+        width=8,
+        max_width=32,
+        latent_dim=16,
+        mapping_layers=2,
+        label_classes=LABELS if conditional else None,
+    )
 
 
 def _sampler(arch: str = "stylegan2", conditional: bool = True) -> Sampler:
@@ -47,19 +55,31 @@ def test_seeds_and_latents_give_the_same_faces():
     np.testing.assert_array_equal(by_seed, by_latent)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda s: s.images(np.zeros((2, 15))), r"latents must have shape \[N, 16\]; received \[2, 15\]"),
-    (lambda s: s.images(np.full((1, 16), np.nan), labels=np.zeros((1, 2), int)), "finite"),
-    (lambda s: s.images(np.zeros((2, 16))), "class-conditional: pass labels"),
-    (lambda s: s.images(np.zeros((2, 16)), labels=np.zeros((2, 3), int)),
-     r"labels must be integers of shape \[2, 2\]"),
-    (lambda s: s.images(np.zeros((1, 16)), labels=np.array([[0, 3]])),
-     r"class indices below \[2, 3\]"),
-    (lambda s: s.images(np.zeros((1, 16)), labels=np.zeros((1, 2), int), truncation=1.5),
-     "truncation must be from 0 to 1; received 1.5"),
-    (lambda s: s.check_seeds([3, -1]), "seeds must be integers from 0 to"),
-    (lambda s: s.images_from_w(np.zeros((1, 4))), r"w must have shape \[N, 16\]"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda s: s.images(np.zeros((2, 15))),
+            r"latents must have shape \[N, 16\]; received \[2, 15\]",
+        ),
+        (lambda s: s.images(np.full((1, 16), np.nan), labels=np.zeros((1, 2), int)), "finite"),
+        (lambda s: s.images(np.zeros((2, 16))), "class-conditional: pass labels"),
+        (
+            lambda s: s.images(np.zeros((2, 16)), labels=np.zeros((2, 3), int)),
+            r"labels must be integers of shape \[2, 2\]",
+        ),
+        (
+            lambda s: s.images(np.zeros((1, 16)), labels=np.array([[0, 3]])),
+            r"class indices below \[2, 3\]",
+        ),
+        (
+            lambda s: s.images(np.zeros((1, 16)), labels=np.zeros((1, 2), int), truncation=1.5),
+            "truncation must be from 0 to 1; received 1.5",
+        ),
+        (lambda s: s.check_seeds([3, -1]), "seeds must be integers from 0 to"),
+        (lambda s: s.images_from_w(np.zeros((1, 4))), r"w must have shape \[N, 16\]"),
+    ],
+)
 def test_bad_requests_are_one_line_user_errors(call, message):
     with pytest.raises(SamplingError, match=message):
         call(_sampler("stylegan2", True))

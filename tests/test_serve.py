@@ -30,8 +30,9 @@ def _serving(run_dir):
     app = FaceApp(facegan.load(run_dir))
     app.warm_up()
     server = make_server("127.0.0.1", 0, app)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield server
@@ -74,7 +75,7 @@ def _json(server, target: str):
 def _decode(data_url: str) -> np.ndarray:
     prefix = "data:image/png;base64,"
     assert data_url.startswith(prefix)
-    return _pixels(base64.b64decode(data_url[len(prefix):]))
+    return _pixels(base64.b64decode(data_url[len(prefix) :]))
 
 
 def _pixels(png: bytes) -> np.ndarray:
@@ -91,8 +92,11 @@ def test_the_page_and_its_files_are_served(plain):
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert b"/static/app.js" in body and b"/static/style.css" in body
     assert "default-src 'self'" in headers["Content-Security-Policy"]
-    for path, kind in (("/static/app.js", "text/javascript"), ("/static/style.css", "text/css"),
-                       ("/index.html", "text/html")):
+    for path, kind in (
+        ("/static/app.js", "text/javascript"),
+        ("/static/style.css", "text/css"),
+        ("/index.html", "text/html"),
+    ):
         status, headers, body = _get(plain, path)
         assert status == 200 and headers["Content-Type"].startswith(kind) and body
 
@@ -116,8 +120,10 @@ def test_info_lists_the_attributes_and_their_classes(conditional):
     attributes = {a["name"]: a for a in info["attributes"]}
     assert list(attributes) == ["age", "gender"]
     assert attributes["age"]["binned"] is True
-    assert attributes["age"]["classes"] == [{"value": "0", "label": "0–30"},
-                                            {"value": "30", "label": "30–120"}]
+    assert attributes["age"]["classes"] == [
+        {"value": "0", "label": "0–30"},
+        {"value": "30", "label": "30–120"},
+    ]
     assert [c["value"] for c in attributes["gender"]["classes"]] == ["0", "1"]
     assert attributes["gender"]["param"] == "gender"
 
@@ -184,7 +190,8 @@ def test_labels_change_the_face_and_are_reported(conditional):
     _, free = _json(conditional, "/api/faces?seed=4&n=1&gender=random")
     assert free["labels"][0] == {
         "age": ["0–30", "30–120"][run.labels_for(1, 4)[0, 0]],
-        "gender": ["0", "1"][run.labels_for(1, 4)[0, 1]]}
+        "gender": ["0", "1"][run.labels_for(1, 4)[0, 1]],
+    }
     np.testing.assert_array_equal(_decode(free["images"][0]), run.generate(1, seed=4)[0])
 
 
@@ -211,42 +218,51 @@ def test_interpolation_holds_the_labels(conditional):
 # ------------------------------------------------------------------ validation
 
 
-@pytest.mark.parametrize("target, message", [
-    ("/api/faces?n=65", "`n` must be an integer from 1 to 64; received '65'"),
-    ("/api/faces?n=0", "`n` must be an integer from 1 to 64"),
-    ("/api/faces?seed=-1", "`seed` must be an integer from 0 to 9223372036854775807"),
-    ("/api/faces?seed=1.5", "`seed` must be an integer"),
-    ("/api/faces?seed=abc", "received 'abc'"),
-    (f"/api/face.png?seed={MAX_SEED + 1}", "`seed` must be an integer from 0"),
-    (f"/api/faces?seed={MAX_SEED}&n=2", "pass the largest seed"),
-    ("/api/faces?truncation=1.5", "`truncation` must be a number from 0 to 1; received '1.5'"),
-    ("/api/faces?truncation=-0.1", "`truncation` must be a number from 0 to 1"),
-    ("/api/faces?truncation=nan", "`truncation` must be a number from 0 to 1"),
-    ("/api/face.png?truncation=", "`truncation` must be a number"),
-    ("/api/face.png?size=5000", "`size` must be an integer from 8 to 1024"),
-    ("/api/faces?size=1024", "`size` must be an integer from 8 to 256"),
-    ("/api/interpolate?from=1&to=2&frames=121", "`frames` must be an integer from 2 to 120"),
-    ("/api/interpolate?from=1&to=2&frames=1", "`frames` must be an integer from 2 to 120"),
-    ("/api/interpolate?to=2", "`from` is required"),
-    ("/api/faces?colour=red", "unknown parameter 'colour' for /api/faces; it takes seed, n"),
-    ("/api/face.png?n=4", "unknown parameter 'n' for /api/face.png"),
-    ("/api/info?seed=1", "unknown parameter 'seed' for /api/info; it takes no parameters"),
-    ("/api/faces?seed=1&seed=2", "parameter `seed` is given twice"),
-    ("/api/faces?gender=1", "unknown parameter 'gender'"),  # the plain run has no labels
-    ("/api/faces?seed", "the query string is malformed"),
-])
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("/api/faces?n=65", "`n` must be an integer from 1 to 64; received '65'"),
+        ("/api/faces?n=0", "`n` must be an integer from 1 to 64"),
+        ("/api/faces?seed=-1", "`seed` must be an integer from 0 to 9223372036854775807"),
+        ("/api/faces?seed=1.5", "`seed` must be an integer"),
+        ("/api/faces?seed=abc", "received 'abc'"),
+        (f"/api/face.png?seed={MAX_SEED + 1}", "`seed` must be an integer from 0"),
+        (f"/api/faces?seed={MAX_SEED}&n=2", "pass the largest seed"),
+        ("/api/faces?truncation=1.5", "`truncation` must be a number from 0 to 1; received '1.5'"),
+        ("/api/faces?truncation=-0.1", "`truncation` must be a number from 0 to 1"),
+        ("/api/faces?truncation=nan", "`truncation` must be a number from 0 to 1"),
+        ("/api/face.png?truncation=", "`truncation` must be a number"),
+        ("/api/face.png?size=5000", "`size` must be an integer from 8 to 1024"),
+        ("/api/faces?size=1024", "`size` must be an integer from 8 to 256"),
+        ("/api/interpolate?from=1&to=2&frames=121", "`frames` must be an integer from 2 to 120"),
+        ("/api/interpolate?from=1&to=2&frames=1", "`frames` must be an integer from 2 to 120"),
+        ("/api/interpolate?to=2", "`from` is required"),
+        ("/api/faces?colour=red", "unknown parameter 'colour' for /api/faces; it takes seed, n"),
+        ("/api/face.png?n=4", "unknown parameter 'n' for /api/face.png"),
+        ("/api/info?seed=1", "unknown parameter 'seed' for /api/info; it takes no parameters"),
+        ("/api/faces?seed=1&seed=2", "parameter `seed` is given twice"),
+        ("/api/faces?gender=1", "unknown parameter 'gender'"),  # the plain run has no labels
+        ("/api/faces?seed", "the query string is malformed"),
+    ],
+)
 def test_bad_parameters_are_400_with_a_message(plain, target, message):
     status, body = _json(plain, target)
     assert status == 400 and message in body["error"], body
 
 
-@pytest.mark.parametrize("target, message", [
-    ("/api/faces?gender=7", "gender must be one of 0, 1"),
-    ("/api/face.png?age=500", "age must be a number from 0 to below 120"),
-    ("/api/interpolate?from=0&to=1&age=old", "age must be a number"),
-    ("/api/faces?race=1", "unknown parameter 'race' for /api/faces; it takes seed, n, "
-                          "truncation, size, age, gender"),
-])
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("/api/faces?gender=7", "gender must be one of 0, 1"),
+        ("/api/face.png?age=500", "age must be a number from 0 to below 120"),
+        ("/api/interpolate?from=0&to=1&age=old", "age must be a number"),
+        (
+            "/api/faces?race=1",
+            "unknown parameter 'race' for /api/faces; it takes seed, n, "
+            "truncation, size, age, gender",
+        ),
+    ],
+)
 def test_unknown_label_values_are_400_with_what_is_allowed(conditional, target, message):
     status, body = _json(conditional, target)
     assert status == 400 and message in body["error"], body
@@ -255,13 +271,33 @@ def test_unknown_label_values_are_400_with_what_is_allowed(conditional, target, 
 # ------------------------------------------------------------------ nothing else
 
 
-@pytest.mark.parametrize("target", [
-    "/static/../server.py", "/static/..%2fserver.py", "/static/%2e%2e/server.py",
-    "/../../../../etc/passwd", "/static/../../../../etc/passwd", "/static//etc/passwd",
-    "/etc/passwd", "/static/", "/static", "/static/app.js/", "/static/app.js/../server.py",
-    "/server.py", "/__init__.py", "/static/APP.JS", "/static/%61pp.js", "//etc/passwd",
-    "/api", "/api/", "/api/nope", "/api/info/", "/api/../static/app.js", "/favicon.ico",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/static/../server.py",
+        "/static/..%2fserver.py",
+        "/static/%2e%2e/server.py",
+        "/../../../../etc/passwd",
+        "/static/../../../../etc/passwd",
+        "/static//etc/passwd",
+        "/etc/passwd",
+        "/static/",
+        "/static",
+        "/static/app.js/",
+        "/static/app.js/../server.py",
+        "/server.py",
+        "/__init__.py",
+        "/static/APP.JS",
+        "/static/%61pp.js",
+        "//etc/passwd",
+        "/api",
+        "/api/",
+        "/api/nope",
+        "/api/info/",
+        "/api/../static/app.js",
+        "/favicon.ico",
+    ],
+)
 def test_anything_but_the_page_and_the_api_is_404(plain, target):
     status, headers, body = _get(plain, target)
     assert status == 404 and headers["Content-Type"].startswith("application/json")
@@ -336,10 +372,13 @@ def test_a_port_in_use_is_a_one_line_error(tiny_run, capsys):
     assert err.startswith(f"facegan: error: port {port} on 127.0.0.1 is in use")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--run", "no-such-run"], "run directory 'no-such-run' does not exist"),
-    (["--run", "x", "--port", "70000"], "must be a port from 0 to 65535"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--run", "no-such-run"], "run directory 'no-such-run' does not exist"),
+        (["--run", "x", "--port", "70000"], "must be a port from 0 to 65535"),
+    ],
+)
 def test_serve_user_errors_exit_2(argv, message, capsys):
     try:
         code = main(["serve", *argv])

@@ -14,7 +14,8 @@ import threading
 import pytest
 
 webdriver = pytest.importorskip(
-    "selenium.webdriver", reason="selenium is not installed (pip install '.[test]')")
+    "selenium.webdriver", reason="selenium is not installed (pip install '.[test]')"
+)
 
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -32,16 +33,28 @@ def _which(*names: str) -> str | None:
 CHROMIUM = _which("chromium", "chromium-browser", "google-chrome")
 CHROMEDRIVER = _which("chromedriver")
 if CHROMIUM is None or CHROMEDRIVER is None:
-    missing = " and ".join(name for name, path in (("chromium", CHROMIUM),
-                                                   ("chromedriver", CHROMEDRIVER)) if not path)
-    pytest.skip(f"no {missing} on PATH: install Debian's packages with `apt-get install "
-                f"chromium chromium-driver` to run the browser test", allow_module_level=True)
+    missing = " and ".join(
+        name for name, path in (("chromium", CHROMIUM), ("chromedriver", CHROMEDRIVER)) if not path
+    )
+    pytest.skip(
+        f"no {missing} on PATH: install Debian's packages with `apt-get install "
+        f"chromium chromium-driver` to run the browser test",
+        allow_module_level=True,
+    )
 
 # Headless, and nothing that would reach out to the network (there is none here).
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                  "--window-size=1280,1000")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,1000",
+)
 
 GRID_READY = """
     const grid = document.getElementById('grid');
@@ -56,8 +69,9 @@ def page_url(tiny_conditional_run):
     from facegan.serve import FaceApp, make_server
 
     server = make_server("127.0.0.1", 0, FaceApp(facegan.load(tiny_conditional_run)))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     yield server.url
     server.shutdown()
@@ -88,9 +102,12 @@ def _wait(driver, script: str, timeout: float = 60):
 
 
 def _first_tile(driver) -> tuple[str, str]:
-    return tuple(driver.execute_script(
-        "const tile = document.querySelector('#grid .face');"
-        "return [tile.querySelector('img').src, tile.querySelector('.seed').textContent];"))
+    return tuple(
+        driver.execute_script(
+            "const tile = document.querySelector('#grid .face');"
+            "return [tile.querySelector('img').src, tile.querySelector('.seed').textContent];"
+        )
+    )
 
 
 def test_the_grid_loads_and_a_new_seed_shows_new_faces(browser, page_url):
@@ -103,15 +120,21 @@ def test_the_grid_loads_and_a_new_seed_shows_new_faces(browser, page_url):
     seed = browser.find_element(By.ID, "seed")
     seed.clear()
     seed.send_keys("1000", Keys.ENTER)
-    _wait(browser, "return document.querySelector('#grid .face .seed').textContent === "
-                   "'seed 1000';" + GRID_READY)
+    _wait(
+        browser,
+        "return document.querySelector('#grid .face .seed').textContent === "
+        "'seed 1000';" + GRID_READY,
+    )
     new_src, _ = _first_tile(browser)
     assert new_src != first_src and new_src.startswith("data:image/png;base64,")
     assert "seed=1000" in browser.current_url  # the address keeps the view
 
     browser.find_element(By.ID, "next").click()
-    _wait(browser, "return document.querySelector('#grid .face .seed').textContent === "
-                   "'seed 1016';" + GRID_READY)
+    _wait(
+        browser,
+        "return document.querySelector('#grid .face .seed').textContent === "
+        "'seed 1016';" + GRID_READY,
+    )
     assert _first_tile(browser)[0] not in (first_src, new_src)
 
 
@@ -123,17 +146,23 @@ def test_a_label_select_fixes_that_attribute(browser, page_url):
     age = Select(browser.find_element(By.ID, "label-age"))
     assert [option.text for option in age.options] == ["random", "0–30", "30–120"]
     gender.select_by_value("1")
-    _wait(browser, "return [...document.querySelectorAll('#grid .face .tags')]"
-                   ".every(tag => tag.textContent.includes('gender 1'));" + GRID_READY)
+    _wait(
+        browser,
+        "return [...document.querySelectorAll('#grid .face .tags')]"
+        ".every(tag => tag.textContent.includes('gender 1'));" + GRID_READY,
+    )
 
 
 def test_a_face_enlarges_with_a_download_and_the_interpolation_plays(browser, page_url):
     browser.get(page_url)
     _wait(browser, GRID_READY)
     browser.find_elements(By.CSS_SELECTOR, "#grid .face")[2].click()
-    _wait(browser, "const image = document.getElementById('viewer-image');"
-                   "return !document.getElementById('viewer').hidden && image.complete && "
-                   "image.naturalWidth === 512;")
+    _wait(
+        browser,
+        "const image = document.getElementById('viewer-image');"
+        "return !document.getElementById('viewer').hidden && image.complete && "
+        "image.naturalWidth === 512;",
+    )
     assert browser.find_element(By.ID, "viewer-title").text == "Seed 2"
     download = browser.find_element(By.ID, "viewer-download")
     assert "/api/face.png?" in download.get_attribute("href")

@@ -25,9 +25,12 @@ def _modules_outside(folder: str):
 def test_no_code_outside_the_data_package_names_a_kind_of_training_data():
     # cli/inspect_data reports a pack's dataset.json without opening it as training data
     allowed = {PACKAGE / "cli" / "inspect_data.py"}
-    found = [f"{path.relative_to(PACKAGE)}: {match.group(0)}"
-             for path in _modules_outside("data") if path not in allowed
-             for match in CONCRETE_KINDS.finditer(path.read_text())]
+    found = [
+        f"{path.relative_to(PACKAGE)}: {match.group(0)}"
+        for path in _modules_outside("data")
+        if path not in allowed
+        for match in CONCRETE_KINDS.finditer(path.read_text())
+    ]
     assert found == []
 
 

@@ -65,8 +65,12 @@ class _Pickle:
         return bytes(self.out + b".")
 
 
-def _archive(pickled: bytes, storages: dict[str, bytes], folder: str = "archive",
-             byteorder: str | None = None) -> bytes:
+def _archive(
+    pickled: bytes,
+    storages: dict[str, bytes],
+    folder: str = "archive",
+    byteorder: str | None = None,
+) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr(f"{folder}/data.pkl", pickled)
@@ -94,8 +98,9 @@ def _state_dict_pickle() -> bytes:
 
 
 def test_state_dict_round_trip_with_strides_and_offsets():
-    data = _archive(_state_dict_pickle(), {"0": FLAT.tobytes(),
-                                           "1": np.array([7, -8, 9], "<i8").tobytes()})
+    data = _archive(
+        _state_dict_pickle(), {"0": FLAT.tobytes(), "1": np.array([7, -8, 9], "<i8").tobytes()}
+    )
     arrays = load_torch_archive(data)
     assert list(arrays) == ["layer.weight", "layer.bias", "steps"]
     expected = np.array([[FLAT[5 + i + 4 * j] for j in range(3)] for i in range(2)])
@@ -107,12 +112,15 @@ def test_state_dict_round_trip_with_strides_and_offsets():
     assert weight.flags.c_contiguous and weight.flags.owndata  # a copy, not a view of the zip
 
 
-@pytest.mark.parametrize("storage, raw", [
-    ("HalfStorage", np.array([1.5, -2.0, 0.25], "<f2").tobytes()),
-    # bfloat16 is the upper half of a float32: 1.5 = 0x3FC0, -2 = 0xC000, 0.25 = 0x3E80.
-    ("BFloat16Storage", np.array([0x3FC0, 0xC000, 0x3E80], "<u2").tobytes()),
-    ("DoubleStorage", np.array([1.5, -2.0, 0.25], "<f8").tobytes()),
-])
+@pytest.mark.parametrize(
+    "storage, raw",
+    [
+        ("HalfStorage", np.array([1.5, -2.0, 0.25], "<f2").tobytes()),
+        # bfloat16 is the upper half of a float32: 1.5 = 0x3FC0, -2 = 0xC000, 0.25 = 0x3E80.
+        ("BFloat16Storage", np.array([0x3FC0, 0xC000, 0x3E80], "<u2").tobytes()),
+        ("DoubleStorage", np.array([1.5, -2.0, 0.25], "<f8").tobytes()),
+    ],
+)
 def test_float_storage_kinds(storage, raw):
     pickled = _Pickle().tensor(storage, "0", 3, 0, (3,), (1,)).stop()
     array = load_torch_archive(_archive(pickled, {"0": raw}))[""]
@@ -121,9 +129,13 @@ def test_float_storage_kinds(storage, raw):
 
 def test_big_endian_archive(tmp_path):
     path = tmp_path / "model.pt"
-    path.write_bytes(_archive(_state_dict_pickle(), {"0": FLAT.astype(">f4").tobytes(),
-                                                     "1": np.array([7, -8, 9], ">i8").tobytes()},
-                              byteorder="big"))
+    path.write_bytes(
+        _archive(
+            _state_dict_pickle(),
+            {"0": FLAT.astype(">f4").tobytes(), "1": np.array([7, -8, 9], ">i8").tobytes()},
+            byteorder="big",
+        )
+    )
     arrays = load_torch_archive(path)
     np.testing.assert_array_equal(arrays["layer.bias"], FLAT[1:11:3])
     np.testing.assert_array_equal(arrays["steps"], [7, -8, 9])
@@ -151,8 +163,10 @@ def test_torchscript_modules_become_inert_records():
     np.testing.assert_array_equal(arrays["conv.weight"], FLAT.reshape(2, 3, 2, 2))
 
 
-@pytest.mark.parametrize("module, name", [("os", "system"), ("builtins", "eval"),
-                                          ("subprocess", "Popen"), ("posix", "system")])
+@pytest.mark.parametrize(
+    "module, name",
+    [("os", "system"), ("builtins", "eval"), ("subprocess", "Popen"), ("posix", "system")],
+)
 def test_refuses_globals_outside_the_format(module, name, tmp_path, monkeypatch):
     """A pickle that would run a command on load is refused before anything runs."""
     marker = tmp_path / "pwned"

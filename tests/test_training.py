@@ -28,7 +28,11 @@ def test_run_directory_contents(tiny_run):
     assert saved["model"]["channels"] == 3  # resolved from the data, never left automatic
     assert saved["train"]["steps"] == 6
     assert sorted(p.name for p in (root / "samples").iterdir()) == [
-        "step-0000000.png", "step-0000002.png", "step-0000004.png", "step-0000006.png"]
+        "step-0000000.png",
+        "step-0000002.png",
+        "step-0000004.png",
+        "step-0000006.png",
+    ]
     index_files = sorted(p.name for p in (root / "checkpoints").glob("*.index"))
     assert index_files == ["ckpt-2.index", "ckpt-4.index", "ckpt-6.index"]
     records = read_metrics(root / "metrics.jsonl")
@@ -53,18 +57,24 @@ def test_tensorboard_has_scalars_and_samples(tiny_run):
 
 @pytest.mark.integration
 def test_checkpoints_keep_the_last_three(tmp_path, face_folder):
-    run = facegan.train(tiny_config(str(face_folder), steps=5, checkpoint_every=1), tmp_path / "r",
-                        progress=False)
-    kept = sorted(int(p.name.split("-")[1].split(".")[0])
-                  for p in (run.directory / "checkpoints").glob("*.index"))
+    run = facegan.train(
+        tiny_config(str(face_folder), steps=5, checkpoint_every=1), tmp_path / "r", progress=False
+    )
+    kept = sorted(
+        int(p.name.split("-")[1].split(".")[0])
+        for p in (run.directory / "checkpoints").glob("*.index")
+    )
     assert kept == [3, 4, 5]
 
 
 def _checkpoint_values(path: str) -> dict[str, np.ndarray]:
     reader = tf.train.load_checkpoint(path)
     # save_counter counts saves (2 vs 3 here), not training state
-    return {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
-            if "OBJECT_GRAPH" not in key and not key.startswith("save_counter")}
+    return {
+        key: reader.get_tensor(key)
+        for key in reader.get_variable_to_shape_map()
+        if "OBJECT_GRAPH" not in key and not key.startswith("save_counter")
+    }
 
 
 def _faces_recipe_shrunk(steps: int):
@@ -72,12 +82,24 @@ def _faces_recipe_shrunk(steps: int):
     minibatch-stddev options on: their layers must resume exactly too."""
     from facegan.presets import get_preset
 
-    return get_preset("faces-64").with_overrides({
-        "data.source": "embedded:lfw", "model.resolution": 32, "model.width": 8,
-        "model.max_width": 32, "model.latent_dim": 16, "train.batch_size": 8,
-        "train.steps": steps, "train.seed": 3, "train.log_every": 2, "train.sample_every": 2,
-        "train.checkpoint_every": 2, "train.sample_grid": 4,
-        "model.g_skip_excitation": True, "model.d_minibatch_std": True})
+    return get_preset("faces-64").with_overrides(
+        {
+            "data.source": "embedded:lfw",
+            "model.resolution": 32,
+            "model.width": 8,
+            "model.max_width": 32,
+            "model.latent_dim": 16,
+            "train.batch_size": 8,
+            "train.steps": steps,
+            "train.seed": 3,
+            "train.log_every": 2,
+            "train.sample_every": 2,
+            "train.checkpoint_every": 2,
+            "train.sample_grid": 4,
+            "model.g_skip_excitation": True,
+            "model.d_minibatch_std": True,
+        }
+    )
 
 
 @pytest.mark.integration
@@ -87,13 +109,17 @@ def test_resume_gives_the_same_weights_as_one_go(tmp_path, recipe):
     config = tiny_config(steps=steps) if recipe == "tiny" else _faces_recipe_shrunk(steps)
     assert recipe == "tiny" or config.model.g_skip_excitation
     whole = facegan.train(config, tmp_path / "whole", progress=False)
-    half = facegan.train(config.with_overrides({"train.steps": steps // 2}), tmp_path / "half",
-                         progress=False)
+    half = facegan.train(
+        config.with_overrides({"train.steps": steps // 2}), tmp_path / "half", progress=False
+    )
     assert half.step == steps // 2
     resumed = facegan.resume(tmp_path / "half", steps=steps, progress=False)
     assert resumed.step == steps
 
-    a, b = _checkpoint_values(whole.latest_checkpoint()), _checkpoint_values(resumed.latest_checkpoint())
+    a, b = (
+        _checkpoint_values(whole.latest_checkpoint()),
+        _checkpoint_values(resumed.latest_checkpoint()),
+    )
     assert a.keys() == b.keys()
     # generator, discriminator (batch-norm statistics included), both optimizers'
     # moments and iteration counts, the step counter (noise is stateless in the step)
@@ -101,7 +127,9 @@ def test_resume_gives_the_same_weights_as_one_go(tmp_path, recipe):
     for key in a:
         np.testing.assert_allclose(a[key], b[key], rtol=1e-6, atol=1e-6, err_msg=key)
     # the resumed run appended to its metrics history, marking where it resumed
-    history = [(r["step"], r.get("event")) for r in read_metrics(tmp_path / "half" / "metrics.jsonl")]
+    history = [
+        (r["step"], r.get("event")) for r in read_metrics(tmp_path / "half" / "metrics.jsonl")
+    ]
     assert history == [(2, None), (3, None), (3, "resume"), (4, None), (6, None)]
 
 
@@ -119,8 +147,16 @@ def test_train_step_is_traced_once_and_runs_under_a_strategy():
     assert step.experimental_get_tracing_count() == 1
     assert int(state.step.numpy()) == 25
     assert int(state.g_optimizer.iterations.numpy()) == 25
-    assert set(out) == {"g_loss", "d_loss", "d_real", "d_fake", "d_real_positive", "skipped",
-                        "bad_streak", "stop"}
+    assert set(out) == {
+        "g_loss",
+        "d_loss",
+        "d_real",
+        "d_fake",
+        "d_real_positive",
+        "skipped",
+        "bad_streak",
+        "stop",
+    }
     assert float(out["skipped"]) == 0 and int(out["bad_streak"]) == 0
     assert not np.allclose(before, state.generator.trainable_variables[0].numpy())
     with pytest.raises((ValueError, TypeError)):

@@ -14,8 +14,19 @@ from facegan.presets import get_preset, preset_names
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "ConfigError", "Interrupted", "UserError", "get_preset", "load",
-           "make_strategy", "preset_names", "resume", "train", "__version__"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "Interrupted",
+    "UserError",
+    "get_preset",
+    "load",
+    "make_strategy",
+    "preset_names",
+    "resume",
+    "train",
+    "__version__",
+]
 
 
 def __getattr__(name: str):

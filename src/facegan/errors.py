@@ -72,8 +72,10 @@ class Interrupted(BaseException):
         if step is None:
             message = f"stopped by {name} before training started; nothing to save"
         else:
-            message = (f"stopped by {name} at step {step}; checkpoint written. "
-                       f"Continue with: facegan train --resume {run_dir}")
+            message = (
+                f"stopped by {name} at step {step}; checkpoint written. "
+                f"Continue with: facegan train --resume {run_dir}"
+            )
         super().__init__(message)
         self.run_dir, self.step, self.signum = run_dir, step, signum
         self.exit_code = ExitCode.for_signal(signum)

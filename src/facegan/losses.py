@@ -64,15 +64,15 @@ def least_squares_generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
     return 0.5 * tf.square(_flat(fake_logits) - 1.0)
 
 
-def least_squares_discriminator_loss(real_logits: tf.Tensor,
-                                     fake_logits: tf.Tensor) -> tf.Tensor:
+def least_squares_discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
     """((D(x) - 1)^2 + D(G(z))^2) / 2, per example [B]."""
     return 0.5 * (tf.square(_flat(real_logits) - 1.0) + tf.square(_flat(fake_logits)))
 
 
 # -- regularizers ------------------------------------------------------------------
-def _squared_gradient_norm(critic: Callable[[tf.Tensor], tf.Tensor],
-                           images: tf.Tensor) -> tf.Tensor:
+def _squared_gradient_norm(
+    critic: Callable[[tf.Tensor], tf.Tensor], images: tf.Tensor
+) -> tf.Tensor:
     """|d sum(critic(images)) / d images|^2 per example [B], in float32."""
     with tf.GradientTape() as tape:
         tape.watch(images)
@@ -90,8 +90,9 @@ def r1_penalty(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor) -> tf.
     return _squared_gradient_norm(critic, real)
 
 
-def gradient_penalty(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor,
-                     fake: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+def gradient_penalty(
+    critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, fake: tf.Tensor, alpha: tf.Tensor
+) -> tf.Tensor:
     """(|grad D(x_hat)| - 1)^2 on x_hat = alpha x + (1 - alpha) G(z), per example [B].
 
     Args:
@@ -128,7 +129,8 @@ class Loss:
 LOSSES: dict[str, Loss] = {
     "nonsaturating": Loss(nonsaturating_generator_loss, nonsaturating_discriminator_loss),
     "hinge": Loss(hinge_generator_loss, hinge_discriminator_loss),
-    "wasserstein": Loss(wasserstein_generator_loss, wasserstein_discriminator_loss,
-                        penalty=gradient_penalty),
+    "wasserstein": Loss(
+        wasserstein_generator_loss, wasserstein_discriminator_loss, penalty=gradient_penalty
+    ),
     "least_squares": Loss(least_squares_generator_loss, least_squares_discriminator_loss),
 }

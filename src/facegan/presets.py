@@ -25,19 +25,35 @@ from facegan.config import (
 DEFAULT_PRESET = "quick-32"
 
 
-def _stylegan2(name: str, resolution: int, width: int, r1_gamma: float, steps: int,
-               sample_grid: int) -> Config:
+def _stylegan2(
+    name: str, resolution: int, width: int, r1_gamma: float, steps: int, sample_grid: int
+) -> Config:
     """StyleGAN2's recipe (Karras et al. 2020) at one size: what the GPU presets share."""
     return Config(
         preset=name,
-        model=ModelConfig(arch="stylegan2", resolution=resolution, width=width, max_width=512,
-                          latent_dim=512, mapping_layers=8),
+        model=ModelConfig(
+            arch="stylegan2",
+            resolution=resolution,
+            width=width,
+            max_width=512,
+            latent_dim=512,
+            mapping_layers=8,
+        ),
         loss=LossConfig(kind="nonsaturating", r1_gamma=r1_gamma, r1_every=16),
         augment=AugmentConfig(kind="ada", ada_target=0.6, ada_kimg=100, ada_interval=4),
         optim=OptimConfig(g_lr=2.5e-3, d_lr=2.5e-3, beta1=0.0, beta2=0.99),
-        train=TrainConfig(steps=steps, batch_size=32, log_every=100, sample_every=2000,
-                          checkpoint_every=2000, ema_kimg=10.0, ema_rampup=0.05,
-                          updates="alternating", precision="auto", sample_grid=sample_grid),
+        train=TrainConfig(
+            steps=steps,
+            batch_size=32,
+            log_every=100,
+            sample_every=2000,
+            checkpoint_every=2000,
+            ema_kimg=10.0,
+            ema_rampup=0.05,
+            updates="alternating",
+            precision="auto",
+            sample_grid=sample_grid,
+        ),
     )
 
 
@@ -47,8 +63,9 @@ def _dcgan(name: str, resolution: int) -> Config:
         preset=name,
         model=ModelConfig(resolution=resolution, width=64, latent_dim=128),
         optim=OptimConfig(g_lr=2e-4, d_lr=2e-4, beta1=0.5),
-        train=TrainConfig(steps=20000, batch_size=64, log_every=50, sample_every=500,
-                          checkpoint_every=1000),
+        train=TrainConfig(
+            steps=20000, batch_size=64, log_every=50, sample_every=500, checkpoint_every=1000
+        ),
     )
 
 
@@ -67,9 +84,16 @@ def _faces(name: str, resolution: int, width: int, sample_every: int) -> Config:
         model=ModelConfig(resolution=resolution, width=width, latent_dim=128),
         augment=AugmentConfig(kind="diffaugment", policy="color,translation,cutout"),
         optim=OptimConfig(g_lr=2e-4, d_lr=2e-4, beta1=0.5),
-        train=TrainConfig(steps=30000, batch_size=64, log_every=100, sample_every=sample_every,
-                          checkpoint_every=1000, ema_kimg=10.0, ema_rampup=0.05,
-                          precision="auto"),
+        train=TrainConfig(
+            steps=30000,
+            batch_size=64,
+            log_every=100,
+            sample_every=sample_every,
+            checkpoint_every=1000,
+            ema_kimg=10.0,
+            ema_rampup=0.05,
+            precision="auto",
+        ),
     )
 
 
@@ -93,8 +117,15 @@ _PRESETS: dict[str, tuple[str, Config]] = {
             model=ModelConfig(resolution=32, width=32, latent_dim=128),
             augment=AugmentConfig(kind="diffaugment", policy="translation,cutout"),
             optim=OptimConfig(g_lr=2e-4, d_lr=2e-4, beta1=0.5),
-            train=TrainConfig(steps=2000, batch_size=64, log_every=50, sample_every=250,
-                              checkpoint_every=500, ema_kimg=5.0, ema_rampup=0.05),
+            train=TrainConfig(
+                steps=2000,
+                batch_size=64,
+                log_every=50,
+                sample_every=250,
+                checkpoint_every=500,
+                ema_kimg=5.0,
+                ema_rampup=0.05,
+            ),
         ),
     ),
     "faces-64": (
@@ -107,13 +138,15 @@ _PRESETS: dict[str, tuple[str, Config]] = {
     ),
     "stylegan2-128": (
         "GPU: StyleGAN2 generator + residual D at 128 px, R1, ADA, EMA; ~1 day on one GPU",
-        _stylegan2("stylegan2-128", resolution=128, width=128, r1_gamma=0.1, steps=200000,
-                   sample_grid=64),
+        _stylegan2(
+            "stylegan2-128", resolution=128, width=128, r1_gamma=0.1, steps=200000, sample_grid=64
+        ),
     ),
     "stylegan2-256": (
         "GPU: StyleGAN2 at 256 px (FFHQ-like config-F, narrower), R1, ADA, EMA; several GPUs",
-        _stylegan2("stylegan2-256", resolution=256, width=64, r1_gamma=1.0, steps=400000,
-                   sample_grid=32),
+        _stylegan2(
+            "stylegan2-256", resolution=256, width=64, r1_gamma=1.0, steps=400000, sample_grid=32
+        ),
     ),
 }
 
@@ -137,4 +170,5 @@ def get_preset(name: str) -> Config:
         return _PRESETS[name][1]
     except KeyError:
         raise ConfigError(
-            f"`preset` must be one of {', '.join(_PRESETS)}; received {name!r}") from None
+            f"`preset` must be one of {', '.join(_PRESETS)}; received {name!r}"
+        ) from None

@@ -20,8 +20,15 @@ def show_progress(progress: bool | None) -> bool:
     return sys.stderr.isatty() if progress is None else bool(progress)
 
 
-def progress_bar(total: int, description: str, unit: str = "img", *, show: bool | None,
-                 initial: int = 0, leave: bool = False):
+def progress_bar(
+    total: int,
+    description: str,
+    unit: str = "img",
+    *,
+    show: bool | None,
+    initial: int = 0,
+    leave: bool = False,
+):
     """A tqdm bar of `total` units on stderr, or None when `show_progress(show)` is false.
 
     Args:
@@ -36,8 +43,9 @@ def progress_bar(total: int, description: str, unit: str = "img", *, show: bool 
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc=description, unit=unit, leave=leave,
-                dynamic_ncols=True)
+    return tqdm(
+        total=total, initial=initial, desc=description, unit=unit, leave=leave, dynamic_ncols=True
+    )
 
 
 class LineProgress:
@@ -47,8 +55,15 @@ class LineProgress:
     passed, and the closing line only follows earlier lines.
     """
 
-    def __init__(self, total: int, description: str, unit: str = "img",
-                 every: float | None = None, initial: int = 0, stream=None):
+    def __init__(
+        self,
+        total: int,
+        description: str,
+        unit: str = "img",
+        every: float | None = None,
+        initial: int = 0,
+        stream=None,
+    ):
         self.total, self.description, self.unit = total, description, unit
         self.every = LINE_EVERY if every is None else every
         self.n, self._start_n = initial, initial
@@ -84,13 +99,23 @@ class LineProgress:
     def close(self) -> None:
         if self._printed:
             seconds = time.monotonic() - self._started
-            print(f"{self.description}: done, {self.n} {self.unit} in {seconds:.0f} s",
-                  file=self.stream, flush=True)
+            print(
+                f"{self.description}: done, {self.n} {self.unit} in {seconds:.0f} s",
+                file=self.stream,
+                flush=True,
+            )
             self._printed = False
 
 
-def progress(total: int, description: str, unit: str = "img", *, show: bool | None,
-             initial: int = 0, every: float | None = None):
+def progress(
+    total: int,
+    description: str,
+    unit: str = "img",
+    *,
+    show: bool | None,
+    initial: int = 0,
+    every: float | None = None,
+):
     """A tqdm bar when `show` is True (or None on a terminal), else a `LineProgress`."""
     if show or (show is None and sys.stderr.isatty()):
         return progress_bar(total, description, unit, show=True, initial=initial)
@@ -118,8 +143,11 @@ class Heartbeat:
     def _beat(self) -> None:
         started = time.monotonic()
         while not self._done.wait(self.every):
-            print(f"{self.description} ({time.monotonic() - started:.0f} s)", file=self.stream,
-                  flush=True)
+            print(
+                f"{self.description} ({time.monotonic() - started:.0f} s)",
+                file=self.stream,
+                flush=True,
+            )
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()

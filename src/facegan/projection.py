@@ -119,12 +119,21 @@ def mse_psnr(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return mse, (math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse))
 
 
-def project(run, target: np.ndarray, *, steps: int = 500, seed: int = 0,
-            lr: float | None = None, request: dict[str, str] | None = None,
-            loss: str = "mse", candidates: int = 64,
-            prior_weight: float = DEFAULT_PRIOR_WEIGHT, perceptual_weight: float = 0.0,
-            inception_weights: str | None = None,
-            on_step: Callable[[int, float], None] | None = None) -> Projection:
+def project(
+    run,
+    target: np.ndarray,
+    *,
+    steps: int = 500,
+    seed: int = 0,
+    lr: float | None = None,
+    request: dict[str, str] | None = None,
+    loss: str = "mse",
+    candidates: int = 64,
+    prior_weight: float = DEFAULT_PRIOR_WEIGHT,
+    perceptual_weight: float = 0.0,
+    inception_weights: str | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> Projection:
     """Optimises a latent so that `run`'s generator reproduces `target`.
 
     Args:
@@ -150,12 +159,20 @@ def project(run, target: np.ndarray, *, steps: int = 500, seed: int = 0,
     space = "w" if model.arch == "stylegan2" else "z"
     target_t = to_signed_unit(tf.constant(target[None]))  # [1, R, R, C]
     pixel_fn = _pixel_loss(loss)
-    start, labels, render = _starting_point(run, space, target_t, pixel_fn, candidates, seed,
-                                            request)
+    start, labels, render = _starting_point(
+        run, space, target_t, pixel_fn, candidates, seed, request
+    )
     variable = keras.Variable(start, dtype="float32", name=f"projected_{space}")
     features = _perceptual_features(inception_weights) if perceptual_weight > 0 else None
-    terms = _loss_terms(render, target_t, pixel_fn, model.latent_dim,
-                        prior_weight if space == "z" else 0.0, perceptual_weight, features)
+    terms = _loss_terms(
+        render,
+        target_t,
+        pixel_fn,
+        model.latent_dim,
+        prior_weight if space == "z" else 0.0,
+        perceptual_weight,
+        features,
+    )
     step_fn = _make_step(variable, terms, lr or DEFAULT_LR, max(steps, 1))
 
     history, pixel_history = _optimise(step_fn, lambda: terms(variable), steps, on_step)
@@ -167,10 +184,19 @@ def project(run, target: np.ndarray, *, steps: int = 500, seed: int = 0,
     else:
         reconstruction = run.sampler().images_from_w(found)[0]
     mse, psnr = mse_psnr(reconstruction, target)
-    return Projection(target=target, reconstruction=reconstruction, space=space,
-                      latent=found if space == "z" else None, w=found if space == "w" else None,
-                      labels=labels_np, label_names=_label_names(run, labels_np),
-                      loss=history, pixel_loss=pixel_history, mse=mse, psnr=psnr)
+    return Projection(
+        target=target,
+        reconstruction=reconstruction,
+        space=space,
+        latent=found if space == "z" else None,
+        w=found if space == "w" else None,
+        labels=labels_np,
+        label_names=_label_names(run, labels_np),
+        loss=history,
+        pixel_loss=pixel_history,
+        mse=mse,
+        psnr=psnr,
+    )
 
 
 def _optimise(step_fn, final_terms, steps: int, on_step) -> tuple[list[float], list[float]]:
@@ -188,20 +214,27 @@ def _optimise(step_fn, final_terms, steps: int, on_step) -> tuple[list[float], l
     return history, pixel_history
 
 
-def _starting_point(run, space: str, target_t: tf.Tensor, pixel_fn, candidates: int, seed: int,
-                    request: dict[str, str] | None):
+def _starting_point(
+    run,
+    space: str,
+    target_t: tf.Tensor,
+    pixel_fn,
+    candidates: int,
+    seed: int,
+    request: dict[str, str] | None,
+):
     """(start [1, Z], labels [1, A] or None, render(latent) -> images) from the best candidate.
 
     z space starts at the best of `candidates` random latents; w space at the
     mean w of those latents (with the best candidate's labels).
     """
     generator = run.generator()
-    zs = run.latents(candidates, seed)                      # [N, Z]
+    zs = run.latents(candidates, seed)  # [N, Z]
     label_rows = run.labels_for(candidates, seed, request)  # [N, A] or None
     best = _best_candidate(generator, zs, label_rows, target_t, pixel_fn)
-    labels = None if label_rows is None else tf.constant(label_rows[best:best + 1])
+    labels = None if label_rows is None else tf.constant(label_rows[best : best + 1])
     if space == "z":
-        return zs[best:best + 1], labels, lambda z: synthesize(generator, z, labels)
+        return zs[best : best + 1], labels, lambda z: synthesize(generator, z, labels)
     start = _mean_w(generator, zs, None if labels is None else label_rows[[best] * candidates])
     return start, labels, generator.synthesize_from_w
 
@@ -235,12 +268,19 @@ def save_projection(result: Projection, out: str | Path, details: dict | None = 
     if result.labels is not None:
         np.save(out / "labels.npy", result.labels)
     progress = dict(details or {})
-    progress.update({
-        "space": result.space, "labels": result.label_names,
-        "steps": len(result.loss) - 1, "initial_loss": result.loss[0],
-        "final_loss": result.loss[-1], "mse": result.mse,
-        "psnr": None if math.isinf(result.psnr) else result.psnr,
-        "loss": result.loss, "pixel_loss": result.pixel_loss})
+    progress.update(
+        {
+            "space": result.space,
+            "labels": result.label_names,
+            "steps": len(result.loss) - 1,
+            "initial_loss": result.loss[0],
+            "final_loss": result.loss[-1],
+            "mse": result.mse,
+            "psnr": None if math.isinf(result.psnr) else result.psnr,
+            "loss": result.loss,
+            "pixel_loss": result.pixel_loss,
+        }
+    )
     (out / "progress.json").write_text(json.dumps(progress, indent=1) + "\n", encoding="utf-8")
     return out
 
@@ -248,22 +288,28 @@ def save_projection(result: Projection, out: str | Path, details: dict | None = 
 # ------------------------------------------------------------------ pieces
 
 
-def _check_arguments(target, model, steps, loss, candidates, prior_weight, perceptual_weight,
-                     lr) -> None:
+def _check_arguments(
+    target, model, steps, loss, candidates, prior_weight, perceptual_weight, lr
+) -> None:
     expected = (model.resolution, model.resolution, model.channels)
     if target.shape != expected or target.dtype != np.uint8:
-        raise ProjectionError(f"the target must be uint8 {list(expected)}; received "
-                              f"{target.dtype} {list(target.shape)}")
+        raise ProjectionError(
+            f"the target must be uint8 {list(expected)}; received "
+            f"{target.dtype} {list(target.shape)}"
+        )
     if steps < 0:
         raise ProjectionError(f"steps must be 0 or more; received {steps}")
     if loss not in LOSSES:
-        raise ProjectionError(f"the pixel loss must be one of {', '.join(LOSSES)}; "
-                              f"received {loss!r}")
+        raise ProjectionError(
+            f"the pixel loss must be one of {', '.join(LOSSES)}; received {loss!r}"
+        )
     if candidates < 1:
         raise ProjectionError(f"candidates must be at least 1; received {candidates}")
     if prior_weight < 0 or perceptual_weight < 0:
-        raise ProjectionError(f"loss weights must be 0 or more; received prior {prior_weight}, "
-                              f"perceptual {perceptual_weight}")
+        raise ProjectionError(
+            f"loss weights must be 0 or more; received prior {prior_weight}, "
+            f"perceptual {perceptual_weight}"
+        )
     if lr is not None and not lr > 0:
         raise ProjectionError(f"the learning rate must be positive; received {lr}")
 
@@ -279,8 +325,8 @@ def _best_candidate(generator, zs, label_rows, target, pixel_fn, batch_size: int
     """Index of the (latent, labels) pair whose image is closest to the target."""
     losses = []
     for i in range(0, len(zs), batch_size):
-        labels = None if label_rows is None else label_rows[i:i + batch_size]
-        images = synthesize(generator, tf.constant(zs[i:i + batch_size]), labels)
+        labels = None if label_rows is None else label_rows[i : i + batch_size]
+        images = synthesize(generator, tf.constant(zs[i : i + batch_size]), labels)
         losses.append(pixel_fn(images, target).numpy())
     return int(np.argmin(np.concatenate(losses)))
 
@@ -354,5 +400,6 @@ def _label_names(run, labels: np.ndarray | None) -> dict[str, str]:
     from facegan.data.labels import schema_from_config
 
     schema = schema_from_config(run.config.data, run.config.model.label_classes)
-    return {name: schema.class_names(name)[int(index)]
-            for name, index in zip(schema.names, labels[0])}
+    return {
+        name: schema.class_names(name)[int(index)] for name, index in zip(schema.names, labels[0])
+    }

@@ -42,18 +42,18 @@ MAX_SEED = 2**63 - 1  # seeds are int64
 class Stream(enum.IntEnum):
     """What a random draw is for. Values are part of every key: never reuse or renumber."""
 
-    DATA_ORDER = 1      # the permutation of the training set in an epoch (step = epoch)
-    DATA_FLIP = 2       # which images of an epoch are mirrored (step = epoch)
-    NOISE = 3           # the generator's latents in a train step (part = which update)
-    AUGMENT = 4         # augmentation parameters in a train step (part = which batch)
-    PENALTY = 5         # the gradient penalty's interpolation weights (part = critic update)
-    LATENT = 6          # the latent of a face: seed = the face's seed, step = its index
-    LABELS = 7          # labels drawn for generated faces (step = the image's index)
-    WEIGHTS = 8         # initializer seeds of a network (part = which network)
-    PICK = 9            # host-side choices: sample labels, evaluation subsets, monitors
-    EVAL_LATENT = 10    # latents of in-training evaluation (step = the image's index)
-    PACK_ORDER = 11     # the order of the images in a packed dataset (`facegan pack --seed`)
-    TRUNCATION = 12     # the fixed latents whose feature mean z-space truncation aims at
+    DATA_ORDER = 1  # the permutation of the training set in an epoch (step = epoch)
+    DATA_FLIP = 2  # which images of an epoch are mirrored (step = epoch)
+    NOISE = 3  # the generator's latents in a train step (part = which update)
+    AUGMENT = 4  # augmentation parameters in a train step (part = which batch)
+    PENALTY = 5  # the gradient penalty's interpolation weights (part = critic update)
+    LATENT = 6  # the latent of a face: seed = the face's seed, step = its index
+    LABELS = 7  # labels drawn for generated faces (step = the image's index)
+    WEIGHTS = 8  # initializer seeds of a network (part = which network)
+    PICK = 9  # host-side choices: sample labels, evaluation subsets, monitors
+    EVAL_LATENT = 10  # latents of in-training evaluation (step = the image's index)
+    PACK_ORDER = 11  # the order of the images in a packed dataset (`facegan pack --seed`)
+    TRUNCATION = 12  # the fixed latents whose feature mean z-space truncation aims at
 
 
 class PickPart(enum.IntEnum):
@@ -67,12 +67,12 @@ class PickPart(enum.IntEnum):
     the first one (`PickPart.KID_SUBSETS is PickPart.GRID_LABELS`).
     """
 
-    GRID_LABELS = 0      # labels of the training loop's sample grid
-    MONITOR = 1          # the real images the mode-collapse monitor compares with
-    EVAL_REAL = 2        # the real side of in-training FID
-    EVAL_LABELS = 3      # labels of the faces in-training evaluation generates
-    EVALUATE_REAL = 0    # the real images `facegan evaluate` picks (its own --seed)
-    KID_SUBSETS = 0      # KID's random subsets (KID's own seed)
+    GRID_LABELS = 0  # labels of the training loop's sample grid
+    MONITOR = 1  # the real images the mode-collapse monitor compares with
+    EVAL_REAL = 2  # the real side of in-training FID
+    EVAL_LABELS = 3  # labels of the faces in-training evaluation generates
+    EVALUATE_REAL = 0  # the real images `facegan evaluate` picks (its own --seed)
+    KID_SUBSETS = 0  # KID's random subsets (KID's own seed)
 
 
 def stream_key(seed, stream: Stream, step=0, part: int = 0):
@@ -96,8 +96,9 @@ def stream_key(seed, stream: Stream, step=0, part: int = 0):
         return int(seed), high | int(step)
     import tensorflow as tf
 
-    return tf.stack([tf.cast(seed, tf.int64),
-                     tf.constant(high, tf.int64) + tf.cast(step, tf.int64)])
+    return tf.stack(
+        [tf.cast(seed, tf.int64), tf.constant(high, tf.int64) + tf.cast(step, tf.int64)]
+    )
 
 
 def rng(seed: int, stream: Stream, step: int = 0, part: int = 0) -> np.random.Generator:
@@ -105,8 +106,7 @@ def rng(seed: int, stream: Stream, step: int = 0, part: int = 0) -> np.random.Ge
     return np.random.default_rng(list(stream_key(seed, stream, step, part)))
 
 
-def replica_rows(draw: Callable[[list, object], object], key, rows: int,
-                 tail: Sequence[int] = ()):
+def replica_rows(draw: Callable[[list, object], object], key, rows: int, tail: Sequence[int] = ()):
     """This replica's rows of a draw made for the whole global batch.
 
     Args:
@@ -174,8 +174,9 @@ def parse_seeds(text: str) -> list[int]:
             first = int(low.strip(), 10)
             last = int(high.strip(), 10) if dash else first
         except ValueError:
-            raise SeedError(f"seeds are integers and ranges like 0-15,42; received "
-                            f"{part!r} in {text!r}") from None
+            raise SeedError(
+                f"seeds are integers and ranges like 0-15,42; received {part!r} in {text!r}"
+            ) from None
         if last < first:
             raise SeedError(f"a seed range must go up (A-B with A <= B); received {part!r}")
         seeds += seed_range(first, last - first + 1)
@@ -184,5 +185,16 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-__all__ = ["MAX_SEED", "MAX_SEEDS", "PickPart", "SeedError", "Stream", "parse_seeds", "replica_rows", "rng",
-           "seed_file_name", "seed_range", "stream_key"]
+__all__ = [
+    "MAX_SEED",
+    "MAX_SEEDS",
+    "PickPart",
+    "SeedError",
+    "Stream",
+    "parse_seeds",
+    "replica_rows",
+    "rng",
+    "seed_file_name",
+    "seed_range",
+    "stream_key",
+]

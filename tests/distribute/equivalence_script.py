@@ -21,8 +21,16 @@ def tiny(strategy: str, steps: int) -> Config:
         preset="tiny-test",
         data=DataConfig(source="embedded:lfw"),
         model=ModelConfig(resolution=16, width=8, max_width=32, latent_dim=16),
-        train=TrainConfig(steps=steps, batch_size=8, seed=3, log_every=5, sample_every=100,
-                          checkpoint_every=100, strategy=strategy, cpu_replicas=2),
+        train=TrainConfig(
+            steps=steps,
+            batch_size=8,
+            seed=3,
+            log_every=5,
+            sample_every=100,
+            checkpoint_every=100,
+            strategy=strategy,
+            cpu_replicas=2,
+        ),
     )
 
 
@@ -33,8 +41,11 @@ def weights(run_dir: Path) -> dict:
     # updates it (`*_optimizer/_trainable_variables/N`); batch-norm statistics sit under
     # the models; Adam's moments under `*_optimizer/_variables/N`. All of them count.
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run_dir / "checkpoints")))
-    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-            if "OBJECT_GRAPH" not in k and reader.get_tensor(k).dtype.kind == "f"}
+    return {
+        k: reader.get_tensor(k)
+        for k in reader.get_variable_to_shape_map()
+        if "OBJECT_GRAPH" not in k and reader.get_tensor(k).dtype.kind == "f"
+    }
 
 
 def nan_check() -> None:
@@ -63,9 +74,16 @@ def nan_check() -> None:
     after_nan = [np.array(v.numpy()) for v in variables]
     good = step(next(batches), go)
     moved = any(not np.array_equal(a, np.array(v.numpy())) for a, v in zip(after_nan, variables))
-    print(json.dumps({"skipped": float(out["skipped"]), "unchanged": unchanged,
-                      "next_step_trains": moved and float(good["skipped"]) == 0.0,
-                      "iterations": int(state.g_optimizer.iterations.numpy())}))
+    print(
+        json.dumps(
+            {
+                "skipped": float(out["skipped"]),
+                "unchanged": unchanged,
+                "next_step_trains": moved and float(good["skipped"]) == 0.0,
+                "iterations": int(state.g_optimizer.iterations.numpy()),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -78,24 +96,31 @@ def main() -> None:
 
     import facegan
 
-    facegan.train(tiny("default", steps), work / "default", progress=False,
-                  strategy=tf.distribute.get_strategy())
+    facegan.train(
+        tiny("default", steps),
+        work / "default",
+        progress=False,
+        strategy=tf.distribute.get_strategy(),
+    )
     facegan.train(tiny("mirrored", steps), work / "mirrored", progress=False, strategy=mirrored)
     a, b = weights(work / "default"), weights(work / "mirrored")
-    relative = {k: float(np.linalg.norm(a[k] - b[k]) / max(np.linalg.norm(a[k]), 1e-12))
-                for k in a}
+    relative = {k: float(np.linalg.norm(a[k] - b[k]) / max(np.linalg.norm(a[k]), 1e-12)) for k in a}
     initial = facegan.load(work / "default")  # sanity: training moved the weights
     is_weight = [k for k in a if "_trainable_variables" in k or "moving_" in k]
-    print(json.dumps({
-        "replicas": mirrored.num_replicas_in_sync,
-        "same_keys": sorted(a) == sorted(b),
-        "weights": len(is_weight),
-        "tensors": len(a),
-        "max_relative_difference_weights": max(relative[k] for k in is_weight),
-        "max_relative_difference_all": max(relative.values()),
-        "worst": max(relative, key=relative.get),
-        "step": initial.step,
-    }))
+    print(
+        json.dumps(
+            {
+                "replicas": mirrored.num_replicas_in_sync,
+                "same_keys": sorted(a) == sorted(b),
+                "weights": len(is_weight),
+                "tensors": len(a),
+                "max_relative_difference_weights": max(relative[k] for k in is_weight),
+                "max_relative_difference_all": max(relative.values()),
+                "worst": max(relative, key=relative.get),
+                "step": initial.step,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

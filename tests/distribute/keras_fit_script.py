@@ -21,9 +21,17 @@ def tiny(steps: int) -> Config:
         preset="tiny-test",
         data=DataConfig(source="embedded:lfw"),
         model=ModelConfig(resolution=16, width=8, max_width=32, latent_dim=16),
-        train=TrainConfig(steps=steps, batch_size=8, seed=3, log_every=5, sample_every=100,
-                          checkpoint_every=100, strategy="mirrored", cpu_replicas=2,
-                          ema_kimg=0.01),
+        train=TrainConfig(
+            steps=steps,
+            batch_size=8,
+            seed=3,
+            log_every=5,
+            sample_every=100,
+            checkpoint_every=100,
+            strategy="mirrored",
+            cpu_replicas=2,
+            ema_kimg=0.01,
+        ),
     )
 
 
@@ -41,19 +49,26 @@ def main() -> None:
         history = gan.fit(gan.dataset(), epochs=1, steps_per_epoch=steps, verbose=0)
         loop = facegan.keras.GAN.from_run(work / "loop")
     ours, theirs = gan._state.checkpoint_variables(), loop._state.checkpoint_variables()
-    relative = [float(np.max(np.abs(a.numpy() - b.numpy()))
-                      / max(float(np.max(np.abs(b.numpy()))), 1e-12))
-                for a, b in zip(ours, theirs, strict=True)]
+    relative = [
+        float(np.max(np.abs(a.numpy() - b.numpy())) / max(float(np.max(np.abs(b.numpy()))), 1e-12))
+        for a, b in zip(ours, theirs, strict=True)
+    ]
     moved = facegan.keras.GAN(config)  # the initial weights: training must have moved them
-    print(json.dumps({
-        "replicas": mirrored.num_replicas_in_sync,
-        "steps": [gan.step, loop.step],
-        "variables": len(relative),
-        "max_relative_difference": max(relative),
-        "moved": any(not np.array_equal(a.numpy(), b.numpy())
-                     for a, b in zip(ours, moved._state.checkpoint_variables())),
-        "g_loss": history.history["g_loss"][-1],
-    }))
+    print(
+        json.dumps(
+            {
+                "replicas": mirrored.num_replicas_in_sync,
+                "steps": [gan.step, loop.step],
+                "variables": len(relative),
+                "max_relative_difference": max(relative),
+                "moved": any(
+                    not np.array_equal(a.numpy(), b.numpy())
+                    for a, b in zip(ours, moved._state.checkpoint_variables())
+                ),
+                "g_loss": history.history["g_loss"][-1],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

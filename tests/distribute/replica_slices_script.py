@@ -26,11 +26,13 @@ def check_labels(strategy) -> dict:
     from facegan.training.distribute import distributed_batches
 
     count = 20
-    pixels = (np.arange(count, dtype=np.uint8) * 10)[:, None, None, None] \
-        * np.ones((1, 4, 4, 1), np.uint8)                      # image i is filled with 10*i
+    pixels = (np.arange(count, dtype=np.uint8) * 10)[:, None, None, None] * np.ones(
+        (1, 4, 4, 1), np.uint8
+    )  # image i is filled with 10*i
     labels = np.stack([np.arange(count), np.arange(count) % 3], axis=1).astype(np.int32)
-    batches = distributed_batches(strategy, DecodedImages.from_arrays(pixels, labels), 8, 3,
-                                  True, 2)
+    batches = distributed_batches(
+        strategy, DecodedImages.from_arrays(pixels, labels), 8, 3, True, 2
+    )
     reference = iter(training_dataset(pixels, 8, 3, True, start_step=2, labels=labels))
     same, aligned = True, True
     for _ in range(4):
@@ -38,14 +40,18 @@ def check_labels(strategy) -> dict:
         local_images = tf.concat(strategy.experimental_local_results(images), axis=0).numpy()
         local_labels = tf.concat(strategy.experimental_local_results(classes), axis=0).numpy()
         want_images, want_labels = (part.numpy() for part in next(reference))
-        same &= np.array_equal(local_images, want_images) and np.array_equal(local_labels,
-                                                                               want_labels)
+        same &= np.array_equal(local_images, want_images) and np.array_equal(
+            local_labels, want_labels
+        )
         index = np.rint((local_images[:, 0, 0, 0] + 1) * 255 / 2 / 10).astype(int)
         aligned &= np.array_equal(local_labels[:, 0], index)
-    return {"replicas": strategy.num_replicas_in_sync, "same": bool(same),
-            "aligned": bool(aligned),
-            "label_shape": list(strategy.experimental_local_results(classes)[0].shape),
-            "label_dtype": strategy.experimental_local_results(classes)[0].dtype.name}
+    return {
+        "replicas": strategy.num_replicas_in_sync,
+        "same": bool(same),
+        "aligned": bool(aligned),
+        "label_shape": list(strategy.experimental_local_results(classes)[0].shape),
+        "label_dtype": strategy.experimental_local_results(classes)[0].dtype.name,
+    }
 
 
 def check_augment(strategy) -> dict:
@@ -96,12 +102,16 @@ def _step_draws(strategy, config, images) -> dict:
     batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
 
     def draws(x):
-        return {"real": parts.augmented(x, 0), "fake": parts.augmented(x, 1),
-                "noise": parts.noise(0)}
+        return {
+            "real": parts.augmented(x, 0),
+            "fake": parts.augmented(x, 1),
+            "noise": parts.noise(0),
+        }
 
     out = tf.function(lambda x: strategy.run(draws, args=(x,)))(batch)
-    return {k: tf.concat(strategy.experimental_local_results(v), axis=0).numpy()
-            for k, v in out.items()}
+    return {
+        k: tf.concat(strategy.experimental_local_results(v), axis=0).numpy() for k, v in out.items()
+    }
 
 
 def check_step_augment(strategy) -> dict:
@@ -113,15 +123,16 @@ def check_step_augment(strategy) -> dict:
     images = tf.constant(np.random.default_rng(1).uniform(-1, 1, (8, 16, 16, 3)), tf.float32)
     result = {"replicas": strategy.num_replicas_in_sync}
     for kind in ("diffaugment", "ada"):
-        config = Config(model=ModelConfig(resolution=16, width=8, max_width=32, latent_dim=16,
-                                          channels=3),
-                        train=TrainConfig(batch_size=8, seed=3)).with_overrides(
-                            {"augment.kind": kind})
+        config = Config(
+            model=ModelConfig(resolution=16, width=8, max_width=32, latent_dim=16, channels=3),
+            train=TrainConfig(batch_size=8, seed=3),
+        ).with_overrides({"augment.kind": kind})
         one = _step_draws(tf.distribute.get_strategy(), config, images)
         two = _step_draws(strategy, config, images)
         # float rounding only (different kernels for different batch shapes): <= 1e-5
-        result[kind] = {name: bool(np.allclose(one[name], two[name], rtol=0, atol=1e-5))
-                        for name in one}
+        result[kind] = {
+            name: bool(np.allclose(one[name], two[name], rtol=0, atol=1e-5)) for name in one
+        }
         result[kind]["augmented"] = not np.allclose(one["real"], images.numpy(), atol=1e-3)
         result[kind]["real_differs_from_fake"] = not np.allclose(one["real"], one["fake"])
     return result
@@ -129,8 +140,9 @@ def check_step_augment(strategy) -> dict:
 
 def main() -> None:
     strategy = make_strategy(TrainConfig(strategy="mirrored", cpu_replicas=2, batch_size=8))
-    check = {"labels": check_labels, "augment": check_augment,
-             "step-augment": check_step_augment}[sys.argv[1]]
+    check = {"labels": check_labels, "augment": check_augment, "step-augment": check_step_augment}[
+        sys.argv[1]
+    ]
     print(json.dumps(check(strategy)))
 
 

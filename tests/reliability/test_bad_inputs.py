@@ -28,7 +28,7 @@ from facegan.data.problems import BadFile, display_name
 from facegan.data.scan import scan_source
 from facegan.data.sources import DataError, FolderSource, open_source
 
-NON_UTF8_GOOD = os.fsdecode(b"caf\xe9.png")     # Latin-1 bytes: not valid UTF-8
+NON_UTF8_GOOD = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes: not valid UTF-8
 NON_UTF8_BAD = os.fsdecode(b"broken\xff.jpg")
 
 # name -> the kind of problem the scan must report for it
@@ -38,19 +38,28 @@ EXPECTED_BAD = {
     "empty.png": bad.EMPTY,
     "random.jpg": bad.NOT_IMAGE,
     "text.png": bad.NOT_IMAGE,
-    "bomb.png": bad.TOO_MANY_PIXELS,        # 9000x9000: above data.max_pixels
-    "huge.png": bad.TOO_MANY_PIXELS,        # 40000x40000: Pillow refuses it too
-    "bomb-sof.jpg": bad.TOO_MANY_PIXELS,    # a real JPEG whose SOF header was patched
-    "one.png": bad.TOO_SMALL,               # 1x1
-    "loop.png": bad.SYMLINK_LOOP,           # a link to itself
+    "bomb.png": bad.TOO_MANY_PIXELS,  # 9000x9000: above data.max_pixels
+    "huge.png": bad.TOO_MANY_PIXELS,  # 40000x40000: Pillow refuses it too
+    "bomb-sof.jpg": bad.TOO_MANY_PIXELS,  # a real JPEG whose SOF header was patched
+    "one.png": bad.TOO_SMALL,  # 1x1
+    "loop.png": bad.SYMLINK_LOOP,  # a link to itself
     f"sub{os.sep}up{os.sep}": bad.SYMLINK_LOOP,  # a link to the folder above
     "dangling.png": bad.BROKEN_LINK,
-    "fifo.png": bad.NOT_A_FILE,             # reading it would block forever
+    "fifo.png": bad.NOT_A_FILE,  # reading it would block forever
     NON_UTF8_BAD: bad.NOT_IMAGE,
 }
-EXPECTED_GOOD = {"good.jpg", "cmyk.jpg", "sixteen.png", "palette.png", "rotated.jpg",
-                 "anim.gif", "png-inside.jpg", "wide.png", NON_UTF8_GOOD,
-                 f"sub{os.sep}inside.png"}
+EXPECTED_GOOD = {
+    "good.jpg",
+    "cmyk.jpg",
+    "sixteen.png",
+    "palette.png",
+    "rotated.jpg",
+    "anim.gif",
+    "png-inside.jpg",
+    "wide.png",
+    NON_UTF8_GOOD,
+    f"sub{os.sep}inside.png",
+}
 EXPECTED_IGNORED = {"notes.txt", "photo.txt"}
 
 
@@ -71,20 +80,26 @@ def _encoded(image: Image.Image, fmt: str, **options) -> bytes:
 
 def png_declaring(width: int, height: int) -> bytes:
     """A valid PNG header that declares `width` x `height` RGB over ~100 bytes of data."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data)))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def jpeg_declaring(width: int, height: int) -> bytes:
     """A small real JPEG with its frame header (SOF0) patched to claim `width` x `height`."""
     data = bytearray(_encoded(_photo(16, 16), "JPEG"))
     sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
     return bytes(data)
 
 
@@ -117,8 +132,8 @@ def build_bad_folder(root: Path) -> Path:
     (root / "sub").mkdir()
     _photo(16, 16, 7).save(root / "sub" / "inside.png")
     # bad
-    (root / "truncated.jpg").write_bytes(photo_jpeg[:len(photo_jpeg) // 2])
-    (root / "truncated.png").write_bytes(photo_png[:len(photo_png) // 2])
+    (root / "truncated.jpg").write_bytes(photo_jpeg[: len(photo_jpeg) // 2])
+    (root / "truncated.png").write_bytes(photo_png[: len(photo_png) // 2])
     (root / "empty.png").write_bytes(b"")
     (root / "random.jpg").write_bytes(np.random.default_rng(0).bytes(300))
     (root / "text.png").write_text("this is not a picture\n")
@@ -161,10 +176,13 @@ def test_each_bad_file_is_skipped_with_its_kind_and_the_good_ones_are_kept(repor
     assert all(item.reason for item in report.bad)
     assert report.usable
     counts = report.to_dict()["counts"]
-    assert counts == {"files": len(EXPECTED_BAD) + len(EXPECTED_GOOD) + len(EXPECTED_IGNORED),
-                      "images": len(EXPECTED_BAD) + len(EXPECTED_GOOD),
-                      "good": len(EXPECTED_GOOD), "bad": len(EXPECTED_BAD),
-                      "ignored": len(EXPECTED_IGNORED)}
+    assert counts == {
+        "files": len(EXPECTED_BAD) + len(EXPECTED_GOOD) + len(EXPECTED_IGNORED),
+        "images": len(EXPECTED_BAD) + len(EXPECTED_GOOD),
+        "good": len(EXPECTED_GOOD),
+        "bad": len(EXPECTED_BAD),
+        "ignored": len(EXPECTED_IGNORED),
+    }
 
 
 def test_reasons_name_the_size_and_the_limit(report):
@@ -185,8 +203,12 @@ def test_modes_and_warnings_are_recorded(report):
     assert report.rotated() == ["rotated.jpg"]
     assert (items["rotated.jpg"].width, items["rotated.jpg"].height) == (20, 40)  # as shown
     assert set(report.non_square()) == {"wide.png", "rotated.jpg"}
-    assert set(report.smaller_than_resolution()) >= {"sixteen.png", "wide.png",
-                                                     "sub/inside.png", "rotated.jpg"}
+    assert set(report.smaller_than_resolution()) >= {
+        "sixteen.png",
+        "wide.png",
+        "sub/inside.png",
+        "rotated.jpg",
+    }
 
 
 def test_a_folder_link_loop_neither_hangs_nor_counts_twice(bad_folder):
@@ -202,7 +224,8 @@ def test_a_second_link_to_a_scanned_folder_is_refused(tmp_path):
     source = FolderSource(tmp_path)
     assert source.names == [f"alias{os.sep}a.png"]  # sorted: the alias is walked first
     assert [(name, kind) for name, kind, _ in source.problems] == [
-        (f"real{os.sep}", bad.REPEATED_FOLDER)]
+        (f"real{os.sep}", bad.REPEATED_FOLDER)
+    ]
 
 
 def test_bombs_are_refused_before_any_pixel_is_decoded(monkeypatch):
@@ -280,8 +303,9 @@ def test_display_name_keeps_one_name_on_one_line():
 def test_training_load_keeps_the_good_and_names_every_bad_file(bad_folder, tmp_path):
     from facegan.data.pipeline import load_training_images
 
-    decoded = load_training_images(FolderSource(bad_folder), DataConfig(source=str(bad_folder)),
-                                   16, 3, cache_dir=tmp_path)
+    decoded = load_training_images(
+        FolderSource(bad_folder), DataConfig(source=str(bad_folder)), 16, 3, cache_dir=tmp_path
+    )
     assert set(decoded.names) == EXPECTED_GOOD
     assert decoded.pixels.shape == (len(EXPECTED_GOOD), 16, 16, 3)
     failures = dict(decoded.failures)
@@ -305,8 +329,13 @@ def test_training_refuses_an_all_bad_folder_with_one_line(tmp_path):
     (tmp_path / "b.png").write_bytes(png_declaring(9000, 9000))
     (tmp_path / "c.png").write_text("nope")
     with pytest.raises(DataError) as refused:
-        load_training_images(open_source(str(tmp_path)), DataConfig(source=str(tmp_path)),
-                             16, 3, cache_dir=tmp_path / "cache")
+        load_training_images(
+            open_source(str(tmp_path)),
+            DataConfig(source=str(tmp_path)),
+            16,
+            3,
+            cache_dir=tmp_path / "cache",
+        )
     message = str(refused.value)
     assert "\n" not in message
     assert "none of its 3 image file(s) is usable" in message
@@ -314,8 +343,7 @@ def test_training_refuses_an_all_bad_folder_with_one_line(tmp_path):
     assert "facegan inspect-data" in message
 
 
-def test_facegan_train_refuses_an_all_bad_folder_before_making_a_run(tmp_path, capsys,
-                                                                      monkeypatch):
+def test_facegan_train_refuses_an_all_bad_folder_before_making_a_run(tmp_path, capsys, monkeypatch):
     from facegan.cli import main
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -391,8 +419,11 @@ def test_unreadable_files_and_folders_are_skipped_with_their_reason():
             kinds = _scan_kinds_as_nobody(root)
         else:  # pragma: no cover
             pytest.skip("running as root without fork/setuid: permissions cannot be tested")
-        assert kinds == {"ok.png": "ok", "secret.png": bad.UNREADABLE,
-                         f"locked{os.sep}": bad.UNREADABLE}
+        assert kinds == {
+            "ok.png": "ok",
+            "secret.png": bad.UNREADABLE,
+            f"locked{os.sep}": bad.UNREADABLE,
+        }
     finally:
         (root / "locked").chmod(0o755)
         shutil.rmtree(root)
@@ -403,8 +434,11 @@ def test_an_unreadable_record_is_not_cached(tmp_path, monkeypatch):
     _photo(16, 16).save(tmp_path / "a.png")
     source = FolderSource(tmp_path)
     real_read = FolderSource.read_bytes
-    monkeypatch.setattr(FolderSource, "read_bytes",
-                        lambda self, i: (_ for _ in ()).throw(PermissionError(13, "denied")))
+    monkeypatch.setattr(
+        FolderSource,
+        "read_bytes",
+        lambda self, i: (_ for _ in ()).throw(PermissionError(13, "denied")),
+    )
     first = scan_source(source, cache_dir=tmp_path / "cache")
     assert first.items[0].kind == bad.UNREADABLE
     monkeypatch.setattr(FolderSource, "read_bytes", real_read)

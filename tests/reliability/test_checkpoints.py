@@ -20,12 +20,16 @@ from facegan.cli import main
 def _store(directory, keep=3):
     counter = tf.Variable(0, dtype=tf.int64)
     weights = tf.Variable(np.arange(1000, dtype=np.float32))
-    return CheckpointStore(tf.train.Checkpoint(counter=counter, weights=weights), directory,
-                           keep), counter, weights
+    return (
+        CheckpointStore(tf.train.Checkpoint(counter=counter, weights=weights), directory, keep),
+        counter,
+        weights,
+    )
 
 
 def _disk_full_while_writing(monkeypatch):
     """The next tf.train.Checkpoint.write leaves half a file behind and fails with ENOSPC."""
+
     def write(self, prefix, options=None):
         Path(prefix).parent.mkdir(parents=True, exist_ok=True)
         with open(f"{prefix}.data-00000-of-00001", "wb") as half:
@@ -41,8 +45,12 @@ def test_saves_keep_the_last_n_and_list_them_in_tensorflows_format(tmp_path):
         counter.assign(step)
         store.save(step)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "checkpoint", "ckpt-2.data-00000-of-00001", "ckpt-2.index",
-        "ckpt-3.data-00000-of-00001", "ckpt-3.index"]
+        "checkpoint",
+        "ckpt-2.data-00000-of-00001",
+        "ckpt-2.index",
+        "ckpt-3.data-00000-of-00001",
+        "ckpt-3.index",
+    ]
     assert tf.train.latest_checkpoint(str(tmp_path)) == str(tmp_path / "ckpt-3")
 
 
@@ -61,7 +69,8 @@ def test_a_relative_folder_keeps_the_last_n_too(tmp_path, monkeypatch):
 
 
 def test_a_full_disk_keeps_the_previous_checkpoint_and_leaves_no_partial_files(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     store, counter, weights = _store(tmp_path)
     counter.assign(1)
     store.save(1)
@@ -72,7 +81,9 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_leaves_no_partial_files(
     with pytest.raises(CheckpointWriteError) as error:
         store.save(2)
     assert error.value.errno == errno.ENOSPC and error.value.exit_code == 4
-    assert str(error.value).endswith("No space left on device; the previous checkpoint ckpt-1 is intact")
+    assert str(error.value).endswith(
+        "No space left on device; the previous checkpoint ckpt-1 is intact"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no ckpt-2 files, no staging
     assert (tmp_path / "checkpoint").read_text() == state_before
     monkeypatch.undo()
@@ -84,7 +95,8 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_leaves_no_partial_files(
 
 @pytest.mark.integration
 def test_a_full_disk_during_training_stops_with_exit_4_and_the_run_resumes(
-        tmp_path, monkeypatch, capsys):
+    tmp_path, monkeypatch, capsys
+):
     toml = tmp_path / "c.toml"
     toml.write_text(TINY_MODEL.format(log_every=2, checkpoint_every=2, sample_every=100))
     run_dir = tmp_path / "r"
@@ -96,13 +108,16 @@ def test_a_full_disk_during_training_stops_with_exit_4_and_the_run_resumes(
         return real_save(self, number)
 
     monkeypatch.setattr(CheckpointStore, "save", save)
-    code = main(["train", "--config", str(toml), "--steps", "8", "--run-dir", str(run_dir),
-                 "--no-progress"])
+    code = main(
+        ["train", "--config", str(toml), "--steps", "8", "--run-dir", str(run_dir), "--no-progress"]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 4
-    assert err[-1] == (f"facegan: error: could not write checkpoint ckpt-4 in "
-                       f"'{run_dir / 'checkpoints'}': No space left on device; the previous "
-                       f"checkpoint ckpt-2 is intact")
+    assert err[-1] == (
+        f"facegan: error: could not write checkpoint ckpt-4 in "
+        f"'{run_dir / 'checkpoints'}': No space left on device; the previous "
+        f"checkpoint ckpt-2 is intact"
+    )
     assert listed_checkpoint_steps(run_dir) == [2]
     assert not list((run_dir / "checkpoints").glob("ckpt-4*"))
     assert not (run_dir / "lock").exists()
@@ -118,8 +133,10 @@ def test_a_really_full_file_system_stops_the_trainer_cleanly(tmp_path, face_fold
     namespace) that a filler file makes full while it trains."""
     probe = subprocess.run(["unshare", "-Urm", "true"], capture_output=True)
     if probe.returncode != 0:
-        pytest.skip("unprivileged user namespaces (unshare -Urm) are not available here, "
-                    "so no private tmpfs can be filled; the simulated ENOSPC tests still ran")
+        pytest.skip(
+            "unprivileged user namespaces (unshare -Urm) are not available here, "
+            "so no private tmpfs can be filled; the simulated ENOSPC tests still ran"
+        )
     disk, saved = tmp_path / "disk", tmp_path / "saved"
     disk.mkdir()
     toml = tmp_path / "c.toml"
@@ -144,8 +161,11 @@ def test_a_really_full_file_system_stops_the_trainer_cleanly(tmp_path, face_fold
     log = (tmp_path / "trainer.log").read_text()
     assert (tmp_path / "exit_code").read_text().strip() == "4", log[-3000:]
     last = log.strip().splitlines()[-1]
-    assert re.fullmatch(r"facegan: error: could not write checkpoint ckpt-\d+ in '.*': No space "
-                        r"left on device; the previous checkpoint ckpt-\d+ is intact", last), last
+    assert re.fullmatch(
+        r"facegan: error: could not write checkpoint ckpt-\d+ in '.*': No space "
+        r"left on device; the previous checkpoint ckpt-\d+ is intact",
+        last,
+    ), last
     assert "Traceback" not in log
     steps = listed_checkpoint_steps(saved)
     assert steps and steps[-1] >= 20
@@ -154,8 +174,9 @@ def test_a_really_full_file_system_stops_the_trainer_cleanly(tmp_path, face_fold
     config = (saved / "config.json").read_text()
     assert str(face_folder) in config
     (saved / "lock").unlink(missing_ok=True)  # the lock names a PID of the namespace
-    assert main(["train", "--resume", str(saved), "--steps", str(steps[-1] + 2),
-                 "--no-progress"]) == 0
+    assert (
+        main(["train", "--resume", str(saved), "--steps", str(steps[-1] + 2), "--no-progress"]) == 0
+    )
     assert listed_checkpoint_steps(saved)[-1] == steps[-1] + 2
 
 
@@ -197,8 +218,11 @@ def test_a_save_interrupted_before_publishing_is_invisible(tmp_path, monkeypatch
     store, counter, _ = _store(tmp_path)
     counter.assign(1)
     store.save(1)
-    monkeypatch.setattr(CheckpointStore, "_write_state",
-                        lambda self, prefixes: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(
+        CheckpointStore,
+        "_write_state",
+        lambda self, prefixes: (_ for _ in ()).throw(KeyboardInterrupt),
+    )
     counter.assign(2)
     with pytest.raises(KeyboardInterrupt):
         store.save(2)
@@ -234,7 +258,10 @@ def test_checkpoints_that_all_fail_to_read_stop_the_run_instead_of_restarting_it
     with pytest.raises(CheckpointReadError, match=r"none of the 1 checkpoint\(s\) .* can be read"):
         other.restore_latest()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "checkpoint", "ckpt-5.data-00000-of-00001", "ckpt-5.index"]  # nothing touched
+        "checkpoint",
+        "ckpt-5.data-00000-of-00001",
+        "ckpt-5.index",
+    ]  # nothing touched
 
 
 def test_a_full_disk_while_listing_the_new_checkpoint_removes_its_files(tmp_path, monkeypatch):

@@ -23,15 +23,28 @@ def edited_run(tiny_run, tmp_path):
     return run
 
 
-@pytest.mark.parametrize("argv", [
-    ["generate", "--run", "{run}", "-n", "2", "--out", "{tmp}/g.png"],
-    ["export", "--run", "{run}", "--format", "savedmodel", "--out", "{tmp}/exported"],
-    ["evaluate", "--run", "{run}", "--metrics", "fid", "--num", "8",
-     "--inception-weights", "{tmp}/missing-weights.h5"],
-    ["serve", "--run", "{run}", "--port", "0"],
-])
-def test_a_config_that_does_not_match_the_checkpoint_is_one_line(edited_run, tmp_path, capsys,
-                                                                   argv):
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["generate", "--run", "{run}", "-n", "2", "--out", "{tmp}/g.png"],
+        ["export", "--run", "{run}", "--format", "savedmodel", "--out", "{tmp}/exported"],
+        [
+            "evaluate",
+            "--run",
+            "{run}",
+            "--metrics",
+            "fid",
+            "--num",
+            "8",
+            "--inception-weights",
+            "{tmp}/missing-weights.h5",
+        ],
+        ["serve", "--run", "{run}", "--port", "0"],
+    ],
+)
+def test_a_config_that_does_not_match_the_checkpoint_is_one_line(
+    edited_run, tmp_path, capsys, argv
+):
     args = [a.format(run=edited_run, tmp=tmp_path) for a in argv]
     code = main(args)
     err = capsys.readouterr().err

@@ -76,7 +76,8 @@ def _poison(monkeypatch, from_step: int, poisoned_instances):
             return clean
         steps = tf.data.Dataset.range(start_step + 1, 2**62)  # the step each batch trains
         return tf.data.Dataset.zip((steps, clean)).map(
-            lambda s, batch: tf.where(s >= from_step, batch * np.nan, batch))
+            lambda s, batch: tf.where(s >= from_step, batch * np.nan, batch)
+        )
 
     monkeypatch.setattr(pipeline, "training_dataset", dataset)
     return starts
@@ -84,8 +85,11 @@ def _poison(monkeypatch, from_step: int, poisoned_instances):
 
 def _checkpoint_arrays(path):
     reader = tf.train.load_checkpoint(path)
-    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-            if "OBJECT_GRAPH" not in k}
+    return {
+        k: reader.get_tensor(k)
+        for k in reader.get_variable_to_shape_map()
+        if "OBJECT_GRAPH" not in k
+    }
 
 
 def _assert_every_checkpoint_finite(run_dir):
@@ -105,7 +109,8 @@ def test_one_poisoned_batch_is_skipped_and_the_run_goes_on(tmp_path, monkeypatch
         steps = tf.data.Dataset.range(start_step + 1, 2**62)
         clean = real_dataset(pixels, batch_size, seed, flip, start_step=start_step, labels=labels)
         return tf.data.Dataset.zip((steps, clean)).map(
-            lambda s, batch: tf.where(tf.equal(s, 5), batch * np.nan, batch))
+            lambda s, batch: tf.where(tf.equal(s, 5), batch * np.nan, batch)
+        )
 
     monkeypatch.setattr(pipeline, "training_dataset", one_bad)
     run = facegan.train(tiny_config(steps=8, checkpoint_every=2), tmp_path / "r", progress=False)
@@ -126,7 +131,9 @@ def test_a_long_streak_rolls_back_with_lower_learning_rates_and_recovers(tmp_pat
     # steps 7, 8, 9 are non-finite -> back to the checkpoint of step 4 with a clean dataset
     assert starts == [0, 4]
     assert run.step == 12
-    events = [r for r in read_metrics(run.directory / "metrics.jsonl") if r.get("event") == "rollback"]
+    events = [
+        r for r in read_metrics(run.directory / "metrics.jsonl") if r.get("event") == "rollback"
+    ]
     assert len(events) == 1 and events[0]["step"] == 9 and events[0]["to_step"] == 4
     assert events[0]["g_lr"] == pytest.approx(config.optim.g_lr * 0.5)
     log = (run.directory / "train.log").read_text()
@@ -138,19 +145,34 @@ def test_a_long_streak_rolls_back_with_lower_learning_rates_and_recovers(tmp_pat
     assert [v for k, v in final.items() if k.startswith("rollbacks")] == [1]
     # no checkpoint is written inside a streak (step 8 was due): ckpt-8 exists only
     # from the clean pass after the rollback
-    assert log.index("rollback 1 of 3") < log.index("checkpoint " + str(run.directory / "checkpoints" / "ckpt-8"))
+    assert log.index("rollback 1 of 3") < log.index(
+        "checkpoint " + str(run.directory / "checkpoints" / "ckpt-8")
+    )
 
 
 def test_after_max_rollbacks_the_run_stops_with_exit_3_and_a_good_checkpoint(
-        tmp_path, monkeypatch, capsys):
+    tmp_path, monkeypatch, capsys
+):
     starts = _poison(monkeypatch, from_step=5, poisoned_instances="all")
     toml = tmp_path / "c.toml"
-    toml.write_text("[model]\nresolution = 16\nwidth = 8\nmax_width = 32\nlatent_dim = 16\n"
-                    "[train]\nbatch_size = 8\nlog_every = 2\ncheckpoint_every = 2\n"
-                    "sample_every = 100\nmax_bad_steps = 2\nmax_rollbacks = 2\n")
+    toml.write_text(
+        "[model]\nresolution = 16\nwidth = 8\nmax_width = 32\nlatent_dim = 16\n"
+        "[train]\nbatch_size = 8\nlog_every = 2\ncheckpoint_every = 2\n"
+        "sample_every = 100\nmax_bad_steps = 2\nmax_rollbacks = 2\n"
+    )
     run_dir = tmp_path / "r"
-    code = main(["train", "--config", str(toml), "--steps", "20", "--run-dir", str(run_dir),
-                 "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(toml),
+            "--steps",
+            "20",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 3
     last_line = err.strip().splitlines()[-1]
@@ -165,7 +187,8 @@ def test_after_max_rollbacks_the_run_stops_with_exit_3_and_a_good_checkpoint(
 
 
 def test_a_streak_before_the_first_checkpoint_rolls_back_to_the_initial_weights(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     starts = _poison(monkeypatch, from_step=3, poisoned_instances={0})
     config = tiny_config(steps=6, checkpoint_every=100, max_bad_steps=2)
     run = facegan.train(config, tmp_path / "r", progress=False)
@@ -185,5 +208,7 @@ def test_reset_to_initial_restores_exactly_the_state_a_new_run_starts_from():
     state.reset_to_initial(config)
     fresh = TrainState.create(config)
     for live, initial in zip(state.checkpoint_variables(), fresh.checkpoint_variables()):
-        np.testing.assert_array_equal(live.numpy(), initial.numpy(), err_msg=getattr(live, "path", live.name))
+        np.testing.assert_array_equal(
+            live.numpy(), initial.numpy(), err_msg=getattr(live, "path", live.name)
+        )
     assert int(state.step.numpy()) == 0

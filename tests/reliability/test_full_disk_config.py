@@ -27,10 +27,12 @@ def _disk_full_for_config(monkeypatch):
 
 
 def test_a_full_disk_when_a_run_starts_is_one_line_exit_4_and_leaves_nothing(
-        tmp_path, monkeypatch, capsys):
+    tmp_path, monkeypatch, capsys
+):
     _disk_full_for_config(monkeypatch)
-    code = main(["train", "--preset", "quick-32", "--steps", "1", "--run-dir",
-                 str(tmp_path / "run")])
+    code = main(
+        ["train", "--preset", "quick-32", "--steps", "1", "--run-dir", str(tmp_path / "run")]
+    )
     err = capsys.readouterr().err
     assert code == 4, err[-2000:]
     assert err.count("\n") == 1 and "No space left on device" in err and "Traceback" not in err
@@ -39,7 +41,8 @@ def test_a_full_disk_when_a_run_starts_is_one_line_exit_4_and_leaves_nothing(
 
 @pytest.mark.integration
 def test_a_full_disk_when_a_resume_rewrites_the_config_keeps_the_old_one(
-        tmp_path, monkeypatch, capsys):
+    tmp_path, monkeypatch, capsys
+):
     run = facegan.train(tiny_config(steps=1), tmp_path / "run", progress=False)
     before = (run.directory / "config.json").read_text()
     capsys.readouterr()

@@ -60,10 +60,12 @@ def test_the_loop_logs_health_warnings_and_the_diversity(tmp_path, monkeypatch):
         return real_diversity(images) if len(calls) == 1 else next(readings)
 
     monkeypatch.setattr(health, "diversity", scripted)
-    monkeypatch.setattr(loop, "OverfitMonitor", lambda: health.OverfitMonitor(threshold=0.0,
-                                                                              patience=2))
-    run = facegan.train(tiny_config(steps=8, sample_every=2, log_every=2), tmp_path / "r",
-                        progress=False)
+    monkeypatch.setattr(
+        loop, "OverfitMonitor", lambda: health.OverfitMonitor(threshold=0.0, patience=2)
+    )
+    run = facegan.train(
+        tiny_config(steps=8, sample_every=2, log_every=2), tmp_path / "r", progress=False
+    )
     log = (run.directory / "train.log").read_text()
     assert "possible mode collapse" in log and "discriminator may be overfitting" in log
     records = read_metrics(run.directory / "metrics.jsonl")

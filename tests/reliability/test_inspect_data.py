@@ -27,7 +27,8 @@ UTKFACE = SHARED_DATA.resolve() / "utkface"
 def _image(seed: int, size: int = 24) -> Image.Image:
     rng = np.random.default_rng(seed)
     return Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).resize(
-        (size, size), Image.Resampling.BICUBIC)
+        (size, size), Image.Resampling.BICUBIC
+    )
 
 
 @pytest.fixture
@@ -68,12 +69,15 @@ def test_json_report_of_a_usable_folder_exits_0(folder, cache, capsys):
     assert report["counts"] == {"files": 8, "images": 7, "good": 5, "bad": 2, "ignored": 1}
     assert report["bad_by_kind"] == {bad.TRUNCATED: 1, bad.EMPTY: 1}
     assert {item["name"]: item["kind"] for item in report["bad"]} == {
-        "cut.png": bad.TRUNCATED, "zero.jpg": bad.EMPTY}
+        "cut.png": bad.TRUNCATED,
+        "zero.jpg": bad.EMPTY,
+    }
     assert report["ignored"] == ["README.md"]
     assert report["exact_duplicates"] == [["copy-of-face0.png", "face0.png"]]
     assert report["sizes"] == {"24x24": 5}
     assert report["warnings"]["smaller_than_resolution"] == sorted(
-        ["copy-of-face0.png", "face0.png", "face1.png", "face2.png", "face3.png"])
+        ["copy-of-face0.png", "face0.png", "face1.png", "face2.png", "face3.png"]
+    )
 
 
 def test_text_report_names_problems_and_says_usable(folder, cache, capsys):
@@ -100,13 +104,16 @@ def test_a_folder_without_usable_images_exits_1(tmp_path, cache, capsys):
     assert json.loads(out)["ignored"] == ["notes.txt"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["inspect-data", "/definitely/not/here"], "'/definitely/not/here' does not exist"),
-    (["inspect-data", ".", "--report", "out.pdf"], "--report must end in .md or .html"),
-    (["inspect-data", ".", "--report", "no/such/dir/r.md"], "its folder does not exist"),
-    (["inspect-data", ".", "--max-pixels", "2000000000000"], "`data.max_pixels` must be"),
-    (["inspect-data", ".", "--min-size", "5000"], "`data.min_size` must be an integer from 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["inspect-data", "/definitely/not/here"], "'/definitely/not/here' does not exist"),
+        (["inspect-data", ".", "--report", "out.pdf"], "--report must end in .md or .html"),
+        (["inspect-data", ".", "--report", "no/such/dir/r.md"], "its folder does not exist"),
+        (["inspect-data", ".", "--max-pixels", "2000000000000"], "`data.max_pixels` must be"),
+        (["inspect-data", ".", "--min-size", "5000"], "`data.min_size` must be an integer from 1"),
+    ],
+)
 def test_user_errors_exit_2_with_one_line(argv, message, cache, capsys):
     code, out, err = _cli(capsys, *argv)
     assert code == 2 and out == ""
@@ -124,8 +131,15 @@ def test_help_explains_exit_codes(capsys):
     with pytest.raises(SystemExit):
         main(["inspect-data", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for needle in ("Exit code 0: usable", "1: not usable", "--json", "--report", "--no-cache",
-                   "--resolution", "cached"):
+    for needle in (
+        "Exit code 0: usable",
+        "1: not usable",
+        "--json",
+        "--report",
+        "--no-cache",
+        "--resolution",
+        "cached",
+    ):
         assert needle in text
 
 
@@ -143,12 +157,15 @@ def test_report_file_is_written(suffix, folder, cache, tmp_path, capsys):
 
 @pytest.mark.integration
 def test_the_command_does_not_import_tensorflow(folder, tmp_path):
-    code = ("import sys; from facegan.cli import main; "
-            f"code = main(['inspect-data', {str(folder)!r}, '--json']); "
-            "print('TF' if 'tensorflow' in sys.modules else 'no TF'); sys.exit(code)")
+    code = (
+        "import sys; from facegan.cli import main; "
+        f"code = main(['inspect-data', {str(folder)!r}, '--json']); "
+        "print('TF' if 'tensorflow' in sys.modules else 'no TF'); sys.exit(code)"
+    )
     env = dict(os.environ, FACEGAN_CACHE_DIR=str(tmp_path / "cache"))
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.rstrip().endswith("no TF")
 
@@ -254,7 +271,7 @@ def test_touched_changed_and_new_files_are_scanned_again(folder, tmp_path, count
     count_decodes.clear()
     stat = (folder / "face1.png").stat()
     os.utime(folder / "face1.png", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    _image(9, 30).save(folder / "face2.png")   # new content and size
+    _image(9, 30).save(folder / "face2.png")  # new content and size
     _image(10).save(folder / "new.png")
     (folder / "face3.png").unlink()
     report = scan_source(FolderSource(folder), cache_dir=tmp_path / "c")
@@ -290,8 +307,9 @@ def test_no_cache_reads_and_writes_nothing(folder, tmp_path, count_decodes):
     assert not (tmp_path / "c").exists()
 
 
-def test_a_rewritten_zip_with_the_same_entries_is_not_decoded_again(folder, tmp_path,
-                                                                    count_decodes):
+def test_a_rewritten_zip_with_the_same_entries_is_not_decoded_again(
+    folder, tmp_path, count_decodes
+):
     archive = tmp_path / "faces.zip"
     for _ in range(2):  # written twice: new mtime, same entries (same CRC and size)
         with zipfile.ZipFile(archive, "w") as z:

@@ -26,8 +26,9 @@ def _kill_trials(tmp_path, data, trials: int, seed: int) -> list[dict]:
     outcomes = []
     for trial in range(trials):
         resume = (run_dir / "config.json").exists()
-        process, log = start_trainer(tmp_path / "logs", run_dir, data, resume=resume,
-                                     checkpoint_every=1, log_every=1)
+        process, log = start_trainer(
+            tmp_path / "logs", run_dir, data, resume=resume, checkpoint_every=1, log_every=1
+        )
         try:
             if rng.random() < 0.3:  # somewhere in start-up: import, data, build, restore
                 moment = "start-up"
@@ -40,20 +41,27 @@ def _kill_trials(tmp_path, data, trials: int, seed: int) -> list[dict]:
             process.kill()  # SIGKILL: no handler, no cleanup
             process.wait(timeout=60)
         listed = listed_checkpoint_steps(run_dir)
-        outcome = {"trial": trial, "moment": moment, "new_run": not resume,
-                   # a staging folder left behind: the kill landed inside a checkpoint save
-                   "mid_save": bool(list(run_dir.glob("checkpoints/*.partial"))),
-                   "listed_at_kill": listed[-1] if listed else None}
+        outcome = {
+            "trial": trial,
+            "moment": moment,
+            "new_run": not resume,
+            # a staging folder left behind: the kill landed inside a checkpoint save
+            "mid_save": bool(list(run_dir.glob("checkpoints/*.partial"))),
+            "listed_at_kill": listed[-1] if listed else None,
+        }
         if (run_dir / "config.json").exists():
             expected = listed[-1] if listed else 0
-            code = main(["train", "--resume", str(run_dir), "--steps", str(expected + 1),
-                         "--no-progress"])
+            code = main(
+                ["train", "--resume", str(run_dir), "--steps", str(expected + 1), "--no-progress"]
+            )
             assert code == 0, f"trial {trial}: resume failed with exit code {code}"
             text = (run_dir / "train.log").read_text(errors="replace")
             starts = re.findall(r"resumed from \S+ at step (\d+)|training \S+ steps (\d+) ->", text)
             started = int([a or b for a, b in starts][-1])
-            assert started == expected, (f"trial {trial}: resumed at step {started}, but the last "
-                                         f"complete checkpoint was {expected}")
+            assert started == expected, (
+                f"trial {trial}: resumed at step {started}, but the last "
+                f"complete checkpoint was {expected}"
+            )
             assert listed_checkpoint_steps(run_dir)[-1] == expected + 1
             outcome["resumed_at"] = started
         else:

@@ -136,14 +136,22 @@ def test_two_processes_racing_for_a_dead_holders_lock_200_times(tmp_path):
     for trial in range(trials):
         create_run_dir(tmp_path / str(trial))
         (tmp_path / str(trial) / "lock").write_text(
-            json.dumps({"pid": dead, "host": socket.gethostname()}))
+            json.dumps({"pid": dead, "host": socket.gethostname()})
+        )
     start = time.time() + 3.0  # both processes have imported facegan by then
-    racers = [subprocess.Popen([sys.executable, "-c", _RACE, str(tmp_path), str(start),
-                                str(trials)], stdout=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONHASHSEED": "0"}) for _ in range(2)]
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACE, str(tmp_path), str(start), str(trials)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+        for _ in range(2)
+    ]
     results = [json.loads(racer.communicate(timeout=120)[0]) for racer in racers]
     winners = [a + b for a, b in zip(*results)]
-    assert winners == [1] * trials, f"{winners.count(0)} trials had no holder, " \
-                                    f"{winners.count(2)} had two"
+    assert winners == [1] * trials, (
+        f"{winners.count(0)} trials had no holder, {winners.count(2)} had two"
+    )
     leftovers = [p for p in tmp_path.rglob("lock*")]
     assert leftovers == []  # released and unlinked; no lock.stale-* piles up

@@ -14,7 +14,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_writes_a_checkpoint_at_the_stop_step_and_exits_with_its_code(
-        signum, code, tmp_path, face_folder):
+    signum, code, tmp_path, face_folder
+):
     run_dir = tmp_path / "run"
     process, log = start_trainer(tmp_path, run_dir, face_folder)
     try:
@@ -26,8 +27,11 @@ def test_signal_writes_a_checkpoint_at_the_stop_step_and_exits_with_its_code(
     text = log.read_text()
     assert process.returncode == code, text[-2000:]
     name = signal.Signals(signum).name
-    stopped = re.search(rf"stopped by {name} at step (\d+); checkpoint written\. "
-                        rf"Continue with: facegan train --resume {re.escape(str(run_dir))}", text)
+    stopped = re.search(
+        rf"stopped by {name} at step (\d+); checkpoint written\. "
+        rf"Continue with: facegan train --resume {re.escape(str(run_dir))}",
+        text,
+    )
     assert stopped, text[-2000:]
     step = int(stopped.group(1))
     # the checkpoint is at the very step the trainer stopped at, not an older one
@@ -68,5 +72,7 @@ def test_second_ctrl_c_aborts_without_waiting_and_keeps_the_last_checkpoint(tmp_
     assert process.returncode == 130
     steps = listed_checkpoint_steps(run_dir)
     assert steps and steps[-1] >= 6  # whatever was listed is complete
-    assert main(["train", "--resume", str(run_dir), "--steps", str(steps[-1] + 1),
-                 "--no-progress"]) == 0
+    assert (
+        main(["train", "--resume", str(run_dir), "--steps", str(steps[-1] + 1), "--no-progress"])
+        == 0
+    )

@@ -43,8 +43,14 @@ def _png(seed: int = 0, size: int = 16) -> bytes:
 # ---------------------------------------------------------------- zip-slip
 
 
-UNSAFE_NAMES = ["/abs.png", "../up.png", "a/../../x.png", "C:/drive.png", "\\\\server\\share.png",
-                "ok\\..\\..\\win.png"]
+UNSAFE_NAMES = [
+    "/abs.png",
+    "../up.png",
+    "a/../../x.png",
+    "C:/drive.png",
+    "\\\\server\\share.png",
+    "ok\\..\\..\\win.png",
+]
 
 
 def test_zip_entries_that_would_escape_are_refused(tmp_path):
@@ -61,8 +67,9 @@ def test_zip_entries_that_would_escape_are_refused(tmp_path):
     report = scan_source(source, use_cache=False)
     refused = {item.name: item for item in report.bad}
     assert set(refused) == set(UNSAFE_NAMES)
-    assert all(item.kind == bad.UNSAFE_PATH and "zip-slip" in item.reason
-               for item in refused.values())
+    assert all(
+        item.kind == bad.UNSAFE_PATH and "zip-slip" in item.reason for item in refused.values()
+    )
     assert [item.name for item in report.good] == ["ok/good.png"]
     # Nothing was extracted anywhere: no file appeared beside or above the zip.
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["faces.zip", "inner"]
@@ -122,8 +129,8 @@ def test_a_lying_size_header_is_a_zip_bomb_read_with_bounded_memory(tmp_path):
         for match in re.finditer(re.escape(signature), bytes(data)):
             start = match.start()
             name_at = start + (30 if signature == b"PK\x03\x04" else 46)
-            if data[name_at:name_at + 8] == b"liar.bmp":
-                data[start + offset:start + offset + 4] = struct.pack("<I", 1000)
+            if data[name_at : name_at + 8] == b"liar.bmp":
+                data[start + offset : start + offset + 4] = struct.pack("<I", 1000)
     path.write_bytes(bytes(data))
 
     source = ZipSource(path)
@@ -149,8 +156,8 @@ def test_entries_sharing_their_data_are_refused(tmp_path):
         z.writestr("a.png", _png())
     data = path.read_bytes()
     end = data.rindex(b"PK\x05\x06")
-    count, size, offset = struct.unpack("<HIL", data[end + 10:end + 20])
-    central = data[offset:offset + size]
+    count, size, offset = struct.unpack("<HIL", data[end + 10 : end + 20])
+    central = data[offset : offset + size]
     twin = central.replace(b"a.png", b"b.png")  # same local header, another name
     eocd = bytearray(data[end:])
     eocd[8:16] = struct.pack("<HHI", 2, 2, 2 * size)
@@ -159,7 +166,9 @@ def test_entries_sharing_their_data_are_refused(tmp_path):
 
     source = ZipSource(path)
     assert {(name, kind) for name, kind, _ in source.problems} == {
-        ("a.png", bad.ZIP_BOMB), ("b.png", bad.ZIP_BOMB)}
+        ("a.png", bad.ZIP_BOMB),
+        ("b.png", bad.ZIP_BOMB),
+    }
     assert source.names == []
 
 
@@ -227,10 +236,21 @@ def test_weights_files_are_read_without_unpickling(tmp_path):
 
 # Calls that deserialize or evaluate without restriction: facegan must never make them.
 _FORBIDDEN_CALLS = {
-    ("pickle", "load"), ("pickle", "loads"), ("pickle", "Unpickler"), ("marshal", "load"),
-    ("marshal", "loads"), ("shelve", "open"), ("dill", "load"), ("dill", "loads"),
-    ("joblib", "load"), ("torch", "load"), ("yaml", "load"), ("yaml", "unsafe_load"),
-    ("cloudpickle", "loads"), ("builtins", "eval"), ("builtins", "exec"),
+    ("pickle", "load"),
+    ("pickle", "loads"),
+    ("pickle", "Unpickler"),
+    ("marshal", "load"),
+    ("marshal", "loads"),
+    ("shelve", "open"),
+    ("dill", "load"),
+    ("dill", "loads"),
+    ("joblib", "load"),
+    ("torch", "load"),
+    ("yaml", "load"),
+    ("yaml", "unsafe_load"),
+    ("cloudpickle", "loads"),
+    ("builtins", "eval"),
+    ("builtins", "exec"),
 }
 
 
@@ -248,7 +268,8 @@ def _unsafe_calls(source: str) -> list[str]:
                     found.append(f"line {node.lineno}: {target.value.id}.{target.attr}()")
             for keyword in node.keywords:
                 if keyword.arg == "allow_pickle" and not (
-                        isinstance(keyword.value, ast.Constant) and keyword.value.value is False):
+                    isinstance(keyword.value, ast.Constant) and keyword.value.value is False
+                ):
                     found.append(f"line {node.lineno}: allow_pickle not False")
         if isinstance(node, ast.ClassDef):
             bases = {ast.unparse(base) for base in node.bases}
@@ -257,17 +278,25 @@ def _unsafe_calls(source: str) -> list[str]:
                 found.append(f"line {node.lineno}: Unpickler subclass without find_class")
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             names = {alias.name for alias in node.names}
-            if isinstance(node, ast.ImportFrom) and node.module == "pickle" and names & {
-                    "load", "loads", "Unpickler"}:
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module == "pickle"
+                and names & {"load", "loads", "Unpickler"}
+            ):
                 found.append(f"line {node.lineno}: from pickle import {', '.join(sorted(names))}")
     return found
 
 
 def test_the_checker_finds_unsafe_calls():
     """The scan below would be worthless if it could not see these."""
-    samples = ["import pickle\npickle.loads(b'')",
-               "import numpy as np\nnp.load('x', allow_pickle=True)", "eval('1')", "from pickle import loads", "import yaml\nyaml.load(open('c'))",
-               "import pickle\nclass U(pickle.Unpickler):\n    pass"]
+    samples = [
+        "import pickle\npickle.loads(b'')",
+        "import numpy as np\nnp.load('x', allow_pickle=True)",
+        "eval('1')",
+        "from pickle import loads",
+        "import yaml\nyaml.load(open('c'))",
+        "import pickle\nclass U(pickle.Unpickler):\n    pass",
+    ]
     for sample in samples:
         assert _unsafe_calls(sample), sample
     assert not _unsafe_calls("import numpy as np\nnp.load('x', allow_pickle=False)")
@@ -375,5 +404,7 @@ def test_markdown_report_escapes_file_names(hostile_names):
 def test_escapers_leave_plain_names_alone():
     assert markdown_escape("s1/10.pgm") == "s1/10.pgm"
     assert html_escape("s1/10.pgm") == "s1/10.pgm"
-    assert html_escape('"><img src=x onerror=alert(1)>') == \
-        "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"
+    assert (
+        html_escape('"><img src=x onerror=alert(1)>')
+        == "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"
+    )

@@ -8,14 +8,25 @@ import sys
 import time
 from pathlib import Path
 
-TINY_MODEL = ("[model]\nresolution = 16\nwidth = 8\nmax_width = 32\nlatent_dim = 16\n"
-              "[train]\nbatch_size = 8\nlog_every = {log_every}\n"
-              "checkpoint_every = {checkpoint_every}\nsample_every = {sample_every}\n")
+TINY_MODEL = (
+    "[model]\nresolution = 16\nwidth = 8\nmax_width = 32\nlatent_dim = 16\n"
+    "[train]\nbatch_size = 8\nlog_every = {log_every}\n"
+    "checkpoint_every = {checkpoint_every}\nsample_every = {sample_every}\n"
+)
 
 
-def start_trainer(workdir: Path, run_dir: Path, data: Path | None = None, *, resume: bool = False,
-                  steps: int = 1_000_000, checkpoint_every: int = 1000, log_every: int = 2,
-                  sample_every: int = 1000, preexec_fn=None) -> tuple[subprocess.Popen, Path]:
+def start_trainer(
+    workdir: Path,
+    run_dir: Path,
+    data: Path | None = None,
+    *,
+    resume: bool = False,
+    steps: int = 1_000_000,
+    checkpoint_every: int = 1000,
+    log_every: int = 2,
+    sample_every: int = 1000,
+    preexec_fn=None,
+) -> tuple[subprocess.Popen, Path]:
     """Starts a tiny-model trainer (new run, or `--resume`); stderr goes to a file.
 
     A file, not a pipe: a pipe nobody reads fills up and blocks the trainer in a
@@ -28,14 +39,28 @@ def start_trainer(workdir: Path, run_dir: Path, data: Path | None = None, *, res
         argv = ["--resume", str(run_dir), "--steps", str(steps)]
     else:
         config = workdir / "tiny.toml"
-        config.write_text(TINY_MODEL.format(log_every=log_every, checkpoint_every=checkpoint_every,
-                                            sample_every=sample_every))
-        argv = ["--data", str(data), "--config", str(config), "--steps", str(steps),
-                "--run-dir", str(run_dir)]
+        config.write_text(
+            TINY_MODEL.format(
+                log_every=log_every, checkpoint_every=checkpoint_every, sample_every=sample_every
+            )
+        )
+        argv = [
+            "--data",
+            str(data),
+            "--config",
+            str(config),
+            "--steps",
+            str(steps),
+            "--run-dir",
+            str(run_dir),
+        ]
     with open(log, "w") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", "facegan.cli", "train", *argv, "--no-progress"],
-            stdout=subprocess.DEVNULL, stderr=err, preexec_fn=preexec_fn)
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            preexec_fn=preexec_fn,
+        )
     return process, log
 
 
@@ -48,11 +73,15 @@ def wait_for_line(log: Path, pattern: str, process: subprocess.Popen, timeout: f
             if regex.search(line):
                 return line
         if process.poll() is not None:
-            raise AssertionError(f"trainer exited ({process.returncode}) before {pattern!r}:\n"
-                                 + log.read_text(errors="replace")[-3000:])
+            raise AssertionError(
+                f"trainer exited ({process.returncode}) before {pattern!r}:\n"
+                + log.read_text(errors="replace")[-3000:]
+            )
         time.sleep(0.05)
-    raise AssertionError(f"no line matching {pattern!r} within {timeout} s:\n"
-                         + log.read_text(errors="replace")[-3000:])
+    raise AssertionError(
+        f"no line matching {pattern!r} within {timeout} s:\n"
+        + log.read_text(errors="replace")[-3000:]
+    )
 
 
 def listed_checkpoint_steps(run_dir: Path) -> list[int]:
@@ -60,5 +89,6 @@ def listed_checkpoint_steps(run_dir: Path) -> list[int]:
     state = run_dir / "checkpoints" / "checkpoint"
     if not state.exists():
         return []
-    return [int(m) for m in re.findall(r'all_model_checkpoint_paths: "ckpt-(\d+)"',
-                                       state.read_text())]
+    return [
+        int(m) for m in re.findall(r'all_model_checkpoint_paths: "ckpt-(\d+)"', state.read_text())
+    ]

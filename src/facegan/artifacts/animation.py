@@ -59,8 +59,9 @@ def walk_latents(keys: np.ndarray, frames: int, loop: bool = False) -> np.ndarra
 
     keys = np.asarray(keys, np.float32)
     if keys.ndim != 2 or len(keys) < 2:
-        raise AnimationError(f"a walk needs at least two latents [K, Z]; received shape "
-                             f"{list(keys.shape)}")
+        raise AnimationError(
+            f"a walk needs at least two latents [K, Z]; received shape {list(keys.shape)}"
+        )
     if frames < 1:
         raise AnimationError(f"frames per segment must be at least 1; received {frames}")
     ends = list(keys[1:]) + ([keys[0]] if loop else [])
@@ -75,9 +76,16 @@ def walk_latents(keys: np.ndarray, frames: int, loop: bool = False) -> np.ndarra
     return np.concatenate(segments).astype(np.float32)
 
 
-def walk_frames(run, seeds: Sequence[int], frames: int, *, loop: bool = False,
-                truncation: float = 1.0, request: dict[str, str] | None = None,
-                batch_size: int = 64) -> np.ndarray:
+def walk_frames(
+    run,
+    seeds: Sequence[int],
+    frames: int,
+    *,
+    loop: bool = False,
+    truncation: float = 1.0,
+    request: dict[str, str] | None = None,
+    batch_size: int = 64,
+) -> np.ndarray:
     """uint8 frames [F, R, R, C] of a walk through the faces of `seeds` (see `walk_latents`).
 
     Args:
@@ -95,8 +103,9 @@ def walk_frames(run, seeds: Sequence[int], frames: int, *, loop: bool = False,
     labels = run.labels_for(1, int(seeds[0]), request)
     if labels is not None:
         labels = np.repeat(labels, len(latents), axis=0)
-    return run.generate_from_latents(latents, labels=labels, truncation=truncation,
-                                     batch_size=batch_size)
+    return run.generate_from_latents(
+        latents, labels=labels, truncation=truncation, batch_size=batch_size
+    )
 
 
 # ------------------------------------------------------------------ frames to files
@@ -105,13 +114,13 @@ def walk_frames(run, seeds: Sequence[int], frames: int, *, loop: bool = False,
 def upscale(images: np.ndarray, size: int, resample: str = "nearest") -> np.ndarray:
     """Resizes uint8 images [N, H, W, C] to [N, size, size, C] ("nearest" or "bicubic")."""
     if resample not in RESAMPLING:
-        raise AnimationError(f"resampling must be one of {', '.join(RESAMPLING)}; "
-                             f"received {resample!r}")
+        raise AnimationError(
+            f"resampling must be one of {', '.join(RESAMPLING)}; received {resample!r}"
+        )
     if images.shape[1:3] == (size, size):
         return images
     channels = images.shape[-1]
-    out = [np.asarray(to_pil(image).resize((size, size), RESAMPLING[resample]))
-           for image in images]
+    out = [np.asarray(to_pil(image).resize((size, size), RESAMPLING[resample])) for image in images]
     return np.stack(out).reshape(len(images), size, size, channels)
 
 
@@ -147,8 +156,9 @@ def check_output(path: str | Path) -> Path:
     if not path.absolute().parent.is_dir():
         raise AnimationError(f"{str(path)!r}: its folder does not exist")
     if suffix == ".mp4" and find_video_encoder() is None:
-        raise AnimationError(f"writing {str(path)!r} needs ffmpeg, and none was found: "
-                             f"{INSTALL_HINT}")
+        raise AnimationError(
+            f"writing {str(path)!r} needs ffmpeg, and none was found: {INSTALL_HINT}"
+        )
     return path
 
 
@@ -177,8 +187,14 @@ def write_animation(frames: np.ndarray, path: str | Path, fps: float = 24.0) -> 
 
 def _write_gif(frames: np.ndarray, path: Path, fps: float) -> None:
     first, *rest = [to_pil(frame) for frame in frames]
-    first.save(path, format="GIF", save_all=True, append_images=rest,
-               duration=max(1, round(1000.0 / fps)), loop=0)
+    first.save(
+        path,
+        format="GIF",
+        save_all=True,
+        append_images=rest,
+        duration=max(1, round(1000.0 / fps)),
+        loop=0,
+    )
 
 
 def _write_mp4(frames: np.ndarray, path: Path, fps: float, encoder: str | None) -> None:
@@ -187,16 +203,40 @@ def _write_mp4(frames: np.ndarray, path: Path, fps: float, encoder: str | None) 
     if frames.shape[-1] == 1:
         frames = np.repeat(frames, 3, axis=-1)
     height, width = frames.shape[1:3]
-    command = [encoder, "-hide_banner", "-loglevel", "error", "-y",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
-               "-r", f"{fps:g}", "-i", "-", "-an",
-               # H.264 in yuv420p needs even sides: pad an odd one by a pixel.
-               "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
-               "-c:v", "libx264", "-pix_fmt", "yuv420p", "-movflags", "+faststart",
-               "-f", "mp4", os.fspath(path)]
+    command = [
+        encoder,
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{width}x{height}",
+        "-r",
+        f"{fps:g}",
+        "-i",
+        "-",
+        "-an",
+        # H.264 in yuv420p needs even sides: pad an odd one by a pixel.
+        "-vf",
+        "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        "-f",
+        "mp4",
+        os.fspath(path),
+    ]
     try:
-        result = subprocess.run(command, input=np.ascontiguousarray(frames).tobytes(),
-                                capture_output=True, check=False)
+        result = subprocess.run(
+            command, input=np.ascontiguousarray(frames).tobytes(), capture_output=True, check=False
+        )
     except OSError as err:
         raise AnimationError(f"cannot run the video encoder {encoder!r}: {err}") from None
     if result.returncode != 0 or not path.exists():

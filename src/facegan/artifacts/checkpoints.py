@@ -77,9 +77,15 @@ class CheckpointStore:
             (AssertionError) to write any non-finite value.
     """
 
-    def __init__(self, checkpoint: tf.train.Checkpoint, directory: Path, keep: int,
-                 name: str = "ckpt", chief: bool = True,
-                 variables: Sequence[tf.Variable] | None = None):
+    def __init__(
+        self,
+        checkpoint: tf.train.Checkpoint,
+        directory: Path,
+        keep: int,
+        name: str = "ckpt",
+        chief: bool = True,
+        variables: Sequence[tf.Variable] | None = None,
+    ):
         assert keep >= 1
         self.checkpoint = checkpoint
         # Absolute: TensorFlow joins relative state-file entries onto the folder it
@@ -141,10 +147,10 @@ class CheckpointStore:
             # Publish the data file(s) before the index: an index is what makes a
             # prefix look complete to TensorFlow.
             for path in sorted(staged, key=lambda p: p.name.endswith(".index")):
-                os.replace(path, final.with_name(final.name + path.name[len(written.name):]))
+                os.replace(path, final.with_name(final.name + path.name[len(written.name) :]))
             _fsync_dir(self.directory)
             listed = sorted([*self.listed(), str(final)], key=self.step_of)
-            dropped, kept = listed[:-self.keep], listed[-self.keep:]
+            dropped, kept = listed[: -self.keep], listed[-self.keep :]
             self._write_state(kept)
         except (OSError, tf.errors.OpError) as err:
             self._remove_unlisted(number)
@@ -158,11 +164,16 @@ class CheckpointStore:
     def _write_error(self, number: int, err: Exception) -> CheckpointWriteError:
         code, reason = _describe_io_error(err)
         latest = self.latest
-        kept = (f"the previous checkpoint {Path(latest).name} is intact" if latest
-                else "no earlier checkpoint exists")
+        kept = (
+            f"the previous checkpoint {Path(latest).name} is intact"
+            if latest
+            else "no earlier checkpoint exists"
+        )
         return CheckpointWriteError(
             f"could not write checkpoint {self.name}-{number} in {str(self.directory)!r}: "
-            f"{reason}; {kept}", code)
+            f"{reason}; {kept}",
+            code,
+        )
 
     def _write_state(self, prefixes: list[str]) -> None:
         prefixes = sorted(prefixes, key=self.step_of)
@@ -204,17 +215,22 @@ class CheckpointStore:
                 reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
                 errors.append(f"{Path(prefix).name}: {reason}")
                 if log is not None:
-                    log.warning("checkpoint %s could not be read (%s); trying an older one",
-                                Path(prefix).name, reason)
+                    log.warning(
+                        "checkpoint %s could not be read (%s); trying an older one",
+                        Path(prefix).name,
+                        reason,
+                    )
                 continue
             if prefix != self.latest and self.chief:
-                self._write_state([p for p in self.listed() if self.step_of(p) < self.step_of(prefix)]
-                                  + [prefix])
+                self._write_state(
+                    [p for p in self.listed() if self.step_of(p) < self.step_of(prefix)] + [prefix]
+                )
             return prefix
         if errors:
             raise CheckpointReadError(
                 f"none of the {len(errors)} checkpoint(s) in {str(self.directory)!r} can be read "
-                f"(newest: {errors[0]}); nothing was changed")
+                f"(newest: {errors[0]}); nothing was changed"
+            )
         return None
 
     def clean_leftovers(self) -> None:
@@ -249,7 +265,8 @@ class CheckpointStore:
     def _delete_files(self, prefix: Path) -> None:
         for path in prefix.parent.glob(f"{prefix.name}.*"):
             if path.name.startswith(prefix.name + ".index") or path.name.startswith(
-                    prefix.name + ".data-"):
+                prefix.name + ".data-"
+            ):
                 path.unlink(missing_ok=True)
 
     def _has_state(self) -> bool:
@@ -264,7 +281,8 @@ def variables_finite(checkpoint_variables: Sequence[tf.Variable]) -> bool:
     for variable in checkpoint_variables:
         # Keras variables name their dtype as a string; tf.Variables as a DType.
         if tf.as_dtype(variable.dtype).is_floating and not bool(
-                tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(variable)))):
+            tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(variable)))
+        ):
             return False
     return True
 

@@ -56,8 +56,9 @@ def default_output(run: Run, fmt: str) -> Path:
     return run.directory / "export" / f"{name}-step{run.step}{SUFFIXES[fmt]}"
 
 
-def export(run: Run, fmt: str, out: str | Path | None = None, *,
-           version: int | None = None) -> Path:
+def export(
+    run: Run, fmt: str, out: str | Path | None = None, *, version: int | None = None
+) -> Path:
     """Exports `run`'s sampling generator (the EMA one when the run keeps it).
 
     Args:
@@ -80,8 +81,11 @@ def export(run: Run, fmt: str, out: str | Path | None = None, *,
     out = Path(out) if out is not None else default_output(run, fmt)
     version = version if version is not None else run.step
     check_target(fmt, out, version if fmt == "savedmodel" else None)  # the defaults too
-    writers = {"savedmodel": lambda: _export_savedmodel(run, out, version),
-               "tflite": lambda: _export_tflite(run, out), "keras": lambda: _export_keras(run, out)}
+    writers = {
+        "savedmodel": lambda: _export_savedmodel(run, out, version),
+        "tflite": lambda: _export_tflite(run, out),
+        "keras": lambda: _export_keras(run, out),
+    }
     # tracing and converting report nothing for a minute or more on a large model:
     # a line now and then keeps a log file from looking hung
     with Heartbeat(f"export: writing {fmt} to {out}"):
@@ -101,19 +105,23 @@ def metadata(run: Run) -> dict:
         "latent_dim": model.latent_dim,
         "sampled_from": "generator_ema" if run.config.train.ema_kimg > 0 else "generator",
         "output": "uint8 images [N, H, W, C], RGB (or grey when channels is 1)",
-        "seed": ("face of seed s = generator(stateless_normal([latent_dim], "
-                 "seed=[s, 6597069766656]))"),  # facegan.seeds: (s, LATENT, 0)
-        "truncation": ("psi in [0, 1]; 1 = the full distribution, 0 = the average face "
-                       "(stylegan2: w toward w_avg; dcgan/resnet: the first features toward "
-                       "their mean over 256 fixed latents)"),
+        "seed": (
+            "face of seed s = generator(stateless_normal([latent_dim], seed=[s, 6597069766656]))"
+        ),  # facegan.seeds: (s, LATENT, 0)
+        "truncation": (
+            "psi in [0, 1]; 1 = the full distribution, 0 = the average face "
+            "(stylegan2: w toward w_avg; dcgan/resnet: the first features toward "
+            "their mean over 256 fixed latents)"
+        ),
         "attributes": [],
     }
     if model.conditional:
         from facegan.data.labels import schema_from_config
 
         schema = schema_from_config(run.config.data, model.label_classes)
-        info["attributes"] = [{"name": name, "classes": schema.class_names(name)}
-                              for name in schema.names]
+        info["attributes"] = [
+            {"name": name, "classes": schema.class_names(name)} for name in schema.names
+        ]
     return info
 
 
@@ -125,18 +133,23 @@ def serving_functions(sampler: Sampler) -> dict[str, tf.types.experimental.Concr
     psi = tf.TensorSpec([], tf.float32, name="truncation")
     if sampler.conditional:
         labels = tf.TensorSpec([None, sampler.num_attributes], tf.int32, name="labels")
-        from_seed = tf.function(lambda seed, labels: sampler.images_from_seed(seed, one, labels),
-                                input_signature=[seed, labels])
+        from_seed = tf.function(
+            lambda seed, labels: sampler.images_from_seed(seed, one, labels),
+            input_signature=[seed, labels],
+        )
         from_latent = tf.function(
             lambda latent, labels: sampler.images_from_latent(latent, one, labels),
-            input_signature=[latent, labels])
+            input_signature=[latent, labels],
+        )
         seed_truncated = sampler.images_from_seed.get_concrete_function(seed, psi, labels)
         latent_truncated = sampler.images_from_latent.get_concrete_function(latent, psi, labels)
     else:
-        from_seed = tf.function(lambda seed: sampler.images_from_seed(seed, one),
-                                input_signature=[seed])
-        from_latent = tf.function(lambda latent: sampler.images_from_latent(latent, one),
-                                  input_signature=[latent])
+        from_seed = tf.function(
+            lambda seed: sampler.images_from_seed(seed, one), input_signature=[seed]
+        )
+        from_latent = tf.function(
+            lambda latent: sampler.images_from_latent(latent, one), input_signature=[latent]
+        )
         seed_truncated = sampler.images_from_seed.get_concrete_function(seed, psi)
         latent_truncated = sampler.images_from_latent.get_concrete_function(latent, psi)
     from_seed = from_seed.get_concrete_function()
@@ -170,8 +183,7 @@ def _write_savedmodel(run: Run, directory: Path) -> None:
     tf.saved_model.save(sampler, str(directory), signatures=serving_functions(sampler))
     extra = directory / "assets.extra"
     extra.mkdir(exist_ok=True)
-    (extra / METADATA_FILE).write_text(json.dumps(metadata(run), indent=2) + "\n",
-                                       encoding="utf-8")
+    (extra / METADATA_FILE).write_text(json.dumps(metadata(run), indent=2) + "\n", encoding="utf-8")
 
 
 def _export_tflite(run: Run, out: Path) -> Path:
@@ -181,7 +193,8 @@ def _export_tflite(run: Run, out: Path) -> Path:
         # The converter reads several named signatures only from a SavedModel.
         tf.saved_model.save(tf.Module(), scratch, signatures=frozen)
         converter = tf.lite.TFLiteConverter.from_saved_model(
-            scratch, signature_keys=list(TFLITE_SIGNATURES))
+            scratch, signature_keys=list(TFLITE_SIGNATURES)
+        )
         flatbuffer = converter.convert()
     _write_atomically(out, flatbuffer)
     return out

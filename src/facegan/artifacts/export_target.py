@@ -32,7 +32,9 @@ def check_target(fmt: str, out: str | Path | None, version: int | None) -> None:
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}; received {fmt!r}")
     if version is not None and fmt != "savedmodel":
-        raise ExportError("--version applies to --format savedmodel only (a serving version folder)")
+        raise ExportError(
+            "--version applies to --format savedmodel only (a serving version folder)"
+        )
     if version is not None and (not isinstance(version, int) or version < 0):
         raise ExportError(f"--version must be a non-negative integer; received {version!r}")
     if out is None:
@@ -40,19 +42,24 @@ def check_target(fmt: str, out: str | Path | None, version: int | None) -> None:
     out = Path(out)
     if fmt == "savedmodel":
         if out.exists() and not out.is_dir():
-            raise ExportError(f"--out {str(out)!r} is a file; a SavedModel needs a folder "
-                              f"(it writes NAME/VERSION/)")
+            raise ExportError(
+                f"--out {str(out)!r} is a file; a SavedModel needs a folder "
+                f"(it writes NAME/VERSION/)"
+            )
         if version is not None:
-            refuse_existing(out / str(version),
-                            hint="pass --version N for a new version, or another --out")
+            refuse_existing(
+                out / str(version), hint="pass --version N for a new version, or another --out"
+            )
         return
     if out.suffix != SUFFIXES[fmt]:
-        raise ExportError(f"--out for --format {fmt} must be a {SUFFIXES[fmt]} file; "
-                          f"received {str(out)!r}")
+        raise ExportError(
+            f"--out for --format {fmt} must be a {SUFFIXES[fmt]} file; received {str(out)!r}"
+        )
     refuse_existing(out)
 
 
 def refuse_existing(path: Path, hint: str = "choose another --out") -> None:
     if path.exists():
-        raise ExportError(f"{str(path)!r} already exists; facegan never overwrites an export: "
-                          f"{hint}")
+        raise ExportError(
+            f"{str(path)!r} already exists; facegan never overwrites an export: {hint}"
+        )

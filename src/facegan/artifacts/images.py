@@ -10,8 +10,9 @@ import numpy as np
 from PIL import Image
 
 
-def make_grid(images: np.ndarray, columns: int | None = None, padding: int = 2,
-              background: int = 32) -> np.ndarray:
+def make_grid(
+    images: np.ndarray, columns: int | None = None, padding: int = 2, background: int = 32
+) -> np.ndarray:
     """Tiles uint8 images [N, H, W, C] into one uint8 image [rows*H', cols*W', C].
 
     Args:
@@ -24,18 +25,25 @@ def make_grid(images: np.ndarray, columns: int | None = None, padding: int = 2,
     count, height, width, channels = images.shape
     columns = columns or max(1, math.ceil(math.sqrt(count)))
     rows = max(1, math.ceil(count / columns))
-    grid = np.full((rows * (height + padding) + padding, columns * (width + padding) + padding,
-                    channels), background, np.uint8)
+    grid = np.full(
+        (rows * (height + padding) + padding, columns * (width + padding) + padding, channels),
+        background,
+        np.uint8,
+    )
     for i, image in enumerate(images):
         row, col = divmod(i, columns)
         top, left = padding + row * (height + padding), padding + col * (width + padding)
-        grid[top:top + height, left:left + width] = image
+        grid[top : top + height, left : left + width] = image
     return grid
 
 
 def to_pil(image: np.ndarray) -> Image.Image:
     """uint8 [H, W, C] (C in {1, 3}) -> a PIL image, mode L or RGB."""
-    return Image.fromarray(image[..., 0], "L") if image.shape[-1] == 1 else Image.fromarray(image, "RGB")
+    return (
+        Image.fromarray(image[..., 0], "L")
+        if image.shape[-1] == 1
+        else Image.fromarray(image, "RGB")
+    )
 
 
 def png_bytes(image: np.ndarray, size: int | None = None) -> bytes:

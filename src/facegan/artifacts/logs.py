@@ -24,8 +24,7 @@ class MetricsLog:
 
     def scalars(self, step: int, values: Mapping[str, float], **extra) -> dict:
         """Logs numbers at `step`; `extra` fields go to the JSONL line only."""
-        record = {"step": int(step), **extra,
-                  **{k: _finite_or_none(v) for k, v in values.items()}}
+        record = {"step": int(step), **extra, **{k: _finite_or_none(v) for k, v in values.items()}}
         with self.jsonl_path.open("a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
         with self._writer.as_default(step=int(step)):

@@ -87,7 +87,8 @@ class Run:
             raise RunDirError(
                 f"run {str(self.directory)!r}: its config.json does not describe the network "
                 f"in {Path(path).name} ({reason}); put back the config.json that training "
-                f"wrote") from None
+                f"wrote"
+            ) from None
 
     def sampler(self, checkpoint: str | None = None) -> Sampler:
         """The compiled uint8 sampling functions around `generator(checkpoint)`.
@@ -97,8 +98,11 @@ class Run:
         """
         generator = self.generator(checkpoint)
         if self._sampler is None or self._sampler.generator is not generator:
-            self._sampler = Sampler(generator, self.config.model.latent_dim,
-                                    [classes for _, classes in self.config.model.label_sizes])
+            self._sampler = Sampler(
+                generator,
+                self.config.model.latent_dim,
+                [classes for _, classes in self.config.model.label_sizes],
+            )
         return self._sampler
 
     def latents(self, n: int, seed: int = 0) -> np.ndarray:
@@ -112,13 +116,13 @@ class Run:
             return np.zeros((0, self.config.model.latent_dim), np.float32)
         return latents_from_seeds(seeds, self.config.model.latent_dim).numpy()
 
-    def labels_for(self, n: int, seed: int,
-                   request: dict[str, str] | None = None) -> np.ndarray | None:
+    def labels_for(
+        self, n: int, seed: int, request: dict[str, str] | None = None
+    ) -> np.ndarray | None:
         """Class labels [n, A] of seeds seed .. seed + n - 1 (None for an unconditional run)."""
         return self.labels_for_seeds(seed_range(seed, n), request)
 
-    def labels_for_seeds(self, seeds, request: dict[str, str] | None = None
-                         ) -> np.ndarray | None:
+    def labels_for_seeds(self, seeds, request: dict[str, str] | None = None) -> np.ndarray | None:
         """Class labels [N, A], one row per seed, for a conditional run (else None).
 
         Attributes named in `request` ({"gender": "1", "age": "25"}, values as the
@@ -133,8 +137,9 @@ class Run:
         model = self.config.model
         if not model.conditional:
             if request:
-                raise RunDirError(f"run {str(self.directory)!r} is not class-conditional; it "
-                                  f"takes no labels")
+                raise RunDirError(
+                    f"run {str(self.directory)!r} is not class-conditional; it takes no labels"
+                )
             return None
         from facegan.data.labels import schema_from_config
 
@@ -149,9 +154,15 @@ class Run:
                 labels[:, column] = value
         return labels
 
-    def generate(self, n: int, seed: int = 0, batch_size: int = 64, *,
-                 labels: dict[str, str] | np.ndarray | None = None,
-                 truncation: float = 1.0) -> np.ndarray:
+    def generate(
+        self,
+        n: int,
+        seed: int = 0,
+        batch_size: int = 64,
+        *,
+        labels: dict[str, str] | np.ndarray | None = None,
+        truncation: float = 1.0,
+    ) -> np.ndarray:
         """Generates `n` images as uint8 [n, R, R, C].
 
         Image `i` is the face of seed `seed + i` (StyleGAN2-ADA's convention):
@@ -168,11 +179,18 @@ class Run:
             truncation: psi in [0, 1]: 1 = the full distribution; lower trades
                 variety for typical, cleaner faces.
         """
-        return self.generate_seeds(seed_range(seed, n), labels=labels, truncation=truncation,
-                                   batch_size=batch_size)
+        return self.generate_seeds(
+            seed_range(seed, n), labels=labels, truncation=truncation, batch_size=batch_size
+        )
 
-    def generate_seeds(self, seeds, *, labels: dict[str, str] | np.ndarray | None = None,
-                       truncation: float = 1.0, batch_size: int = 64) -> np.ndarray:
+    def generate_seeds(
+        self,
+        seeds,
+        *,
+        labels: dict[str, str] | np.ndarray | None = None,
+        truncation: float = 1.0,
+        batch_size: int = 64,
+    ) -> np.ndarray:
         """uint8 [N, R, R, C]: the face of each seed (`facegan generate --seeds`).
 
         Args:
@@ -182,11 +200,21 @@ class Run:
         seeds = list(seeds)
         if labels is None or isinstance(labels, dict):
             labels = self.labels_for_seeds(seeds, labels)
-        return self.generate_from_latents(self.latents_for_seeds(seeds), labels=labels,
-                                          truncation=truncation, batch_size=batch_size)
+        return self.generate_from_latents(
+            self.latents_for_seeds(seeds),
+            labels=labels,
+            truncation=truncation,
+            batch_size=batch_size,
+        )
 
-    def generate_from_latents(self, latents: np.ndarray, *, labels: np.ndarray | None = None,
-                              truncation: float = 1.0, batch_size: int = 64) -> np.ndarray:
+    def generate_from_latents(
+        self,
+        latents: np.ndarray,
+        *,
+        labels: np.ndarray | None = None,
+        truncation: float = 1.0,
+        batch_size: int = 64,
+    ) -> np.ndarray:
         """uint8 images [N, R, R, C] from latents [N, Z] (and class indices [N, A]).
 
         The same compiled function as `generate` and the exported SavedModel.
@@ -196,8 +224,9 @@ class Run:
                 run or none (or out-of-range ones) for a conditional one, latents of
                 the wrong shape (checked once, by the `Sampler`).
         """
-        return self.sampler().images(latents, labels=labels, truncation=truncation,
-                                     batch_size=batch_size)
+        return self.sampler().images(
+            latents, labels=labels, truncation=truncation, batch_size=batch_size
+        )
 
 
 def load(run_dir: str | Path) -> Run:

@@ -1,13 +1,13 @@
 """The layout of a run directory, and creating one without clobbering another.
 
-    runs/NAME/
-      config.json        the fully resolved config (what was actually trained)
-      checkpoints/       tf.train.CheckpointManager files (the last few)
-      samples/           step-0000500.png grids from one fixed latent batch
-      logs/              TensorBoard event files
-      metrics.jsonl      one JSON object per log interval
-      train.log          human-readable log: data report, checkpoints, warnings
-      lock               present while a trainer works in the run (PID and host)
+runs/NAME/
+  config.json        the fully resolved config (what was actually trained)
+  checkpoints/       tf.train.CheckpointManager files (the last few)
+  samples/           step-0000500.png grids from one fixed latent batch
+  logs/              TensorBoard event files
+  metrics.jsonl      one JSON object per log interval
+  train.log          human-readable log: data report, checkpoints, warnings
+  lock               present while a trainer works in the run (PID and host)
 """
 
 from __future__ import annotations
@@ -71,8 +71,9 @@ def default_run_dir(config: Config, parent: str | Path = "runs") -> Path:
     return candidate
 
 
-def create_run_dir(path: str | Path, overwrite: bool = False,
-                   config: Config | None = None) -> RunPaths:
+def create_run_dir(
+    path: str | Path, overwrite: bool = False, config: Config | None = None
+) -> RunPaths:
     """Creates a fresh run directory, with its config.json if `config` is given.
 
     An existing non-empty directory is never written into: without `overwrite`
@@ -118,7 +119,8 @@ def create_run_dir(path: str | Path, overwrite: bool = False,
 def _exists_error(root: Path) -> RunDirError:
     return RunDirError(
         f"run directory {str(root)!r} already exists; use --resume {str(root)!r} to "
-        f"continue it, --overwrite to move it aside, or another --run-dir")
+        f"continue it, --overwrite to move it aside, or another --run-dir"
+    )
 
 
 def open_run_dir(path: str | Path) -> tuple[RunPaths, Config]:
@@ -151,9 +153,11 @@ def write_config(paths: RunPaths, config: Config) -> None:
 
 
 def _write_error(path: Path, err: OSError) -> WriteError:
-    return WriteError(f"could not write {str(path)!r}: {err.strerror or err} (disk full or "
-                      f"read-only?); nothing was changed: free some space and run the same "
-                      f"command again")
+    return WriteError(
+        f"could not write {str(path)!r}: {err.strerror or err} (disk full or "
+        f"read-only?); nothing was changed: free some space and run the same "
+        f"command again"
+    )
 
 
 class RunLock:
@@ -205,8 +209,13 @@ class RunLock:
 
     @staticmethod
     def _write_holder(fd: int) -> None:
-        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                             "since": _dt.datetime.now(_dt.timezone.utc).isoformat()})
+        record = json.dumps(
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "since": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+            }
+        )
         os.ftruncate(fd, 0)
         os.pwrite(fd, record.encode(), 0)
 
@@ -237,4 +246,5 @@ class RunLock:
         return RunDirError(
             f"run directory {str(self.path.parent)!r} is in use by PID {holder.get('pid', '?')} "
             f"on {holder.get('host', '?')} since {holder.get('since', '?')}; stop that trainer "
-            f"first (if it is gone for good, delete {str(self.path)!r})")
+            f"first (if it is gone for good, delete {str(self.path)!r})"
+        )

@@ -56,15 +56,22 @@ class Sampler(tf.Module):
             order (empty for an unconditional generator).
     """
 
-    def __init__(self, generator: keras.Model, latent_dim: int, class_counts: Sequence[int] = (),
-                 name: str = "facegan_sampler"):
+    def __init__(
+        self,
+        generator: keras.Model,
+        latent_dim: int,
+        class_counts: Sequence[int] = (),
+        name: str = "facegan_sampler",
+    ):
         super().__init__(name=name)
         self.generator = generator
         self.latent_dim = int(latent_dim)
         self.conditional = is_conditional(generator)
         if self.conditional != bool(class_counts):
-            raise ValueError("class_counts must name the classes of each attribute exactly "
-                             "when the generator is conditional")
+            raise ValueError(
+                "class_counts must name the classes of each attribute exactly "
+                "when the generator is conditional"
+            )
         self.class_counts = tuple(int(c) for c in class_counts)
         latent = tf.TensorSpec([None, self.latent_dim], tf.float32, name="latent")
         seed = tf.TensorSpec([None], tf.int64, name="seed")
@@ -72,12 +79,13 @@ class Sampler(tf.Module):
         if self.conditional:
             labels = tf.TensorSpec([None, self.num_attributes], tf.int32, name="labels")
             self.images_from_latent = tf.function(
-                self._from_latent_with_labels, input_signature=[latent, psi, labels])
+                self._from_latent_with_labels, input_signature=[latent, psi, labels]
+            )
             self.images_from_seed = tf.function(
-                self._from_seed_with_labels, input_signature=[seed, psi, labels])
+                self._from_seed_with_labels, input_signature=[seed, psi, labels]
+            )
         else:
-            self.images_from_latent = tf.function(self._from_latent,
-                                                  input_signature=[latent, psi])
+            self.images_from_latent = tf.function(self._from_latent, input_signature=[latent, psi])
             self.images_from_seed = tf.function(self._from_seed, input_signature=[seed, psi])
 
     @property
@@ -96,8 +104,9 @@ class Sampler(tf.Module):
         return {"images": self._render(latents_from_seeds(seed, self.latent_dim), truncation, None)}
 
     def _from_seed_with_labels(self, seed, truncation, labels):
-        return {"images": self._render(latents_from_seeds(seed, self.latent_dim), truncation,
-                                       labels)}
+        return {
+            "images": self._render(latents_from_seeds(seed, self.latent_dim), truncation, labels)
+        }
 
     def _render(self, latent, truncation, labels):
         images = synthesize(self.generator, latent, labels, truncation=truncation, training=False)
@@ -105,8 +114,14 @@ class Sampler(tf.Module):
 
     # ------------------------------------------------------------ Python callers
 
-    def images(self, latents: np.ndarray | tf.Tensor, *, labels: np.ndarray | None = None,
-               truncation: float = 1.0, batch_size: int = 64) -> np.ndarray:
+    def images(
+        self,
+        latents: np.ndarray | tf.Tensor,
+        *,
+        labels: np.ndarray | None = None,
+        truncation: float = 1.0,
+        batch_size: int = 64,
+    ) -> np.ndarray:
         """uint8 [N, H, W, C] from latents [N, Z], in batches of `batch_size`.
 
         Raises:
@@ -118,9 +133,9 @@ class Sampler(tf.Module):
         psi = tf.constant(self.check_truncation(truncation), tf.float32)
         chunks = []
         for i in range(0, len(latents), batch_size):
-            args = [tf.constant(latents[i:i + batch_size]), psi]
+            args = [tf.constant(latents[i : i + batch_size]), psi]
             if labels is not None:
-                args.append(tf.constant(labels[i:i + batch_size]))
+                args.append(tf.constant(labels[i : i + batch_size]))
             chunks.append(self.images_from_latent(*args)["images"].numpy())
         if not chunks:
             return np.zeros((0, *self.generator.output_shape[1:]), np.uint8)
@@ -134,14 +149,16 @@ class Sampler(tf.Module):
             spec = tf.TensorSpec([None, self.latent_dim], tf.float32, name="w")
             self._from_w = tf.function(
                 lambda w: float_to_uint8(self.generator.synthesize_from_w(w)),
-                input_signature=[spec])
+                input_signature=[spec],
+            )
         return self._from_w(tf.constant(self.check_latents(w, "w"))).numpy()
 
     def check_latents(self, latents, name: str = "latents") -> np.ndarray:
         latents = np.asarray(latents, np.float32)
         if latents.ndim != 2 or latents.shape[1] != self.latent_dim:
-            raise SamplingError(f"{name} must have shape [N, {self.latent_dim}]; received "
-                                f"{list(latents.shape)}")
+            raise SamplingError(
+                f"{name} must have shape [N, {self.latent_dim}]; received {list(latents.shape)}"
+            )
         if not np.isfinite(latents).all():
             raise SamplingError(f"{name} must be finite numbers")
         return latents
@@ -153,18 +170,24 @@ class Sampler(tf.Module):
                 raise SamplingError("this generator is not class-conditional: it takes no labels")
             return None
         if labels is None:
-            raise SamplingError("this generator is class-conditional: pass labels "
-                                f"[N, {self.num_attributes}] (class indices)")
+            raise SamplingError(
+                "this generator is class-conditional: pass labels "
+                f"[N, {self.num_attributes}] (class indices)"
+            )
         labels = np.asarray(labels)
         if labels.shape != (count, self.num_attributes) or labels.dtype.kind not in "iu":
-            raise SamplingError(f"labels must be integers of shape [{count}, "
-                                f"{self.num_attributes}]; received {labels.dtype} "
-                                f"{list(labels.shape)}")
+            raise SamplingError(
+                f"labels must be integers of shape [{count}, "
+                f"{self.num_attributes}]; received {labels.dtype} "
+                f"{list(labels.shape)}"
+            )
         counts = np.asarray(self.class_counts)
         if len(labels) and ((labels < 0) | (labels >= counts)).any():
-            raise SamplingError(f"labels must be class indices below {list(self.class_counts)} "
-                                f"(per attribute); received values from {labels.min()} to "
-                                f"{labels.max()}")
+            raise SamplingError(
+                f"labels must be class indices below {list(self.class_counts)} "
+                f"(per attribute); received values from {labels.min()} to "
+                f"{labels.max()}"
+            )
         return labels.astype(np.int32)
 
     @staticmethod

@@ -31,8 +31,20 @@ from facegan.cli.common import Parser
 from facegan.errors import ExitCode, Interrupted, UserError
 
 # In the order `facegan --help` lists them.
-COMMANDS = (train, generate, export, evaluate, weights, configs, inspect_data, prepare_data,
-            pack, interpolate, project, serve)
+COMMANDS = (
+    train,
+    generate,
+    export,
+    evaluate,
+    weights,
+    configs,
+    inspect_data,
+    prepare_data,
+    pack,
+    interpolate,
+    project,
+    serve,
+)
 
 
 def build_parser() -> Parser:

@@ -19,8 +19,10 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         # the command's usage, folded into the same line: what is allowed, at a glance
         usage = " ".join(self.format_usage().split()).removeprefix("usage: ")
-        self.exit(ExitCode.USER_ERROR, f"facegan: error: {message} (usage: {usage}; see "
-                                   f"`{self.prog} --help`)\n")
+        self.exit(
+            ExitCode.USER_ERROR,
+            f"facegan: error: {message} (usage: {usage}; see `{self.prog} --help`)\n",
+        )
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -37,17 +39,29 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
             if any(line.startswith(" ") or line.rstrip().endswith(":") for line in lines):
                 paragraphs.append("\n".join(indent + line for line in lines))
             else:
-                paragraphs.append(textwrap.fill(" ".join(lines), width, initial_indent=indent,
-                                                subsequent_indent=indent))
+                paragraphs.append(
+                    textwrap.fill(
+                        " ".join(lines), width, initial_indent=indent, subsequent_indent=indent
+                    )
+                )
         return "\n\n".join(paragraphs)
 
 
 def add_progress_flag(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--progress", dest="progress", action="store_true", default=None,
-                       help="always show the progress bar (default: on a terminal)")
-    group.add_argument("--no-progress", dest="progress", action="store_false",
-                       help="log lines instead of a progress bar")
+    group.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="always show the progress bar (default: on a terminal)",
+    )
+    group.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="log lines instead of a progress bar",
+    )
 
 
 def add_run_argument(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +70,7 @@ def add_run_argument(parser: argparse.ArgumentParser) -> None:
 
 def int_from(low: int, high: int | None, allowed: str):
     """An argparse type: an integer in [low, high]; `allowed` says what, for the error."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -92,6 +107,7 @@ def bounded_float(low: float, high: float | None, allowed: str, *, include_low: 
         allowed: what is allowed, for the error ("must be {allowed}; received '...'").
         include_low: whether `low` itself is allowed.
     """
+
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -112,8 +128,9 @@ unit_float = bounded_float(0.0, 1.0, "a number from 0 to 1")  # truncation
 
 
 def add_label_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
-    parser.add_argument("--label", action="append", default=[], metavar="NAME=VALUE",
-                        help=help_text)
+    parser.add_argument(
+        "--label", action="append", default=[], metavar="NAME=VALUE", help=help_text
+    )
 
 
 def open_run(path: str) -> tuple:
@@ -165,13 +182,22 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, with_help: bool = T
     """--preset, --config and --set: how a run's config is put together."""
     from facegan.presets import DEFAULT_PRESET, preset_names
 
-    parser.add_argument("--preset", metavar="NAME",
-                        help=f"starting config: {', '.join(preset_names())} "
-                             f"(default {DEFAULT_PRESET})")
-    parser.add_argument("--config", metavar="FILE",
-                        help="TOML or JSON config applied on the preset")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        dest="overrides", help="override any config value (repeatable)")
+    parser.add_argument(
+        "--preset",
+        metavar="NAME",
+        help=f"starting config: {', '.join(preset_names())} (default {DEFAULT_PRESET})",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML or JSON config applied on the preset"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        dest="overrides",
+        help="override any config value (repeatable)",
+    )
 
 
 def config_from_args(args: argparse.Namespace, flags: dict | None = None) -> Config:

@@ -10,14 +10,18 @@ from facegan.presets import describe_presets
 
 def add_parser(commands) -> None:
     presets = commands.add_parser(
-        "presets", help="list the named presets",
+        "presets",
+        help="list the named presets",
         description="List the named presets (starting configs for `facegan train --preset`) "
-                    "with what each is for.")
+        "with what each is for.",
+    )
     presets.set_defaults(handler=lambda args: print(describe_presets()) or 0)
 
     show = commands.add_parser(
-        "config", help="print a resolved config as TOML (a starting point for --config)",
-        description="Print the config that `facegan train` would use, as TOML.")
+        "config",
+        help="print a resolved config as TOML (a starting point for --config)",
+        description="Print the config that `facegan train` would use, as TOML.",
+    )
     add_config_arguments(show)
     show.set_defaults(handler=run_config)
 

@@ -20,41 +20,67 @@ from facegan.seeds import seed_file_name, seed_range
 
 def add_parser(commands) -> None:
     generate = commands.add_parser(
-        "generate", help="generate faces from a trained run",
+        "generate",
+        help="generate faces from a trained run",
         description="Generate images from a run's latest checkpoint. Every seed is one "
-                    "face, the same everywhere (the web page, interpolate, an export's "
-                    "from_seed, facegan.load(RUN).generate): --seeds 0-15,42 draws those "
-                    "faces; -n N --seed S draws seeds S .. S+N-1.")
+        "face, the same everywhere (the web page, interpolate, an export's "
+        "from_seed, facegan.load(RUN).generate): --seeds 0-15,42 draws those "
+        "faces; -n N --seed S draws seeds S .. S+N-1.",
+    )
     add_run_argument(generate)
-    generate.add_argument("-n", "--num", type=positive_int, metavar="N",
-                          help="number of images: seeds S .. S+N-1 (default 64)")
-    generate.add_argument("--seed", type=int, metavar="S",
-                          help="the first seed (default 0)")
-    generate.add_argument("--seeds", type=seeds_argument, metavar="LIST",
-                          help="the faces to draw, as integers and ranges: 0-15,42 "
-                               "(instead of -n/--seed)")
-    generate.add_argument("--out", required=True, metavar="PATH",
-                          help="a .png file for one grid, or a folder for one PNG per image "
-                               "(with --by: one grid per class)")
-    generate.add_argument("--truncation", type=unit_float, default=1.0, metavar="PSI",
-                          help="0 to 1 (default 1): lower gives more typical, cleaner faces "
-                               "and less variety")
-    add_label_argument(generate, "conditional runs: fix an attribute, e.g. --label gender=1 "
-                                 "--label age=25 (a binned attribute takes any value in a "
-                                 "bin); others are drawn at random")
-    generate.add_argument("--by", metavar="NAME",
-                          help="conditional runs: one grid per class of attribute NAME, the "
-                               "same latents in every grid, into the folder --out")
+    generate.add_argument(
+        "-n",
+        "--num",
+        type=positive_int,
+        metavar="N",
+        help="number of images: seeds S .. S+N-1 (default 64)",
+    )
+    generate.add_argument("--seed", type=int, metavar="S", help="the first seed (default 0)")
+    generate.add_argument(
+        "--seeds",
+        type=seeds_argument,
+        metavar="LIST",
+        help="the faces to draw, as integers and ranges: 0-15,42 (instead of -n/--seed)",
+    )
+    generate.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH",
+        help="a .png file for one grid, or a folder for one PNG per image "
+        "(with --by: one grid per class)",
+    )
+    generate.add_argument(
+        "--truncation",
+        type=unit_float,
+        default=1.0,
+        metavar="PSI",
+        help="0 to 1 (default 1): lower gives more typical, cleaner faces and less variety",
+    )
+    add_label_argument(
+        generate,
+        "conditional runs: fix an attribute, e.g. --label gender=1 "
+        "--label age=25 (a binned attribute takes any value in a "
+        "bin); others are drawn at random",
+    )
+    generate.add_argument(
+        "--by",
+        metavar="NAME",
+        help="conditional runs: one grid per class of attribute NAME, the "
+        "same latents in every grid, into the folder --out",
+    )
     generate.set_defaults(handler=run)
 
 
 def _check_out(args: argparse.Namespace) -> Path:
     out = Path(args.out)
     if out.suffix.lower() not in ("", ".png"):
-        raise ConfigError(f"--out must be a .png file (one grid) or a folder; received {args.out!r}")
+        raise ConfigError(
+            f"--out must be a .png file (one grid) or a folder; received {args.out!r}"
+        )
     if args.by and out.suffix:
-        raise ConfigError(f"--by writes one grid per class: --out must be a folder; "
-                          f"received {args.out!r}")
+        raise ConfigError(
+            f"--by writes one grid per class: --out must be a folder; received {args.out!r}"
+        )
     if out.suffix.lower() == ".png" and out.exists():
         raise ConfigError(f"--out {args.out!r} already exists; choose another name")
     if out.suffix == "" and out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -65,8 +91,9 @@ def _check_out(args: argparse.Namespace) -> Path:
 def _seeds(args: argparse.Namespace) -> list[int]:
     """--seeds, or -n/--seed as the range S .. S+N-1; both at once is a mistake, not a choice."""
     if args.seeds is None:
-        return seed_range(0 if args.seed is None else args.seed,
-                          64 if args.num is None else args.num)
+        return seed_range(
+            0 if args.seed is None else args.seed, 64 if args.num is None else args.num
+        )
     if args.num is not None or args.seed is not None:
         raise ConfigError("--seeds names the faces itself; give either --seeds or -n/--seed")
     return args.seeds
@@ -94,9 +121,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-
-def _generate_by_class(run, args: argparse.Namespace, seeds: list[int], request: dict,
-                       out: Path) -> int:
+def _generate_by_class(
+    run, args: argparse.Namespace, seeds: list[int], request: dict, out: Path
+) -> int:
     """One grid per class of `args.by`, every grid from the same latents and other labels."""
     from facegan.artifacts.images import make_grid, save_png
     from facegan.data.labels import schema_from_config

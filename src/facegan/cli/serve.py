@@ -9,21 +9,32 @@ from facegan.cli.common import HelpFormatter, add_run_argument, open_run, port, 
 
 def add_parser(commands) -> None:
     serve = commands.add_parser(
-        "serve", help="a local web page to browse a run's faces",
+        "serve",
+        help="a local web page to browse a run's faces",
         description="Serve a web page for a trained run on this machine: a grid of faces by\n"
-                    "seed, an enlarged face with a PNG download, a truncation slider, one select\n"
-                    "per attribute of a conditional run, and an interpolation between two seeds.\n"
-                    "Seed s shows the face `facegan generate --seeds s` draws. The page reads a\n"
-                    "JSON/PNG API: GET /api/info, /api/faces, /api/face.png, /api/interpolate.\n"
-                    "Ctrl-C stops it.",
+        "seed, an enlarged face with a PNG download, a truncation slider, one select\n"
+        "per attribute of a conditional run, and an interpolation between two seeds.\n"
+        "Seed s shows the face `facegan generate --seeds s` draws. The page reads a\n"
+        "JSON/PNG API: GET /api/info, /api/faces, /api/face.png, /api/interpolate.\n"
+        "Ctrl-C stops it.",
         epilog="example:\n  facegan serve --run runs/faces        # then open http://127.0.0.1:8000/",
-        formatter_class=HelpFormatter)
+        formatter_class=HelpFormatter,
+    )
     add_run_argument(serve)
-    serve.add_argument("--host", default="127.0.0.1", metavar="ADDR",
-                       help="address to listen on (default 127.0.0.1: this machine only; "
-                            "0.0.0.0 lets other machines in)")
-    serve.add_argument("--port", type=port, default=8000, metavar="N",
-                       help="TCP port (default 8000; 0 picks a free one)")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address to listen on (default 127.0.0.1: this machine only; "
+        "0.0.0.0 lets other machines in)",
+    )
+    serve.add_argument(
+        "--port",
+        type=port,
+        default=8000,
+        metavar="N",
+        help="TCP port (default 8000; 0 picks a free one)",
+    )
     serve.set_defaults(handler=run)
 
 

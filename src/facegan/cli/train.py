@@ -32,13 +32,19 @@ examples:
 
 def add_parser(commands) -> None:
     train = commands.add_parser(
-        "train", help="train a new run, or resume one",
+        "train",
+        help="train a new run, or resume one",
         description="Train a GAN on face photos. Writes a run directory with config.json,\n"
-                    "checkpoints, sample grids, TensorBoard logs and metrics.jsonl.",
-        epilog=_EPILOG, formatter_class=HelpFormatter)
-    train.add_argument("--data", metavar="PATH",
-                       help="folder of images (recursive), a .zip of images, or embedded:lfw "
-                            "(default: the preset's, embedded:lfw)")
+        "checkpoints, sample grids, TensorBoard logs and metrics.jsonl.",
+        epilog=_EPILOG,
+        formatter_class=HelpFormatter,
+    )
+    train.add_argument(
+        "--data",
+        metavar="PATH",
+        help="folder of images (recursive), a .zip of images, or embedded:lfw "
+        "(default: the preset's, embedded:lfw)",
+    )
     add_config_arguments(train)
     _add_what_to_train(train)
     _add_where_and_how(train)
@@ -47,86 +53,149 @@ def add_parser(commands) -> None:
 
 
 def _add_what_to_train(train: argparse.ArgumentParser) -> None:
-    train.add_argument("--steps", type=positive_int, metavar="N",
-                       help="total training steps of the run (with --resume: continue until N)")
-    train.add_argument("--minutes", type=non_negative_float, metavar="M",
-                       help="stop after M minutes of the training loop (0: no limit); with "
-                            "--resume: this session's budget")
-    train.add_argument("--batch-size", type=positive_int, metavar="B",
-                       help="images per step: the global batch, split evenly over the replicas")
-    train.add_argument("--seed", type=int, metavar="S", help="seed for weights, noise and data order")
-    train.add_argument("--jit", action="store_true", default=None,
-                       help="compile the train step with XLA (slower on CPU)")
-    train.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"),
-                       help="float32 (default), mixed_bfloat16 (faster on CPUs with bf16 and "
-                            "on TPUs/recent GPUs) or mixed_float16 (GPUs; loss scaling)")
-    train.add_argument("--eval-every", type=int, metavar="K",
-                       help="every K steps, FID and face rate on train.eval_num (1000) samples; "
-                            "keeps the best-FID checkpoint (needs `facegan weights` once; "
-                            "each evaluation costs ~eval_num/10 s on a 2-core CPU)")
+    train.add_argument(
+        "--steps",
+        type=positive_int,
+        metavar="N",
+        help="total training steps of the run (with --resume: continue until N)",
+    )
+    train.add_argument(
+        "--minutes",
+        type=non_negative_float,
+        metavar="M",
+        help="stop after M minutes of the training loop (0: no limit); with "
+        "--resume: this session's budget",
+    )
+    train.add_argument(
+        "--batch-size",
+        type=positive_int,
+        metavar="B",
+        help="images per step: the global batch, split evenly over the replicas",
+    )
+    train.add_argument(
+        "--seed", type=int, metavar="S", help="seed for weights, noise and data order"
+    )
+    train.add_argument(
+        "--jit",
+        action="store_true",
+        default=None,
+        help="compile the train step with XLA (slower on CPU)",
+    )
+    train.add_argument(
+        "--precision",
+        choices=("float32", "mixed_bfloat16", "mixed_float16"),
+        help="float32 (default), mixed_bfloat16 (faster on CPUs with bf16 and "
+        "on TPUs/recent GPUs) or mixed_float16 (GPUs; loss scaling)",
+    )
+    train.add_argument(
+        "--eval-every",
+        type=int,
+        metavar="K",
+        help="every K steps, FID and face rate on train.eval_num (1000) samples; "
+        "keeps the best-FID checkpoint (needs `facegan weights` once; "
+        "each evaluation costs ~eval_num/10 s on a 2-core CPU)",
+    )
 
 
 def _add_where_and_how(train: argparse.ArgumentParser) -> None:
-    train.add_argument("--strategy", choices=("auto", "default", "mirrored", "multiworker", "tpu"),
-                       help="tf.distribute strategy (default auto: every GPU when there are "
-                            "several); multiworker reads TF_CONFIG, see docs/scaling.md")
-    train.add_argument("--cpu-replicas", type=positive_int, metavar="N",
-                       help="split the CPU into N logical devices, to try --strategy mirrored "
-                            "without GPUs (no speed-up)")
-    train.add_argument("--run-dir", metavar="DIR", help="where to write (default runs/<preset>-<time>)")
-    train.add_argument("--overwrite", action="store_true",
-                       help="if --run-dir exists, move it aside (renamed, never deleted)")
-    train.add_argument("--resume", "--run", dest="resume", metavar="DIR",
-                       help="continue the run in DIR from its latest checkpoint (--run DIR "
-                            "is the same, as in the other commands)")
-    train.add_argument("--auto-resume", action="store_true",
-                       help="with --run-dir: continue the run there if it exists (with the same "
-                            "config), else start it; one command for a job that may restart")
+    train.add_argument(
+        "--strategy",
+        choices=("auto", "default", "mirrored", "multiworker", "tpu"),
+        help="tf.distribute strategy (default auto: every GPU when there are "
+        "several); multiworker reads TF_CONFIG, see docs/scaling.md",
+    )
+    train.add_argument(
+        "--cpu-replicas",
+        type=positive_int,
+        metavar="N",
+        help="split the CPU into N logical devices, to try --strategy mirrored "
+        "without GPUs (no speed-up)",
+    )
+    train.add_argument(
+        "--run-dir", metavar="DIR", help="where to write (default runs/<preset>-<time>)"
+    )
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="if --run-dir exists, move it aside (renamed, never deleted)",
+    )
+    train.add_argument(
+        "--resume",
+        "--run",
+        dest="resume",
+        metavar="DIR",
+        help="continue the run in DIR from its latest checkpoint (--run DIR "
+        "is the same, as in the other commands)",
+    )
+    train.add_argument(
+        "--auto-resume",
+        action="store_true",
+        help="with --run-dir: continue the run there if it exists (with the same "
+        "config), else start it; one command for a job that may restart",
+    )
 
 
 def _config(args: argparse.Namespace) -> Config:
-    return config_from_args(args, {
-        "data.source": args.data,
-        "train.steps": args.steps,
-        "train.minutes": args.minutes,
-        "train.batch_size": args.batch_size,
-        "train.seed": args.seed,
-        "train.jit": args.jit,
-        "train.eval_every": args.eval_every,
-        "train.strategy": args.strategy,
-        "train.precision": args.precision,
-        "train.cpu_replicas": args.cpu_replicas,
-    })
+    return config_from_args(
+        args,
+        {
+            "data.source": args.data,
+            "train.steps": args.steps,
+            "train.minutes": args.minutes,
+            "train.batch_size": args.batch_size,
+            "train.seed": args.seed,
+            "train.jit": args.jit,
+            "train.eval_every": args.eval_every,
+            "train.strategy": args.strategy,
+            "train.precision": args.precision,
+            "train.cpu_replicas": args.cpu_replicas,
+        },
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     if args.auto_resume:
         if args.resume or not args.run_dir or args.overwrite:
-            raise ConfigError("--auto-resume goes with --run-dir DIR (and without --resume "
-                              "or --overwrite)")
+            raise ConfigError(
+                "--auto-resume goes with --run-dir DIR (and without --resume or --overwrite)"
+            )
         if (Path(args.run_dir) / "config.json").is_file():
             return _auto_resume(args)
     if args.resume:
-        clashing = [flag for flag, value in (
-            ("--data", args.data), ("--preset", args.preset), ("--config", args.config),
-            ("--batch-size", args.batch_size), ("--seed", args.seed), ("--jit", args.jit),
-            ("--precision", args.precision),
-            ("--eval-every", args.eval_every is not None),
-            ("--set", args.overrides), ("--run-dir", args.run_dir),
-            ("--overwrite", args.overwrite)) if value]
+        clashing = [
+            flag
+            for flag, value in (
+                ("--data", args.data),
+                ("--preset", args.preset),
+                ("--config", args.config),
+                ("--batch-size", args.batch_size),
+                ("--seed", args.seed),
+                ("--jit", args.jit),
+                ("--precision", args.precision),
+                ("--eval-every", args.eval_every is not None),
+                ("--set", args.overrides),
+                ("--run-dir", args.run_dir),
+                ("--overwrite", args.overwrite),
+            )
+            if value
+        ]
         if clashing:
-            allowed = ", ".join("--" + key.split(".")[1].replace("_", "-")
-                                for key in RESUME_CHANGES)
-            raise ConfigError(f"--resume continues a run with its saved config; it takes only "
-                              f"{allowed} and --progress, not {', '.join(clashing)}")
+            allowed = ", ".join(
+                "--" + key.split(".")[1].replace("_", "-") for key in RESUME_CHANGES
+            )
+            raise ConfigError(
+                f"--resume continues a run with its saved config; it takes only "
+                f"{allowed} and --progress, not {', '.join(clashing)}"
+            )
         return _resume(args.resume, args)
     config = _config(args)  # validated here, before TensorFlow is imported
     check_source_path(config.data.source)  # and the data's path
     strategy = _start_tensorflow(config.train)
     from facegan.training.api import train
 
-    run = train(config, args.run_dir, overwrite=args.overwrite, progress=args.progress,
-                strategy=strategy)
+    run = train(
+        config, args.run_dir, overwrite=args.overwrite, progress=args.progress, strategy=strategy
+    )
     print(run.directory)
     return 0
 
@@ -137,14 +206,23 @@ def _resume(run_dir: str, args: argparse.Namespace) -> int:
     _, saved = open_run_dir(run_dir)  # no TensorFlow needed to read it
     check_source_path(saved.data.source)
     # Each resumable setting has the flag of its name (args.steps ... args.cpu_replicas).
-    execution = {key: getattr(args, key.split(".")[1]) for key in RESUME_CHANGES
-                 if key not in ("train.steps", "train.minutes")}
+    execution = {
+        key: getattr(args, key.split(".")[1])
+        for key in RESUME_CHANGES
+        if key not in ("train.steps", "train.minutes")
+    }
     config = saved.with_overrides({k: v for k, v in execution.items() if v is not None})
     strategy = _start_tensorflow(config.train)
     from facegan.training.api import resume
 
-    run = resume(run_dir, steps=args.steps, minutes=args.minutes, progress=args.progress,
-                 strategy=strategy, execution=execution)
+    run = resume(
+        run_dir,
+        steps=args.steps,
+        minutes=args.minutes,
+        progress=args.progress,
+        strategy=strategy,
+        execution=execution,
+    )
     print(run.directory)
     return 0
 
@@ -157,17 +235,24 @@ def _auto_resume(args: argparse.Namespace) -> int:
     wanted = _config(args)
     # How a run is executed may change between attempts; what it trains may not.
     free = {*RESUME_CHANGES, "model.channels"}  # channels: filled in from the data
-    differ = [f"{section}.{key}" for section, values in wanted.to_dict().items()
-              if isinstance(values, dict) for key, value in values.items()
-              if f"{section}.{key}" not in free and saved.to_dict()[section][key] != value]
+    differ = [
+        f"{section}.{key}"
+        for section, values in wanted.to_dict().items()
+        if isinstance(values, dict)
+        for key, value in values.items()
+        if f"{section}.{key}" not in free and saved.to_dict()[section][key] != value
+    ]
     if differ:
-        raise ConfigError(f"--auto-resume: {args.run_dir!r} holds a run with other settings "
-                          f"({', '.join(differ)}); use another --run-dir")
+        raise ConfigError(
+            f"--auto-resume: {args.run_dir!r} holds a run with other settings "
+            f"({', '.join(differ)}); use another --run-dir"
+        )
     return _resume(args.run_dir, args)
 
 
 def _start_tensorflow(train_config):
     """Imports TensorFlow quietly and makes the distribution strategy, before anything runs."""
+
     def make():
         from facegan.training.distribute import make_strategy
 

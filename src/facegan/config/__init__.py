@@ -16,25 +16,44 @@ This package imports no TensorFlow: the CLI can validate a config (and print
 """
 
 from facegan.config.common import (
-                                   ARCHITECTURES,
-                                   AUGMENTS,
-                                   DEFAULT_MAX_PIXELS,
-                                   DEFAULT_MIN_SIZE,
-                                   DIFFAUGMENT_OPS,
-                                   EMBEDDED_LFW,
-                                   LOSSES,
-                                   PRECISIONS,
-                                   STRATEGIES,
-                                   UPDATES,
-                                   ConfigError,
+    ARCHITECTURES,
+    AUGMENTS,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_SIZE,
+    DIFFAUGMENT_OPS,
+    EMBEDDED_LFW,
+    LOSSES,
+    PRECISIONS,
+    STRATEGIES,
+    UPDATES,
+    ConfigError,
 )
 from facegan.config.data_model import DataConfig, ModelConfig, parse_label_classes
 from facegan.config.run_config import RESUME_CHANGES, SECTIONS, Config
 from facegan.config.training import AugmentConfig, LossConfig, OptimConfig, TrainConfig
 from facegan.errors import UserError
 
-__all__ = ["ARCHITECTURES", "AUGMENTS", "AugmentConfig", "Config", "ConfigError",
-           "DEFAULT_MAX_PIXELS", "DEFAULT_MIN_SIZE", "DIFFAUGMENT_OPS", "DataConfig",
-           "EMBEDDED_LFW", "LOSSES", "LossConfig", "ModelConfig", "OptimConfig", "PRECISIONS",
-           "RESUME_CHANGES", "SECTIONS", "STRATEGIES", "TrainConfig", "UPDATES", "UserError",
-           "parse_label_classes"]
+__all__ = [
+    "ARCHITECTURES",
+    "AUGMENTS",
+    "AugmentConfig",
+    "Config",
+    "ConfigError",
+    "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MIN_SIZE",
+    "DIFFAUGMENT_OPS",
+    "DataConfig",
+    "EMBEDDED_LFW",
+    "LOSSES",
+    "LossConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "PRECISIONS",
+    "RESUME_CHANGES",
+    "SECTIONS",
+    "STRATEGIES",
+    "TrainConfig",
+    "UPDATES",
+    "UserError",
+    "parse_label_classes",
+]

@@ -37,4 +37,3 @@ DEFAULT_MAX_PIXELS = 64_000_000
 # a favicon); such files are skipped with a reason rather than upscaled.
 DEFAULT_MIN_SIZE = 8
 MAX_PIXELS_LIMIT = 2**40
-

@@ -76,32 +76,48 @@ class DataConfig:
         for part in filter(None, (p.strip() for p in self.label_names.split(";"))):
             name, sep, listed = part.partition("=")
             if not sep or not name.strip() or not all(v.strip() for v in listed.split(",")):
-                fail("data.label_names", "must be NAME=CLASS,CLASS,... with `;` between "
-                     "attributes, one name per class", self.label_names)
+                fail(
+                    "data.label_names",
+                    "must be NAME=CLASS,CLASS,... with `;` between attributes, one name per class",
+                    self.label_names,
+                )
         if self.links not in ("follow", "inside"):
             fail("data.links", "must be follow or inside", self.links)
         if not self.source:
             fail("data.source", "must be a folder, a .zip file or `embedded:lfw`", self.source)
         if self.source.startswith("embedded:") and self.source != EMBEDDED_LFW:
-            fail("data.source", f"names an unknown embedded dataset; allowed: {EMBEDDED_LFW}",
-                  self.source)
+            fail(
+                "data.source",
+                f"names an unknown embedded dataset; allowed: {EMBEDDED_LFW}",
+                self.source,
+            )
         if isinstance(self.max_pixels, bool) or not 1 <= self.max_pixels <= MAX_PIXELS_LIMIT:
-            fail("data.max_pixels", f"must be a positive integer up to {MAX_PIXELS_LIMIT}",
-                  self.max_pixels)
+            fail(
+                "data.max_pixels",
+                f"must be a positive integer up to {MAX_PIXELS_LIMIT}",
+                self.max_pixels,
+            )
         if isinstance(self.min_size, bool) or not 1 <= self.min_size <= 4096:
             fail("data.min_size", "must be an integer from 1 to 4096", self.min_size)
-        if self.labels and self.labels != "packed" and not self.labels.startswith(
-                ("pattern:", "csv:")):
-            fail("data.labels", "must be empty, `pattern:REGEX`, `csv:PATH` or `packed`",
-                 self.labels)
+        if (
+            self.labels
+            and self.labels != "packed"
+            and not self.labels.startswith(("pattern:", "csv:"))
+        ):
+            fail(
+                "data.labels", "must be empty, `pattern:REGEX`, `csv:PATH` or `packed`", self.labels
+            )
         if isinstance(self.pack_above_gb, bool) or not 0 <= self.pack_above_gb <= 1e6:
-            fail("data.pack_above_gb", "must be a number of GB from 0 (never) to 1000000",
-                 self.pack_above_gb)
+            fail(
+                "data.pack_above_gb",
+                "must be a number of GB from 0 (never) to 1000000",
+                self.pack_above_gb,
+            )
         if self.labels.startswith("pattern:"):
             import re
 
             try:
-                compiled = re.compile(self.labels[len("pattern:"):])
+                compiled = re.compile(self.labels[len("pattern:") :])
             except re.error as err:
                 fail("data.labels", f"must hold a valid regular expression ({err})", self.labels)
             if not compiled.groupindex:
@@ -115,8 +131,11 @@ class DataConfig:
             except ValueError:
                 values = []
             if not sep or not name.strip() or len(values) < 2 or values != sorted(set(values)):
-                fail("data.label_bins", "must be NAME=EDGE,EDGE,... with increasing edges "
-                      "(`;` between attributes)", self.label_bins)
+                fail(
+                    "data.label_bins",
+                    "must be NAME=EDGE,EDGE,... with increasing edges (`;` between attributes)",
+                    self.label_bins,
+                )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,11 +196,17 @@ class ModelConfig:
         if not 1 <= self.width <= 4096:
             fail("model.width", "must be an integer from 1 to 4096", self.width)
         if self.d_width is not None and not 1 <= self.d_width <= 4096:
-            fail("model.d_width", "must be empty (model.width) or an integer from 1 to 4096",
-                 self.d_width)
+            fail(
+                "model.d_width",
+                "must be empty (model.width) or an integer from 1 to 4096",
+                self.d_width,
+            )
         if not self.width <= self.max_width <= 8192:
-            fail("model.max_width", f"must be from model.width ({self.width}) to 8192",
-                  self.max_width)
+            fail(
+                "model.max_width",
+                f"must be from model.width ({self.width}) to 8192",
+                self.max_width,
+            )
         if not 1 <= self.mapping_layers <= 16:
             fail("model.mapping_layers", "must be an integer from 1 to 16", self.mapping_layers)
         if self.label_classes is not None:
@@ -207,7 +232,8 @@ def parse_label_classes(text: str) -> list[tuple[str, int]]:
         except ValueError:
             classes = 0
         if not name.strip() or not 2 <= classes <= 100000:
-            fail("model.label_classes", "must be NAME:CLASSES,... with at least 2 classes each",
-                  text)
+            fail(
+                "model.label_classes", "must be NAME:CLASSES,... with at least 2 classes each", text
+            )
         pairs.append((name.strip(), classes))
     return pairs

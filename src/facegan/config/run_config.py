@@ -36,7 +36,6 @@ SECTIONS: dict[str, type] = {
 }
 
 
-
 # What `train --resume` may change: how long and how a run executes, never what it
 # trains. The command's flags for them are these names with dashes (--cpu-replicas).
 RESUME_CHANGES = ("train.steps", "train.minutes", "train.strategy", "train.cpu_replicas")
@@ -57,8 +56,7 @@ class Config:
     def __post_init__(self) -> None:
         # Rules that join two sections.
         if self.loss.n_critic > 1 and self.train.updates != "alternating":
-            fail("loss.n_critic", "above 1 needs train.updates = \"alternating\"",
-                  self.loss.n_critic)
+            fail("loss.n_critic", 'above 1 needs train.updates = "alternating"', self.loss.n_critic)
 
     # -- conversions -------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -93,7 +91,9 @@ class Config:
         """
         base = base or cls()
         if not isinstance(raw, Mapping):
-            raise ConfigError(f"a config must be a table of sections; received {type(raw).__name__}")
+            raise ConfigError(
+                f"a config must be a table of sections; received {type(raw).__name__}"
+            )
         preset = base.preset
         sections = {name: getattr(base, name) for name in SECTIONS}
         for key, value in raw.items():
@@ -107,7 +107,8 @@ class Config:
                 sections[key] = _replace_section(sections[key], key, value)
             else:
                 raise ConfigError(
-                    f"unknown config section `{key}`; allowed: preset, {', '.join(SECTIONS)}")
+                    f"unknown config section `{key}`; allowed: preset, {', '.join(SECTIONS)}"
+                )
         return cls(preset=preset, **sections)
 
     @classmethod
@@ -124,7 +125,8 @@ class Config:
                 raw = tomllib.loads(text.decode("utf-8"))
             else:
                 raise ConfigError(
-                    f"config file {str(path)!r} must end in .toml or .json; received {path.suffix!r}")
+                    f"config file {str(path)!r} must end in .toml or .json; received {path.suffix!r}"
+                )
         except (ValueError, UnicodeDecodeError) as err:
             if isinstance(err, ConfigError):
                 raise
@@ -145,7 +147,8 @@ class Config:
             if section not in SECTIONS or not key:
                 raise ConfigError(
                     f"override `{dotted}` must be SECTION.KEY with SECTION one of "
-                    f"{', '.join(SECTIONS)}")
+                    f"{', '.join(SECTIONS)}"
+                )
             nested.setdefault(section, {})[key] = value
         return Config.from_dict(nested, base=self)
 
@@ -169,7 +172,9 @@ def _coerce(field: str, value: Any, annotation: Any) -> Any:
     kinds = [a for a in allowed if a is not type(None)]
     assert len(kinds) == 1, f"unsupported annotation {annotation!r}"
     kind = kinds[0]
-    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "auto", "")):
+    if value is None or (
+        optional and isinstance(value, str) and value.lower() in ("none", "auto", "")
+    ):
         if optional:
             return None
         fail(field, f"must be {_kind_name(kind)}", value)

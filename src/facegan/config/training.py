@@ -77,8 +77,11 @@ class AugmentConfig:
             fail("augment.kind", f"must be one of {', '.join(AUGMENTS)}", self.kind)
         ops = [op.strip() for op in self.policy.split(",") if op.strip()]
         if not ops or any(op not in DIFFAUGMENT_OPS for op in ops):
-            fail("augment.policy", f"must be a comma-separated list of {', '.join(DIFFAUGMENT_OPS)}",
-                  self.policy)
+            fail(
+                "augment.policy",
+                f"must be a comma-separated list of {', '.join(DIFFAUGMENT_OPS)}",
+                self.policy,
+            )
         if not (math.isfinite(self.ada_target) and 0 < self.ada_target < 1):
             fail("augment.ada_target", "must be a number in (0, 1)", self.ada_target)
         if not (math.isfinite(self.ada_kimg) and 0 < self.ada_kimg <= 1e6):
@@ -200,8 +203,9 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 fail(f"train.{name}", "must be a positive integer", getattr(self, name))
         if not 1 <= self.keep_checkpoints <= 1000:
-            fail("train.keep_checkpoints", "must be an integer from 1 to 1000",
-                  self.keep_checkpoints)
+            fail(
+                "train.keep_checkpoints", "must be an integer from 1 to 1000", self.keep_checkpoints
+            )
         if not 1 <= self.sample_grid <= 1024:
             fail("train.sample_grid", "must be an integer from 1 to 1024", self.sample_grid)
         if self.eval_every < 0:
@@ -227,7 +231,10 @@ class TrainConfig:
         if not (math.isfinite(self.minutes) and 0 <= self.minutes <= 1e7):
             fail("train.minutes", "must be a number of minutes, 0 for no limit", self.minutes)
         if not (math.isfinite(self.sample_minutes) and 0 <= self.sample_minutes <= 1e7):
-            fail("train.sample_minutes", "must be a number of minutes, 0 for steps only",
-                 self.sample_minutes)
+            fail(
+                "train.sample_minutes",
+                "must be a number of minutes, 0 for steps only",
+                self.sample_minutes,
+            )
         if self.updates not in UPDATES:
             fail("train.updates", f"must be one of {', '.join(UPDATES)}", self.updates)

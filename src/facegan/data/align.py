@@ -36,13 +36,15 @@ LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 # Where a typical frontal face's landmarks land in an aligned crop, as fractions
 # of the side (multiply by R for pixels); eyes on the image's left first. Exact
 # for the eyes whenever the eye distance sets the crop size (most faces).
-FACE_TEMPLATE = np.array([
-    [0.375, 0.474],  # left_eye
-    [0.625, 0.474],  # right_eye
-    [0.500, 0.600],  # nose
-    [0.400, 0.736],  # mouth_left
-    [0.600, 0.736],  # mouth_right
-])
+FACE_TEMPLATE = np.array(
+    [
+        [0.375, 0.474],  # left_eye
+        [0.625, 0.474],  # right_eye
+        [0.500, 0.600],  # nose
+        [0.400, 0.736],  # mouth_left
+        [0.600, 0.736],  # mouth_right
+    ]
+)
 
 # The FFHQ constants: the crop side in units of the eye distance and of the
 # eye-to-mouth distance (the larger wins), and how far the centre moves from
@@ -78,7 +80,9 @@ def estimate_similarity(source, target) -> np.ndarray:
     src = np.asarray(source, dtype=np.float64)
     dst = np.asarray(target, dtype=np.float64)
     if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or src.shape[0] < 2:
-        raise ValueError(f"need two [N, 2] arrays with N >= 2; received {src.shape} and {dst.shape}")
+        raise ValueError(
+            f"need two [N, 2] arrays with N >= 2; received {src.shape} and {dst.shape}"
+        )
     z = src[:, 0] + 1j * src[:, 1]
     w = dst[:, 0] + 1j * dst[:, 1]
     z_mean, w_mean = z.mean(), w.mean()
@@ -88,8 +92,7 @@ def estimate_similarity(source, target) -> np.ndarray:
         raise ValueError("the source points coincide: no transform is defined")
     a = np.sum(np.conj(zc) * wc) / energy
     b = w_mean - a * z_mean
-    return np.array([[a.real, -a.imag, b.real],
-                     [a.imag, a.real, b.imag]])
+    return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]])
 
 
 def apply_transform(matrix: np.ndarray, points) -> np.ndarray:
@@ -165,14 +168,15 @@ def aligned_crop(landmarks) -> SquareCrop:
     points = np.asarray(landmarks, dtype=np.float64)
     left_eye, right_eye, _, mouth_left, mouth_right = points
     eye_centre = (left_eye + right_eye) / 2.0
-    eye_line = right_eye - left_eye                          # points to the output's right
+    eye_line = right_eye - left_eye  # points to the output's right
     to_mouth = (mouth_left + mouth_right) / 2.0 - eye_centre
     eye_distance = float(np.hypot(*eye_line))
     if eye_distance <= 1e-9:
         raise ValueError("the two eye landmarks coincide; the face has no orientation")
     half = max(EYE_SPAN * eye_distance, MOUTH_SPAN * float(np.hypot(*to_mouth))) / 2.0
-    return SquareCrop(centre=eye_centre + CENTRE_SHIFT * to_mouth,
-                      half_axis=eye_line / eye_distance * half)
+    return SquareCrop(
+        centre=eye_centre + CENTRE_SHIFT * to_mouth, half_axis=eye_line / eye_distance * half
+    )
 
 
 def box_crop(box, scale: float = 1.3) -> SquareCrop:
@@ -184,15 +188,17 @@ def box_crop(box, scale: float = 1.3) -> SquareCrop:
     """
     x1, y1, x2, y2 = (float(v) for v in box)
     half = max(x2 - x1, y2 - y1) * scale / 2.0
-    return SquareCrop(centre=np.array([(x1 + x2) / 2.0, (y1 + y2) / 2.0]),
-                      half_axis=np.array([half, 0.0]))
+    return SquareCrop(
+        centre=np.array([(x1 + x2) / 2.0, (y1 + y2) / 2.0]), half_axis=np.array([half, 0.0])
+    )
 
 
 # ------------------------------------------------------------------ warping
 
 
-def outside_fraction(image_size: tuple[int, int], matrix: np.ndarray, resolution: int,
-                     samples: int = 32) -> float:
+def outside_fraction(
+    image_size: tuple[int, int], matrix: np.ndarray, resolution: int, samples: int = 32
+) -> float:
     """The share of the output whose source lies outside the photo (filled by `warp`).
 
     Estimated on a `samples` x `samples` grid of output points.
@@ -201,8 +207,12 @@ def outside_fraction(image_size: tuple[int, int], matrix: np.ndarray, resolution
     steps = (np.arange(samples) + 0.5) * (resolution / samples)
     grid = np.stack(np.meshgrid(steps, steps), axis=-1).reshape(-1, 2)
     source = apply_transform(invert_transform(matrix), grid)
-    inside = ((source[:, 0] >= 0) & (source[:, 0] <= width)
-              & (source[:, 1] >= 0) & (source[:, 1] <= height))
+    inside = (
+        (source[:, 0] >= 0)
+        & (source[:, 0] <= width)
+        & (source[:, 1] >= 0)
+        & (source[:, 1] <= height)
+    )
     return float(1.0 - inside.mean())
 
 
@@ -224,11 +234,11 @@ def warp(image: Image.Image, matrix: np.ndarray, resolution: int) -> Image.Image
     Returns:
         An R x R image in the mode of `image`.
     """
-    inverse = invert_transform(matrix)                       # output -> photo
+    inverse = invert_transform(matrix)  # output -> photo
     r = float(resolution)
     corners = apply_transform(inverse, [[0, 0], [r, 0], [r, r], [0, r]])
     source_per_output = 1.0 / transform_scale(matrix)
-    margin = 2.0 * max(source_per_output, 1.0)               # bicubic reads 2 px around
+    margin = 2.0 * max(source_per_output, 1.0)  # bicubic reads 2 px around
     x0, y0 = np.floor(corners.min(axis=0) - margin).astype(int)
     x1, y1 = np.ceil(corners.max(axis=0) + margin).astype(int)
 
@@ -245,8 +255,12 @@ def warp(image: Image.Image, matrix: np.ndarray, resolution: int) -> Image.Image
         size = (max(1, round(region.width / shrink)), max(1, round(region.height / shrink)))
         sx, sy = size[0] / region.width, size[1] / region.height
         region = region.resize(size, Image.Resampling.LANCZOS)
-    pads = (int(np.ceil((vx0 - x0) * sx)), int(np.ceil((vy0 - y0) * sy)),
-            int(np.ceil((x1 - vx1) * sx)), int(np.ceil((y1 - vy1) * sy)))
+    pads = (
+        int(np.ceil((vx0 - x0) * sx)),
+        int(np.ceil((vy0 - y0) * sy)),
+        int(np.ceil((x1 - vx1) * sx)),
+        int(np.ceil((y1 - vy1) * sy)),
+    )
     if any(pads):
         # As FFHQ: a side that needs padding gets at least 10 % of the crop's side, so
         # the fade to the median colour is gradual, and the blur is 2 % of that side.
@@ -255,16 +269,20 @@ def warp(image: Image.Image, matrix: np.ndarray, resolution: int) -> Image.Image
         pads = tuple(max(pad, least) if pad else 0 for pad in pads)
         region = _soft_pad(region, *pads, blur_radius=0.02 * crop_side)
     # output -> region pixels: photo point p lands at ((p - v0) * s) + pad
-    to_region = np.array([[sx, 0.0, pads[0] - vx0 * sx],
-                          [0.0, sy, pads[1] - vy0 * sy]])
+    to_region = np.array([[sx, 0.0, pads[0] - vx0 * sx], [0.0, sy, pads[1] - vy0 * sy]])
     affine = to_region[:, :2] @ inverse
     affine[:, 2] += to_region[:, 2]
-    return region.transform((resolution, resolution), Image.Transform.AFFINE,
-                            tuple(affine.reshape(-1)), resample=Image.Resampling.BICUBIC)
+    return region.transform(
+        (resolution, resolution),
+        Image.Transform.AFFINE,
+        tuple(affine.reshape(-1)),
+        resample=Image.Resampling.BICUBIC,
+    )
 
 
-def _soft_pad(image: Image.Image, left: int, top: int, right: int, bottom: int,
-              blur_radius: float) -> Image.Image:
+def _soft_pad(
+    image: Image.Image, left: int, top: int, right: int, bottom: int, blur_radius: float
+) -> Image.Image:
     """Extends `image` beyond its edges without a hard seam or a sharp mirrored face.
 
     The FFHQ treatment: the photo is mirrored at its edges; the mirrored part (and
@@ -280,10 +298,14 @@ def _soft_pad(image: Image.Image, left: int, top: int, right: int, bottom: int,
     height, width = pixels.shape[:2]
     padded = np.pad(pixels, [(top, bottom), (left, right), (0, 0)], mode="symmetric")
     # m: distance beyond the photo's edge as a share of that side's pad (< 0 inside)
-    m = np.maximum(_ramp(padded.shape[0], top, height, bottom)[:, None],
-                   _ramp(padded.shape[1], left, width, right)[None, :])[:, :, None]
+    m = np.maximum(
+        _ramp(padded.shape[0], top, height, bottom)[:, None],
+        _ramp(padded.shape[1], left, width, right)[None, :],
+    )[:, :, None]
     mode = "L" if flat else "RGB"
-    sharp = Image.fromarray(np.clip(padded[:, :, 0] if flat else padded, 0, 255).astype(np.uint8), mode)
+    sharp = Image.fromarray(
+        np.clip(padded[:, :, 0] if flat else padded, 0, 255).astype(np.uint8), mode
+    )
     blurred = np.asarray(sharp.filter(ImageFilter.GaussianBlur(max(blur_radius, 0.5))), np.float32)
     if flat:
         blurred = blurred[:, :, None]

@@ -32,7 +32,9 @@ def to_channels(image: Image.Image, channels: int) -> Image.Image:
         # 16-bit PNGs open as I;16 or I (0..65535): scale, do not clip at 255.
         wide = np.asarray(image, dtype=np.float64)
         peak = 65535.0 if wide.max(initial=0) > 255 else 255.0
-        image = Image.fromarray(np.clip(np.round(wide * (255.0 / peak)), 0, 255).astype(np.uint8), "L")
+        image = Image.fromarray(
+            np.clip(np.round(wide * (255.0 / peak)), 0, 255).astype(np.uint8), "L"
+        )
     elif image.mode == "F":
         image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), "L")
     if image.mode == "P":
@@ -61,8 +63,9 @@ def center_crop_resize(image: Image.Image, resolution: int) -> Image.Image:
     return image.resize((resolution, resolution), resample=resample)
 
 
-def check_size(image: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS,
-               min_size: int = DEFAULT_MIN_SIZE) -> None:
+def check_size(
+    image: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS, min_size: int = DEFAULT_MIN_SIZE
+) -> None:
     """Refuses an opened (not yet decoded) image by the size its header declares.
 
     Raises:
@@ -71,16 +74,26 @@ def check_size(image: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS,
     """
     width, height = image.size
     if width * height > max_pixels:
-        raise BadFile(bad.TOO_MANY_PIXELS,
-                      f"{width}x{height} = {width * height:,} pixels is above data.max_pixels = "
-                      f"{max_pixels:,}; refused before decoding (a decompression bomb?)")
+        raise BadFile(
+            bad.TOO_MANY_PIXELS,
+            f"{width}x{height} = {width * height:,} pixels is above data.max_pixels = "
+            f"{max_pixels:,}; refused before decoding (a decompression bomb?)",
+        )
     if min(width, height) < min_size:
-        raise BadFile(bad.TOO_SMALL, f"{width}x{height} px: the short side is below "
-                                     f"data.min_size = {min_size} px")
+        raise BadFile(
+            bad.TOO_SMALL,
+            f"{width}x{height} px: the short side is below data.min_size = {min_size} px",
+        )
 
 
-def prepare(image: Image.Image, resolution: int, channels: int, *,
-            max_pixels: int = DEFAULT_MAX_PIXELS, min_size: int = DEFAULT_MIN_SIZE) -> np.ndarray:
+def prepare(
+    image: Image.Image,
+    resolution: int,
+    channels: int,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_size: int = DEFAULT_MIN_SIZE,
+) -> np.ndarray:
     """Decodes `image` fully and returns uint8 [resolution, resolution, channels].
 
     Raises:

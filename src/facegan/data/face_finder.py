@@ -14,6 +14,7 @@ CANDIDATE_SCORE = 0.8
 # the P-Net window is 12 px).
 MIN_DETECTABLE_FACE = 20
 
+
 @dataclasses.dataclass(frozen=True)
 class Face:
     """One MTCNN detection, in the photo's pixels.
@@ -49,8 +50,12 @@ class FaceFinder:
         device: TensorFlow device; None: the first GPU if there is one, else the CPU.
     """
 
-    def __init__(self, min_face: float = MIN_DETECTABLE_FACE,
-                 candidate_score: float = CANDIDATE_SCORE, device: str | None = None):
+    def __init__(
+        self,
+        min_face: float = MIN_DETECTABLE_FACE,
+        candidate_score: float = CANDIDATE_SCORE,
+        device: str | None = None,
+    ):
         self.pyramid_start = max(float(MIN_DETECTABLE_FACE), min_face / 2.0)
         self.candidate_score = candidate_score
         self._device = device
@@ -77,15 +82,25 @@ class FaceFinder:
         if min(size) < 12:  # below P-Net's window: MTCNN cannot look
             return []
         rows = self._model().detect_faces(
-            [np.asarray(image.convert("RGB"), dtype=np.float32)], output_type="numpy",
-            box_format="xyxy", postprocess=False, threshold_onet=self.candidate_score)
+            [np.asarray(image.convert("RGB"), dtype=np.float32)],
+            output_type="numpy",
+            box_format="xyxy",
+            postprocess=False,
+            threshold_onet=self.candidate_score,
+        )
         # [faces, (image, x1, y1, x2, y2, score, 5 landmark x, 5 landmark y)]
         rows = np.asarray(rows, dtype=np.float64).reshape(-1, 16)
-        back = np.array([photo_side / side for photo_side, side in
-                         zip(_size_of(photo), size)])  # detection px -> photo px, per axis
-        faces = [Face(box=row[1:5] * np.tile(back, 2), score=float(row[5]),
-                      landmarks=np.stack([row[6:11], row[11:16]], axis=1) * back)
-                 for row in rows]
+        back = np.array(
+            [photo_side / side for photo_side, side in zip(_size_of(photo), size)]
+        )  # detection px -> photo px, per axis
+        faces = [
+            Face(
+                box=row[1:5] * np.tile(back, 2),
+                score=float(row[5]),
+                landmarks=np.stack([row[6:11], row[11:16]], axis=1) * back,
+            )
+            for row in rows
+        ]
         return sorted(faces, key=lambda f: (f.box[0] + f.box[2], f.box[1] + f.box[3]))
 
 

@@ -24,8 +24,9 @@ class LabelError(DataError):
     """Labels cannot be read, or a requested label does not exist (one line, exit 2)."""
 
 
-def read_attributes(spec: str, names: Sequence[str]
-                    ) -> tuple[list[str], list[list[str] | None], dict[int, str]]:
+def read_attributes(
+    spec: str, names: Sequence[str]
+) -> tuple[list[str], list[list[str] | None], dict[int, str]]:
     """The raw attribute values of each item, as `data.labels` finds them.
 
     Args:
@@ -46,8 +47,9 @@ def read_attributes(spec: str, names: Sequence[str]
     return _read_csv(Path(argument).expanduser(), names)
 
 
-def _read_pattern(pattern: str, names: Sequence[str]
-                  ) -> tuple[list[str], list[list[str] | None], dict[int, str]]:
+def _read_pattern(
+    pattern: str, names: Sequence[str]
+) -> tuple[list[str], list[list[str] | None], dict[int, str]]:
     compiled = re.compile(pattern)
     # groupindex maps name -> group number; the group order is the attribute order
     groups = sorted(compiled.groupindex, key=compiled.groupindex.__getitem__)
@@ -68,8 +70,9 @@ def _read_pattern(pattern: str, names: Sequence[str]
     return groups, raw, reasons
 
 
-def _read_csv(path: Path, names: Sequence[str]
-              ) -> tuple[list[str], list[list[str] | None], dict[int, str]]:
+def _read_csv(
+    path: Path, names: Sequence[str]
+) -> tuple[list[str], list[list[str] | None], dict[int, str]]:
     header, rows = _csv_rows(path)
     attribute_names = header[1:]
     by_key: dict[str, list[list[str]]] = {}
@@ -89,8 +92,10 @@ def _read_csv(path: Path, names: Sequence[str]
         if found is None and _file_name(name) in by_key:
             if name_counts[_file_name(name)] > 1:
                 raw.append(None)
-                reasons[index] = (f"no labels: the CSV row {_file_name(name)!r} matches "
-                                  f"{name_counts[_file_name(name)]} files; use relative paths")
+                reasons[index] = (
+                    f"no labels: the CSV row {_file_name(name)!r} matches "
+                    f"{name_counts[_file_name(name)]} files; use relative paths"
+                )
                 continue
             found = by_key[_file_name(name)]
         if found is None:
@@ -115,15 +120,19 @@ def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
         raise LabelError(f"`data.labels` csv file {str(path)!r} cannot be read: {err}") from None
     table = [row for row in table if any(row)]  # blank lines
     if not table or len(table[0]) < 2:
-        raise LabelError(f"`data.labels` csv file {str(path)!r} needs a header row and at "
-                         f"least two columns (the file name, then attributes)")
+        raise LabelError(
+            f"`data.labels` csv file {str(path)!r} needs a header row and at "
+            f"least two columns (the file name, then attributes)"
+        )
     header = table[0]
     attributes = header[1:]
     bad = [name for name in attributes if not ATTRIBUTE_NAME.fullmatch(name)]
     if bad or len(set(attributes)) != len(attributes):
-        raise LabelError(f"`data.labels` csv file {str(path)!r}: attribute columns need "
-                         f"distinct names of letters, digits, `_`, `.` or `-`; its header "
-                         f"is {', '.join(header)}")
+        raise LabelError(
+            f"`data.labels` csv file {str(path)!r}: attribute columns need "
+            f"distinct names of letters, digits, `_`, `.` or `-`; its header "
+            f"is {', '.join(header)}"
+        )
     width = len(header)
     rows = [(row + [""] * width)[:width] for row in table[1:]]
     return header, rows

@@ -35,9 +35,18 @@ import numpy as np
 from facegan.config import DataConfig, parse_label_classes
 from facegan.data.label_sources import LabelError, read_attributes
 
-__all__ = ["Attribute", "LabelError", "LabelSchema", "ItemLabels", "label_items",
-           "read_attributes", "parse_label_bins", "parse_label_values", "parse_label_requests",
-           "schema_from_config"]
+__all__ = [
+    "Attribute",
+    "LabelError",
+    "LabelSchema",
+    "ItemLabels",
+    "label_items",
+    "read_attributes",
+    "parse_label_bins",
+    "parse_label_values",
+    "parse_label_requests",
+    "schema_from_config",
+]
 
 # Characters that the stored forms `gender:2,age:7` and `gender=0,1;race=0,1` use as
 # separators: they cannot appear in attribute names or categorical values.
@@ -66,8 +75,10 @@ class Attribute:
     def __post_init__(self) -> None:
         assert bool(self.edges) != bool(self.values), "binned or categorical, not both"
         if self.names and len(self.names) != self.classes:
-            raise LabelError(f"data.label_names gives `{self.name}` {len(self.names)} names "
-                             f"but it has {self.classes} classes ({self.allowed()})")
+            raise LabelError(
+                f"data.label_names gives `{self.name}` {len(self.names)} names "
+                f"but it has {self.classes} classes ({self.allowed()})"
+            )
 
     @property
     def binned(self) -> bool:
@@ -105,17 +116,22 @@ class Attribute:
         if self.names:
             return [f"{self.name} {name}" for name in self.names]
         if self.binned:
-            return [f"{self.name} {_edge(low)}–{_edge(high)}"
-                    for low, high in zip(self.edges[:-1], self.edges[1:])]
+            return [
+                f"{self.name} {_edge(low)}–{_edge(high)}"
+                for low, high in zip(self.edges[:-1], self.edges[1:])
+            ]
         return [f"{self.name} {value}" for value in self.values]
 
     def allowed(self) -> str:
         """What a value of this attribute may be, for error messages."""
         if self.binned:
-            bins = ", ".join(f"{_edge(a)}–{_edge(b)}" for a, b in zip(self.edges[:-1],
-                                                                       self.edges[1:]))
-            return (f"a number from {_edge(self.edges[0])} to below {_edge(self.edges[-1])} "
-                    f"(classes {bins})")
+            bins = ", ".join(
+                f"{_edge(a)}–{_edge(b)}" for a, b in zip(self.edges[:-1], self.edges[1:])
+            )
+            return (
+                f"a number from {_edge(self.edges[0])} to below {_edge(self.edges[-1])} "
+                f"(classes {bins})"
+            )
         return "one of " + ", ".join(self.values)
 
     def why_unlabelled(self, raw: str) -> str:
@@ -123,8 +139,10 @@ class Attribute:
         if self.binned:
             if _number(raw) is None:
                 return f"{self.name} {raw!r} is not a number (data.label_bins bins it)"
-            return (f"{self.name} {raw} is outside data.label_bins "
-                    f"[{_edge(self.edges[0])}, {_edge(self.edges[-1])})")
+            return (
+                f"{self.name} {raw} is outside data.label_bins "
+                f"[{_edge(self.edges[0])}, {_edge(self.edges[-1])})"
+            )
         return f"{self.name} {raw!r} is not one of the run's values ({', '.join(self.values)})"
 
 
@@ -149,8 +167,7 @@ class LabelSchema:
     @property
     def label_values(self) -> str:
         """For `data.label_values`: `gender=0,1;race=0,1,2,3,4` (categorical attributes only)."""
-        return ";".join(f"{a.name}={','.join(a.values)}" for a in self.attributes
-                        if not a.binned)
+        return ";".join(f"{a.name}={','.join(a.values)}" for a in self.attributes if not a.binned)
 
     def attribute(self, name: str) -> Attribute:
         """The attribute called `name`.
@@ -161,8 +178,9 @@ class LabelSchema:
         for attribute in self.attributes:
             if attribute.name == name:
                 return attribute
-        raise LabelError(f"the run has no label attribute `{name}`; its attributes: "
-                         f"{', '.join(self.names)}")
+        raise LabelError(
+            f"the run has no label attribute `{name}`; its attributes: {', '.join(self.names)}"
+        )
 
     def class_names(self, name: str) -> list[str]:
         """Readable names of every class of attribute `name` (for per-label sample grids)."""
@@ -188,8 +206,10 @@ class LabelSchema:
         chosen: dict[str, int] = {}
         for name, raw in request.items():
             if name not in self.names:
-                raise LabelError(f"label {name}={raw}: the run has no label attribute `{name}`; "
-                                 f"its attributes: {', '.join(self.names)}")
+                raise LabelError(
+                    f"label {name}={raw}: the run has no label attribute `{name}`; "
+                    f"its attributes: {', '.join(self.names)}"
+                )
             attribute = self.attribute(name)
             index = attribute.class_of(str(raw).strip())
             if index is None:
@@ -213,8 +233,10 @@ def schema_from_config(data_cfg: DataConfig, label_classes: str) -> LabelSchema:
     readable = parse_label_values(data_cfg.label_names, "data.label_names")
     unknown = sorted(set(readable) - {name for name, _ in parse_label_classes(label_classes)})
     if unknown:
-        raise LabelError(f"data.label_names names `{unknown[0]}`, which is not an attribute of "
-                         f"this run ({label_classes})")
+        raise LabelError(
+            f"data.label_names names `{unknown[0]}`, which is not an attribute of "
+            f"this run ({label_classes})"
+        )
     attributes = []
     for name, count in parse_label_classes(label_classes):
         if name in bins:
@@ -222,11 +244,15 @@ def schema_from_config(data_cfg: DataConfig, label_classes: str) -> LabelSchema:
         elif name in values:
             attribute = Attribute(name, values=values[name], names=readable.get(name, ()))
         else:
-            raise LabelError(f"`model.label_classes` names `{name}`, which neither "
-                             f"data.label_bins nor data.label_values describes")
+            raise LabelError(
+                f"`model.label_classes` names `{name}`, which neither "
+                f"data.label_bins nor data.label_values describes"
+            )
         if attribute.classes != count:
-            raise LabelError(f"`model.label_classes` gives `{name}` {count} classes but the "
-                             f"data settings give it {attribute.classes}")
+            raise LabelError(
+                f"`model.label_classes` gives `{name}` {count} classes but the "
+                f"data settings give it {attribute.classes}"
+            )
         attributes.append(attribute)
     return LabelSchema(tuple(attributes))
 
@@ -243,16 +269,17 @@ def parse_label_bins(text: str) -> dict[str, tuple[float, ...]]:
     return bins
 
 
-def parse_label_values(text: str, setting: str = "data.label_values"
-                       ) -> dict[str, tuple[str, ...]]:
+def parse_label_values(text: str, setting: str = "data.label_values") -> dict[str, tuple[str, ...]]:
     """`gender=0,1;race=0,1,2` -> {"gender": ("0", "1"), "race": ("0", "1", "2")}."""
     values = {}
     for part in filter(None, (p.strip() for p in text.split(";"))):
         name, sep, listed = part.partition("=")
         entries = tuple(value.strip() for value in listed.split(","))
         if not sep or not name.strip() or not all(entries):
-            raise LabelError(f"`{setting}` must be NAME=VALUE,VALUE,... with `;` "
-                             f"between attributes; received {text!r}")
+            raise LabelError(
+                f"`{setting}` must be NAME=VALUE,VALUE,... with `;` "
+                f"between attributes; received {text!r}"
+            )
         values[name.strip()] = entries
     return values
 
@@ -268,8 +295,9 @@ def parse_label_requests(items: Sequence[str]) -> dict[str, str]:
         name, sep, value = item.partition("=")
         name, value = name.strip(), value.strip()
         if not sep or not name or not value:
-            raise LabelError(f"a label request must be NAME=VALUE, e.g. gender=1; "
-                             f"received {item!r}")
+            raise LabelError(
+                f"a label request must be NAME=VALUE, e.g. gender=1; received {item!r}"
+            )
         if name in request:
             raise LabelError(f"label `{name}` is requested twice ({request[name]} and {value})")
         request[name] = value
@@ -323,15 +351,19 @@ def label_items(names: Sequence[str], data_cfg: DataConfig) -> ItemLabels:
     if not labelled.any():
         first = next(iter(sorted(reasons.items())), None)
         example = f" (first: {names[first[0]]}: {first[1]})" if first else ""
-        raise LabelError(f"`data.labels` {data_cfg.labels!r} gives labels to none of the "
-                         f"{len(names)} images{example}")
+        raise LabelError(
+            f"`data.labels` {data_cfg.labels!r} gives labels to none of the "
+            f"{len(names)} images{example}"
+        )
     schema = LabelSchema(tuple(attributes))
     for attribute in schema.attributes:
         if attribute.classes < 2:
             only = f" ({attribute.values[0]!r})" if attribute.values else ""
-            raise LabelError(f"label attribute `{attribute.name}` has a single class{only} "
-                             f"over the {int(labelled.sum())} labelled images; a conditioning "
-                             f"attribute needs at least 2 (leave it out of data.labels)")
+            raise LabelError(
+                f"label attribute `{attribute.name}` has a single class{only} "
+                f"over the {int(labelled.sum())} labelled images; a conditioning "
+                f"attribute needs at least 2 (leave it out of data.labels)"
+            )
 
     labels = np.full((len(names), len(attribute_names)), -1, np.int32)  # [N, A]
     for index, row in enumerate(raw):
@@ -341,21 +373,29 @@ def label_items(names: Sequence[str], data_cfg: DataConfig) -> ItemLabels:
     return ItemLabels(labels, labelled, unlabelled, schema)
 
 
-def _resolve_attributes(attribute_names: list[str], raw: list, reasons: dict[int, str],
-                        data_cfg: DataConfig) -> list[Attribute | None]:
+def _resolve_attributes(
+    attribute_names: list[str], raw: list, reasons: dict[int, str], data_cfg: DataConfig
+) -> list[Attribute | None]:
     """Each attribute's classes; rows that fit none are unlabelled (in `raw` and `reasons`)."""
     bins = parse_label_bins(data_cfg.label_bins)
     stored = parse_label_values(data_cfg.label_values)
     for name in list(bins) + list(stored):
         if name not in attribute_names:
             field = "data.label_bins" if name in bins else "data.label_values"
-            raise LabelError(f"`{field}` names `{name}`, which data.labels does not provide; "
-                             f"it provides {', '.join(attribute_names)}")
+            raise LabelError(
+                f"`{field}` names `{name}`, which data.labels does not provide; "
+                f"it provides {', '.join(attribute_names)}"
+            )
 
     # First the binned attributes and the stored values, which need no other item...
     fixed = {name: Attribute(name, edges=edges) for name, edges in bins.items()}
-    fixed.update({name: Attribute(name, values=values) for name, values in stored.items()
-                  if name not in bins})
+    fixed.update(
+        {
+            name: Attribute(name, values=values)
+            for name, values in stored.items()
+            if name not in bins
+        }
+    )
     for index, row in enumerate(raw):
         if row is not None:
             reason = _check_row(row, attribute_names, fixed)
@@ -372,8 +412,9 @@ def _resolve_attributes(attribute_names: list[str], raw: list, reasons: dict[int
     return attributes
 
 
-def _check_row(row: list[str], attribute_names: list[str],
-               fixed: Mapping[str, Attribute]) -> str | None:
+def _check_row(
+    row: list[str], attribute_names: list[str], fixed: Mapping[str, Attribute]
+) -> str | None:
     """Why a row of raw values cannot be labelled; None if it can."""
     for name, value in zip(attribute_names, row):
         if not value:
@@ -383,8 +424,10 @@ def _check_row(row: list[str], attribute_names: list[str],
             if attribute.class_of(value) is None:
                 return attribute.why_unlabelled(value)
         elif _SEPARATORS & set(value):
-            return (f"{name} {value!r} contains one of {''.join(sorted(_SEPARATORS))}, which "
-                    f"data.label_values cannot store")
+            return (
+                f"{name} {value!r} contains one of {''.join(sorted(_SEPARATORS))}, which "
+                f"data.label_values cannot store"
+            )
     return None
 
 

@@ -42,8 +42,7 @@ def absolute_data_paths(config: Config) -> Config:
     kind, sep, path = (config.data.labels or "").partition(":")
     if sep and kind == "csv":
         changes["data.labels"] = "csv:" + os.path.abspath(os.path.expanduser(path))
-    changes = {k: v for k, v in changes.items()
-               if v != getattr(config.data, k.split(".")[1])}
+    changes = {k: v for k, v in changes.items() if v != getattr(config.data, k.split(".")[1])}
     return config.with_overrides(changes) if changes else config
 
 
@@ -60,9 +59,13 @@ def resolve_data_settings(config: Config, workers: int = 1) -> Config:
     return _open(config, workers)[0]
 
 
-def open_training_data(config: Config, workers: int = 1, *, progress: bool = False,
-                       before_decoding: Callable[[Config], None] | None = None,
-                       ) -> tuple[Config, TrainingImages]:
+def open_training_data(
+    config: Config,
+    workers: int = 1,
+    *,
+    progress: bool = False,
+    before_decoding: Callable[[Config], None] | None = None,
+) -> tuple[Config, TrainingImages]:
     """The training set `config.data.source` names, and the config completed by it.
 
     Args:
@@ -86,8 +89,9 @@ def open_training_data(config: Config, workers: int = 1, *, progress: bool = Fal
     if isinstance(opened, ImageSource):  # the one place where the kinds differ
         from facegan.data.pipeline import load_training_images
 
-        opened = load_training_images(opened, config.data, config.model.resolution,
-                                      config.model.channels, progress=progress)
+        opened = load_training_images(
+            opened, config.data, config.model.resolution, config.model.channels, progress=progress
+        )
     return resolve_labels(config, opened), opened
 
 
@@ -120,9 +124,11 @@ def resolve_labels(config: Config, images: TrainingImages) -> Config:
     if config.model.label_classes not in (None, images.label_classes):
         raise ConfigError(
             f"`model.label_classes` of this run is {config.model.label_classes!r}, but its data "
-            f"now gives {images.label_classes!r}; the labels changed since the run started")
-    return config.with_overrides({"model.label_classes": images.label_classes,
-                                  "data.label_values": images.label_values})
+            f"now gives {images.label_classes!r}; the labels changed since the run started"
+        )
+    return config.with_overrides(
+        {"model.label_classes": images.label_classes, "data.label_values": images.label_values}
+    )
 
 
 def dataset_size(spec: str) -> int:
@@ -147,8 +153,15 @@ class RealImages:
     load: Callable[[], np.ndarray]
 
 
-def real_images(spec: str, resolution: int, channels: int, num: int | None, seed: int,
-                skip: int, progress: bool = False) -> RealImages:
+def real_images(
+    spec: str,
+    resolution: int,
+    channels: int,
+    num: int | None,
+    seed: int,
+    skip: int,
+    progress: bool = False,
+) -> RealImages:
     """`num` images of `spec` (all if None) after the first `skip` of a seeded pick.
 
     Two calls with the same seed and skip=0 / skip=num give disjoint sets.

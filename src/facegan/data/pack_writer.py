@@ -30,13 +30,20 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     write than the default level for 9 % more bytes (measured on faces)."""
     buffer = io.BytesIO()
     Image.fromarray(pixels[:, :, 0] if pixels.shape[-1] == 1 else pixels).save(
-        buffer, format="PNG", compress_level=1)
+        buffer, format="PNG", compress_level=1
+    )
     return buffer.getvalue()
 
 
-def write_records(source: ImageSource, indices: Sequence[int], path: Path, settings,
-                  first_index: int, labels: np.ndarray | None,
-                  on_done: Callable[[int], None]) -> tuple[int, list[tuple[int, str]]]:
+def write_records(
+    source: ImageSource,
+    indices: Sequence[int],
+    path: Path,
+    settings,
+    first_index: int,
+    labels: np.ndarray | None,
+    on_done: Callable[[int], None],
+) -> tuple[int, list[tuple[int, str]]]:
     """Decodes `indices` of `source` and writes them, in order, to the TFRecord file `path`.
 
     Args:
@@ -53,13 +60,23 @@ def write_records(source: ImageSource, indices: Sequence[int], path: Path, setti
         (records written, [(source index, reason) of images that failed to decode]).
     """
     failures: dict[int, str] = {}
-    encode = png_bytes if settings.encoding == "png" else \
-        (lambda pixels: np.ascontiguousarray(pixels).tobytes())
+    encode = (
+        png_bytes
+        if settings.encoding == "png"
+        else (lambda pixels: np.ascontiguousarray(pixels).tobytes())
+    )
     written = 0
     with tf.io.TFRecordWriter(str(path)) as writer:
-        decoded = parallel_decode(source, indices, settings.resolution, settings.channels,
-                                  failures, max_pixels=settings.max_pixels,
-                                  min_size=settings.min_size, then=encode)
+        decoded = parallel_decode(
+            source,
+            indices,
+            settings.resolution,
+            settings.channels,
+            failures,
+            max_pixels=settings.max_pixels,
+            min_size=settings.min_size,
+            then=encode,
+        )
         for position, (_, data, ok) in enumerate(decoded):
             on_done(1)
             if not ok:

@@ -93,8 +93,10 @@ class PackInfo:
         return self.count * self.resolution * self.resolution * self.channels
 
     def describe(self) -> str:
-        return (f"packed dataset {str(self.directory)!r} ({self.count} images at "
-                f"{self.resolution} px, {len(self.shards)} shard(s))")
+        return (
+            f"packed dataset {str(self.directory)!r} ({self.count} images at "
+            f"{self.resolution} px, {len(self.shards)} shard(s))"
+        )
 
 
 def is_packed(spec: str) -> bool:
@@ -121,8 +123,10 @@ def read_pack_info(spec: str | Path, *, check_files: bool = True) -> PackInfo:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DataError(f"{str(directory)!r} is not a packed dataset: it has no "
-                        f"{DATASET_FILE} (make one with `facegan pack`)") from None
+        raise DataError(
+            f"{str(directory)!r} is not a packed dataset: it has no "
+            f"{DATASET_FILE} (make one with `facegan pack`)"
+        ) from None
     except (OSError, ValueError) as err:
         raise DataError(f"{str(path)!r} cannot be read: {err}") from None
     info = _parse(raw, directory, path)
@@ -130,8 +134,10 @@ def read_pack_info(spec: str | Path, *, check_files: bool = True) -> PackInfo:
         for shard in info.shards:
             file = directory / shard.file
             if not file.is_file() or file.stat().st_size != shard.bytes:
-                raise DataError(f"packed dataset {str(directory)!r}: shard {shard.file} is "
-                                f"missing or not {shard.bytes} bytes; pack the data again")
+                raise DataError(
+                    f"packed dataset {str(directory)!r}: shard {shard.file} is "
+                    f"missing or not {shard.bytes} bytes; pack the data again"
+                )
     return info
 
 
@@ -139,28 +145,44 @@ def _parse(raw: Any, directory: Path, path: Path) -> PackInfo:
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise DataError(f"{str(path)!r} is not a facegan packed dataset description")
     if raw.get("format_version") != FORMAT_VERSION:
-        raise DataError(f"{str(path)!r} has format version {raw.get('format_version')!r}; this "
-                        f"facegan reads version {FORMAT_VERSION} (pack the data again)")
+        raise DataError(
+            f"{str(path)!r} has format version {raw.get('format_version')!r}; this "
+            f"facegan reads version {FORMAT_VERSION} (pack the data again)"
+        )
     try:
         labels = raw.get("labels") or {}
         info = PackInfo(
-            directory=directory, resolution=int(raw["resolution"]),
-            channels=int(raw["channels"]), count=int(raw["count"]),
+            directory=directory,
+            resolution=int(raw["resolution"]),
+            channels=int(raw["channels"]),
+            count=int(raw["count"]),
             encoding=str(raw["encoding"]),
-            shards=tuple(Shard(str(s["file"]), int(s["count"]), int(s["bytes"]),
-                               str(s["sha256"])) for s in raw["shards"]),
+            shards=tuple(
+                Shard(str(s["file"]), int(s["count"]), int(s["bytes"]), str(s["sha256"]))
+                for s in raw["shards"]
+            ),
             label_classes=str(labels.get("label_classes", "")),
             label_values=str(labels.get("label_values", "")),
-            label_spec=str(labels.get("spec", "")), label_bins=str(labels.get("label_bins", "")),
-            source=str(raw["source"]["spec"]), content_sha256=str(raw["content_sha256"]),
+            label_spec=str(labels.get("spec", "")),
+            label_bins=str(labels.get("label_bins", "")),
+            source=str(raw["source"]["spec"]),
+            content_sha256=str(raw["content_sha256"]),
             skipped=tuple((str(s["name"]), str(s["reason"])) for s in raw.get("skipped", [])),
-            crop=str(raw.get("crop", "centre")))
+            crop=str(raw.get("crop", "centre")),
+        )
     except (KeyError, TypeError, ValueError) as err:
         raise DataError(f"{str(path)!r} is malformed ({type(err).__name__}: {err})") from None
-    if (info.encoding not in ENCODINGS or info.channels not in (1, 3) or info.resolution < 1
-            or info.count != sum(s.count for s in info.shards) or not info.shards):
-        raise DataError(f"{str(path)!r} is inconsistent (encoding, channels, resolution or "
-                        f"counts); pack the data again")
+    if (
+        info.encoding not in ENCODINGS
+        or info.channels not in (1, 3)
+        or info.resolution < 1
+        or info.count != sum(s.count for s in info.shards)
+        or not info.shards
+    ):
+        raise DataError(
+            f"{str(path)!r} is inconsistent (encoding, channels, resolution or "
+            f"counts); pack the data again"
+        )
     if any("/" in s.file or s.file.startswith(".") for s in info.shards):
         raise DataError(f"{str(path)!r} names shard files outside its folder")
     return info
@@ -177,9 +199,16 @@ def pack_description(info: PackInfo) -> dict[str, Any]:
         "encoding": info.encoding,
         "crop": info.crop,
         "features": FEATURES,
-        "labels": ({"spec": info.label_spec, "label_bins": info.label_bins,
-                    "label_classes": info.label_classes, "label_values": info.label_values}
-                   if info.labelled else None),
+        "labels": (
+            {
+                "spec": info.label_spec,
+                "label_bins": info.label_bins,
+                "label_classes": info.label_classes,
+                "label_values": info.label_values,
+            }
+            if info.labelled
+            else None
+        ),
         "source": {"spec": info.source},
         "content_sha256": info.content_sha256,
         "shards": [dataclasses.asdict(shard) for shard in info.shards],

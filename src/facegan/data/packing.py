@@ -68,12 +68,19 @@ class PackSettings:
     min_size: int = DEFAULT_MIN_SIZE
 
 
-def check_settings(resolution: int, encoding: str, channels: int | None,
-                   shard_mb: float | None, images_per_shard: int | None) -> None:
+def check_settings(
+    resolution: int,
+    encoding: str,
+    channels: int | None,
+    shard_mb: float | None,
+    images_per_shard: int | None,
+) -> None:
     """Refuses impossible settings before anything is read (one line, exit 2)."""
     if not (MIN_RESOLUTION <= resolution <= MAX_RESOLUTION and resolution & (resolution - 1) == 0):
-        raise DataError(f"--resolution must be a power of two from {MIN_RESOLUTION} to "
-                        f"{MAX_RESOLUTION}; received {resolution}")
+        raise DataError(
+            f"--resolution must be a power of two from {MIN_RESOLUTION} to "
+            f"{MAX_RESOLUTION}; received {resolution}"
+        )
     if encoding not in ENCODINGS:
         raise DataError(f"--encoding must be one of {', '.join(ENCODINGS)}; received {encoding!r}")
     if channels not in (None, 1, 3):
@@ -81,8 +88,9 @@ def check_settings(resolution: int, encoding: str, channels: int | None,
     if shard_mb is not None and not 1 <= shard_mb <= 4096:
         raise DataError(f"--shard-mb must be from 1 to 4096; received {shard_mb}")
     if images_per_shard is not None and images_per_shard < 1:
-        raise DataError(f"--images-per-shard must be a positive integer; received "
-                        f"{images_per_shard}")
+        raise DataError(
+            f"--images-per-shard must be a positive integer; received {images_per_shard}"
+        )
 
 
 def check_output(out: str | Path) -> Path:
@@ -93,13 +101,14 @@ def check_output(out: str | Path) -> Path:
     """
     path = Path(out).expanduser()
     if is_packed(str(path)):
-        raise DataError(f"--out {str(path)!r} already holds a packed dataset; choose another "
-                        f"folder (nothing is overwritten)")
+        raise DataError(
+            f"--out {str(path)!r} already holds a packed dataset; choose another "
+            f"folder (nothing is overwritten)"
+        )
     if path.exists() and not path.is_dir():
         raise DataError(f"--out {str(path)!r} is a file; give a new or empty folder")
     if path.is_dir() and any(path.iterdir()) and not (path / PLAN_FILE).is_file():
-        raise DataError(f"--out {str(path)!r} exists and is not empty; give a new or empty "
-                        f"folder")
+        raise DataError(f"--out {str(path)!r} exists and is not empty; give a new or empty folder")
     return path
 
 
@@ -108,12 +117,12 @@ class _Plan:
     """Which source items go into which shard, and in what order (written before any shard)."""
 
     settings: PackSettings
-    items: list[int]            # source indices, in pack order
+    items: list[int]  # source indices, in pack order
     shards: int
     per_shard: int
-    source_key: str             # names and content hashes of the planned items
+    source_key: str  # names and content hashes of the planned items
     skipped: list[tuple[str, str]]
-    labels: np.ndarray | None   # int [len(items), A], aligned with items
+    labels: np.ndarray | None  # int [len(items), A], aligned with items
     label_classes: str = ""
     label_values: str = ""
 
@@ -121,11 +130,22 @@ class _Plan:
         return list(range(k * self.per_shard, min((k + 1) * self.per_shard, len(self.items))))
 
 
-def pack(spec: str, out: str | Path, resolution: int, *, channels: int | None = None,
-         encoding: str = "png", labels: str = "", label_bins: str = "",
-         shard_mb: float | None = None, images_per_shard: int | None = None, seed: int = 0,
-         align: bool = False, show_progress: bool | None = None,
-         report: Callable[[str], None] = print) -> PackInfo:
+def pack(
+    spec: str,
+    out: str | Path,
+    resolution: int,
+    *,
+    channels: int | None = None,
+    encoding: str = "png",
+    labels: str = "",
+    label_bins: str = "",
+    shard_mb: float | None = None,
+    images_per_shard: int | None = None,
+    seed: int = 0,
+    align: bool = False,
+    show_progress: bool | None = None,
+    report: Callable[[str], None] = print,
+) -> PackInfo:
     """Packs the images of `spec` into `out` (see the module docstring).
 
     Args:
@@ -156,22 +176,35 @@ def pack(spec: str, out: str | Path, resolution: int, *, channels: int | None = 
     if spec != EMBEDDED_LFW:  # recorded in dataset.json: where the images came from
         spec = str(Path(spec).expanduser().resolve())
     source = open_source(spec)
-    settings = PackSettings(spec, resolution, channels or source.natural_channels, encoding,
-                            labels, label_bins, images_per_shard or 0, seed, align=align)
+    settings = PackSettings(
+        spec,
+        resolution,
+        channels or source.natural_channels,
+        encoding,
+        labels,
+        label_bins,
+        images_per_shard or 0,
+        seed,
+        align=align,
+    )
     if align:
         source = _aligned_faces(spec, out_dir, settings, show_progress, report)
     plan = _make_plan(source, settings, shard_mb, show_progress, report)
     _start_or_resume(out_dir, plan)
-    shards = [_write_shard(source, plan, k, out_dir, show_progress)
-              for k in range(plan.shards)]
+    shards = [_write_shard(source, plan, k, out_dir, show_progress) for k in range(plan.shards)]
     info = _finish(out_dir, plan, shards, report)
     if align:  # the pack's own working copy; the pack holds the faces now
         shutil.rmtree(out_dir / ALIGNED_DIR, ignore_errors=True)
     return info
 
 
-def _aligned_faces(spec: str, out_dir: Path, settings: PackSettings,
-                   show_progress: bool | None, report: Callable[[str], None]) -> ImageSource:
+def _aligned_faces(
+    spec: str,
+    out_dir: Path,
+    settings: PackSettings,
+    show_progress: bool | None,
+    report: Callable[[str], None],
+) -> ImageSource:
     """The faces of `spec`, cut out and aligned as `prepare-data --align` does, once.
 
     An interrupted alignment starts again (its folder is the pack's own); once a
@@ -189,20 +222,35 @@ def _aligned_faces(spec: str, out_dir: Path, settings: PackSettings,
         shutil.rmtree(aligned)
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_json(plan_file, {"settings": dataclasses.asdict(settings), "stage": "aligning"})
-    summary = prepare_faces(spec, aligned, settings.resolution, align_faces=True,
-                            progress=bool(show_progress),
-                            on_skip=lambda name, reason: None)
+    summary = prepare_faces(
+        spec,
+        aligned,
+        settings.resolution,
+        align_faces=True,
+        progress=bool(show_progress),
+        on_skip=lambda name, reason: None,
+    )
     report(f"prepare-data: {summary.line()}")
     if not summary.kept:
         raise DataError(f"no face was found in `{display_name(spec)}`; nothing to pack")
     return open_source(str(aligned))
 
 
-def _make_plan(source: ImageSource, settings: PackSettings, shard_mb: float | None,
-               show_progress: bool | None, report: Callable[[str], None]) -> _Plan:
+def _make_plan(
+    source: ImageSource,
+    settings: PackSettings,
+    shard_mb: float | None,
+    show_progress: bool | None,
+    report: Callable[[str], None],
+) -> _Plan:
     """Scans the source (as inspect-data does, and says the same), labels and orders it."""
-    scan = scan_source(source, resolution=settings.resolution, max_pixels=settings.max_pixels,
-                       min_size=settings.min_size, progress=bool(show_progress))
+    scan = scan_source(
+        source,
+        resolution=settings.resolution,
+        max_pixels=settings.max_pixels,
+        min_size=settings.min_size,
+        progress=bool(show_progress),
+    )
     report(scan.format_text().rstrip())
     if not scan.usable:
         raise DataError(f"`{display_name(settings.source)}` {scan.refusal()}")
@@ -212,9 +260,12 @@ def _make_plan(source: ImageSource, settings: PackSettings, shard_mb: float | No
     if settings.labels:
         from facegan.data.labels import label_items
 
-        item_labels = label_items([source.names[i] for i in indices],
-                                  DataConfig(source=settings.source, labels=settings.labels,
-                                             label_bins=settings.label_bins))
+        item_labels = label_items(
+            [source.names[i] for i in indices],
+            DataConfig(
+                source=settings.source, labels=settings.labels, label_bins=settings.label_bins
+            ),
+        )
         label_rows = item_labels.labels[item_labels.labelled]
         indices = [i for i, ok in zip(indices, item_labels.labelled) if ok]
         skipped += list(item_labels.unlabelled)
@@ -225,39 +276,58 @@ def _make_plan(source: ImageSource, settings: PackSettings, shard_mb: float | No
     per_shard = settings.images_per_shard or _images_per_shard(settings, shard_mb)
     digest = hashlib.sha256()
     for index in items:
-        digest.update(f"{source.names[index]}\0{scan.items[index].sha256}\n".encode(
-            "utf-8", "surrogateescape"))
-    return _Plan(settings, items, max(1, math.ceil(len(items) / per_shard)), per_shard,
-                 digest.hexdigest(), skipped,
-                 None if label_rows is None else label_rows[order],
-                 item_labels.schema.label_classes if item_labels else "",
-                 item_labels.schema.label_values if item_labels else "")
+        digest.update(
+            f"{source.names[index]}\0{scan.items[index].sha256}\n".encode(
+                "utf-8", "surrogateescape"
+            )
+        )
+    return _Plan(
+        settings,
+        items,
+        max(1, math.ceil(len(items) / per_shard)),
+        per_shard,
+        digest.hexdigest(),
+        skipped,
+        None if label_rows is None else label_rows[order],
+        item_labels.schema.label_classes if item_labels else "",
+        item_labels.schema.label_values if item_labels else "",
+    )
 
 
 def _images_per_shard(settings: PackSettings, shard_mb: float | None) -> int:
-    pixels = settings.resolution ** 2 * settings.channels
+    pixels = settings.resolution**2 * settings.channels
     per_image = pixels * (_PNG_RATIO if settings.encoding == "png" else 1.0) + 40
     return max(1, int((shard_mb or DEFAULT_SHARD_MB) * 1e6 // per_image))
 
 
 def _start_or_resume(out_dir: Path, plan: _Plan) -> None:
     """Writes the plan, or checks that an interrupted pack here was asked the same."""
-    wanted = {"settings": dataclasses.asdict(plan.settings), "source_key": plan.source_key,
-              "shards": plan.shards, "per_shard": plan.per_shard}
+    wanted = {
+        "settings": dataclasses.asdict(plan.settings),
+        "source_key": plan.source_key,
+        "shards": plan.shards,
+        "per_shard": plan.per_shard,
+    }
     plan_file = out_dir / PLAN_FILE
     if plan_file.is_file():
         try:
             found = json.loads(plan_file.read_text())
         except ValueError:
             found = None
-        if plan.settings.align and found and found.get("stage") == "aligning" \
-                and found.get("settings") == wanted["settings"]:
+        if (
+            plan.settings.align
+            and found
+            and found.get("stage") == "aligning"
+            and found.get("settings") == wanted["settings"]
+        ):
             _write_json(plan_file, wanted)  # the faces are ready: now the shards
             return
         if found != wanted:
-            raise DataError(f"--out {str(out_dir)!r} holds an unfinished pack of other settings "
-                            f"or other data; repeat that command to finish it, or choose "
-                            f"another folder")
+            raise DataError(
+                f"--out {str(out_dir)!r} holds an unfinished pack of other settings "
+                f"or other data; repeat that command to finish it, or choose "
+                f"another folder"
+            )
         return
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_json(plan_file, wanted)
@@ -267,8 +337,9 @@ def _sidecar(out_dir: Path, k: int, plan: _Plan) -> Path:
     return out_dir / f".{shard_name(k, plan.shards)}.json"
 
 
-def _write_shard(source: ImageSource, plan: _Plan, k: int, out_dir: Path,
-                 show_progress: bool | None) -> tuple[Shard, list[tuple[str, str]]]:
+def _write_shard(
+    source: ImageSource, plan: _Plan, k: int, out_dir: Path, show_progress: bool | None
+) -> tuple[Shard, list[tuple[str, str]]]:
     """Shard k: skipped if an earlier run finished it, else written and published."""
     name = shard_name(k, plan.shards)
     sidecar = _sidecar(out_dir, k, plan)
@@ -280,12 +351,18 @@ def _write_shard(source: ImageSource, plan: _Plan, k: int, out_dir: Path,
     positions = plan.shard_items(k)
     first_index = k * plan.per_shard  # a decode failure leaves a gap; indices stay unique
     staging = out_dir / f".{name}.partial"
-    bar = progress(len(positions), f"packing shard {k + 1}/{plan.shards}", "img",
-                   show=show_progress)
-    written, failures = write_records(source, [plan.items[p] for p in positions], staging,
-                                      plan.settings, first_index,
-                                      None if plan.labels is None else plan.labels[positions],
-                                      on_done=bar.update)
+    bar = progress(
+        len(positions), f"packing shard {k + 1}/{plan.shards}", "img", show=show_progress
+    )
+    written, failures = write_records(
+        source,
+        [plan.items[p] for p in positions],
+        staging,
+        plan.settings,
+        first_index,
+        None if plan.labels is None else plan.labels[positions],
+        on_done=bar.update,
+    )
     bar.close()
     shard = Shard(name, written, staging.stat().st_size, _sha256(staging))
     os.replace(staging, out_dir / name)
@@ -299,22 +376,32 @@ def _finish(out_dir: Path, plan: _Plan, results: list, report: Callable[[str], N
     skipped = plan.skipped + [pair for _, failures in results for pair in failures]
     content = hashlib.sha256("".join(s.sha256 for s in shards).encode()).hexdigest()
     settings = plan.settings
-    info = PackInfo(directory=out_dir, resolution=settings.resolution,
-                    channels=settings.channels, count=sum(s.count for s in shards),
-                    encoding=settings.encoding, shards=shards,
-                    label_classes=plan.label_classes, label_values=plan.label_values,
-                    label_spec=settings.labels, label_bins=settings.label_bins,
-                    source=settings.source, content_sha256=content,
-                    skipped=tuple((display_name(n), r) for n, r in skipped),
-                    crop="aligned" if settings.align else "centre")
+    info = PackInfo(
+        directory=out_dir,
+        resolution=settings.resolution,
+        channels=settings.channels,
+        count=sum(s.count for s in shards),
+        encoding=settings.encoding,
+        shards=shards,
+        label_classes=plan.label_classes,
+        label_values=plan.label_values,
+        label_spec=settings.labels,
+        label_bins=settings.label_bins,
+        source=settings.source,
+        content_sha256=content,
+        skipped=tuple((display_name(n), r) for n, r in skipped),
+        crop="aligned" if settings.align else "centre",
+    )
     _write_json(out_dir / DATASET_FILE, pack_description(info))
     for k in range(plan.shards):  # the pack's own bookkeeping; the user made none of it
         _sidecar(out_dir, k, plan).unlink(missing_ok=True)
     (out_dir / PLAN_FILE).unlink(missing_ok=True)
     megabytes = sum(s.bytes for s in shards) / 1e6
-    report(f"pack: {info.count} images at {settings.resolution} px in {len(shards)} shard(s), "
-           f"{megabytes:.1f} MB ({settings.encoding}); {len(skipped)} file(s) skipped; "
-           f"{out_dir}")
+    report(
+        f"pack: {info.count} images at {settings.resolution} px in {len(shards)} shard(s), "
+        f"{megabytes:.1f} MB ({settings.encoding}); {len(skipped)} file(s) skipped; "
+        f"{out_dir}"
+    )
     return info
 
 

@@ -70,8 +70,12 @@ class DecodedImages(TrainingImages):
     label_schema: LabelSchema | None = None
 
     @classmethod
-    def from_arrays(cls, pixels: np.ndarray, labels: np.ndarray | None = None,
-                    description: str = "arrays in memory") -> DecodedImages:
+    def from_arrays(
+        cls,
+        pixels: np.ndarray,
+        labels: np.ndarray | None = None,
+        description: str = "arrays in memory",
+    ) -> DecodedImages:
         """Images already decoded (uint8 [N, R, R, C]; labels int [N, A]), e.g. for tests."""
         names = [f"image-{i}" for i in range(len(pixels))]
         labels = None if labels is None else np.asarray(labels, np.int32)
@@ -103,19 +107,35 @@ class DecodedImages(TrainingImages):
         pick = rng(seed, Stream.PICK, part=part).permutation(len(self))[:count]
         return self.pixels[np.sort(pick)]
 
-    def batches(self, batch_size: int, seed: int, flip: bool, start_step: int = 0, *,
-                replicas: int = 1, pipeline: int = 0, pipelines: int = 1) -> tf.data.Dataset:
+    def batches(
+        self,
+        batch_size: int,
+        seed: int,
+        flip: bool,
+        start_step: int = 0,
+        *,
+        replicas: int = 1,
+        pipeline: int = 0,
+        pipelines: int = 1,
+    ) -> tf.data.Dataset:
         """See `TrainingImages.batches`: every pipeline builds the same global batches
         (`training_dataset`, a pure function of seed and step) and keeps its
         replicas' slices."""
-        dataset = training_dataset(self.pixels, batch_size, seed, flip, start_step=start_step,
-                                   labels=self.labels)
+        dataset = training_dataset(
+            self.pixels, batch_size, seed, flip, start_step=start_step, labels=self.labels
+        )
         return replica_slices(dataset, replicas, pipeline, pipelines)
 
 
-def load_training_images(source: ImageSource, data_cfg: DataConfig, resolution: int,
-                         channels: int, *, cache_dir: str | Path | None = None,
-                         progress: bool = False) -> DecodedImages:
+def load_training_images(
+    source: ImageSource,
+    data_cfg: DataConfig,
+    resolution: int,
+    channels: int,
+    *,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+) -> DecodedImages:
     """Scans `source` (cached), refuses it if nothing is usable, decodes the good images.
 
     Args:
@@ -138,8 +158,14 @@ def load_training_images(source: ImageSource, data_cfg: DataConfig, resolution: 
             (one line naming the count and the first reasons); `LabelError` (a
             DataError) when the labels cannot be read or no image has labels.
     """
-    report = scan_source(source, resolution=resolution, max_pixels=data_cfg.max_pixels,
-                         min_size=data_cfg.min_size, cache_dir=cache_dir, progress=progress)
+    report = scan_source(
+        source,
+        resolution=resolution,
+        max_pixels=data_cfg.max_pixels,
+        min_size=data_cfg.min_size,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
     if not report.usable:
         command = f"facegan inspect-data {shlex.quote(display_name(data_cfg.source))}"
         raise DataError(f"`data.source` {report.refusal()}. Details: {command}")
@@ -152,24 +178,40 @@ def load_training_images(source: ImageSource, data_cfg: DataConfig, resolution: 
         item_labels = label_items([source.names[i] for i in indices], data_cfg)
         indices = [i for i, ok in zip(indices, item_labels.labelled) if ok]
         scan_failures += [(display_name(name), reason) for name, reason in item_labels.unlabelled]
-    decoded = decode_source(source, resolution, channels, progress=progress, indices=indices,
-                            max_pixels=data_cfg.max_pixels, min_size=data_cfg.min_size)
-    decoded = dataclasses.replace(decoded, failures=scan_failures + decoded.failures,
-                                  report=report)
+    decoded = decode_source(
+        source,
+        resolution,
+        channels,
+        progress=progress,
+        indices=indices,
+        max_pixels=data_cfg.max_pixels,
+        min_size=data_cfg.min_size,
+    )
+    decoded = dataclasses.replace(decoded, failures=scan_failures + decoded.failures, report=report)
     if item_labels is not None:
         # Realign by name: decoding may still drop an image the scan passed.
-        by_name = {source.names[i]: row for i, row in
-                   zip(report.good_indices(), item_labels.labels) if row[0] >= 0}
+        by_name = {
+            source.names[i]: row
+            for i, row in zip(report.good_indices(), item_labels.labels)
+            if row[0] >= 0
+        }
         labels = np.stack([by_name[name] for name in decoded.names]).astype(np.int32)
         decoded = dataclasses.replace(decoded, labels=labels, label_schema=item_labels.schema)
     return decoded
 
 
-def parallel_decode(source: ImageSource, indices: Sequence[int], resolution: int,
-                    channels: int, failures: dict[int, str], *,
-                    max_pixels: int = DEFAULT_MAX_PIXELS, min_size: int = DEFAULT_MIN_SIZE,
-                    then: Callable[[np.ndarray], object] | None = None,
-                    workers: int | None = None) -> Iterator[tuple[int, object, bool]]:
+def parallel_decode(
+    source: ImageSource,
+    indices: Sequence[int],
+    resolution: int,
+    channels: int,
+    failures: dict[int, str],
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_size: int = DEFAULT_MIN_SIZE,
+    then: Callable[[np.ndarray], object] | None = None,
+    workers: int | None = None,
+) -> Iterator[tuple[int, object, bool]]:
     """(index, uint8 [R, R, C], ok) per item of `indices`, decoded by a thread pool, in order.
 
     PIL releases the GIL while it decodes and resizes, so threads use every core
@@ -185,8 +227,9 @@ def parallel_decode(source: ImageSource, indices: Sequence[int], resolution: int
     def load(index: int) -> tuple[object, bool]:
         try:
             with source.open(index) as image:
-                pixels = prepare(image, resolution, channels, max_pixels=max_pixels,
-                                 min_size=min_size)
+                pixels = prepare(
+                    image, resolution, channels, max_pixels=max_pixels, min_size=min_size
+                )
             return (then(pixels) if then else pixels), True
         except Exception as err:  # any broken file is skipped, whatever PIL raised
             failures[index] = describe_error(err)[1]  # one writer per key: no lock needed
@@ -205,10 +248,16 @@ def parallel_decode(source: ImageSource, indices: Sequence[int], resolution: int
             yield (done, *future.result())
 
 
-def decode_source(source: ImageSource, resolution: int, channels: int,
-                  progress: bool = False, *, indices: Sequence[int] | None = None,
-                  max_pixels: int = DEFAULT_MAX_PIXELS,
-                  min_size: int = DEFAULT_MIN_SIZE) -> DecodedImages:
+def decode_source(
+    source: ImageSource,
+    resolution: int,
+    channels: int,
+    progress: bool = False,
+    *,
+    indices: Sequence[int] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_size: int = DEFAULT_MIN_SIZE,
+) -> DecodedImages:
     """Decodes images of `source` to uint8 [N, resolution, resolution, channels].
 
     Decoding runs in parallel (`parallel_decode`: a thread pool; PIL releases
@@ -225,8 +274,11 @@ def decode_source(source: ImageSource, resolution: int, channels: int,
     Raises:
         DataError: if no image at all could be decoded.
     """
-    subset = np.arange(len(source), dtype=np.int64) if indices is None \
+    subset = (
+        np.arange(len(source), dtype=np.int64)
+        if indices is None
         else np.asarray(indices, dtype=np.int64)
+    )
     count = len(subset)
     failures: dict[int, str] = {}
     # Written in place: the decoded set is held once, not once per batch and again
@@ -234,8 +286,9 @@ def decode_source(source: ImageSource, resolution: int, channels: int,
     pixels_out = np.empty((count, resolution, resolution, channels), np.uint8)
     kept_indices: list[int] = []
     bar = line_or_bar(count, f"decoding {source.description}", show=progress)
-    for index, pixels, ok in parallel_decode(source, subset, resolution, channels, failures,
-                                             max_pixels=max_pixels, min_size=min_size):
+    for index, pixels, ok in parallel_decode(
+        source, subset, resolution, channels, failures, max_pixels=max_pixels, min_size=min_size
+    ):
         if ok:
             pixels_out[len(kept_indices)] = pixels
             kept_indices.append(index)
@@ -250,10 +303,12 @@ def decode_source(source: ImageSource, resolution: int, channels: int,
         failure_list += [(display_name(name), reason) for name, _, reason in source.problems]
     if not kept_indices:
         first = f" (first: {failure_list[0][0]}: {failure_list[0][1]})" if failure_list else ""
-        raise DataError(f"`data.source` {source.description}: none of its {count} images "
-                        f"could be decoded{first}")
+        raise DataError(
+            f"`data.source` {source.description}: none of its {count} images "
+            f"could be decoded{first}"
+        )
     if len(kept_indices) < count:  # drop the unused tail (a copy only when files failed)
-        pixels_out = pixels_out[:len(kept_indices)].copy()
+        pixels_out = pixels_out[: len(kept_indices)].copy()
     return DecodedImages(
         pixels=pixels_out,
         names=[names[i] for i in kept_indices],
@@ -262,8 +317,14 @@ def decode_source(source: ImageSource, resolution: int, channels: int,
     )
 
 
-def training_dataset(pixels: np.ndarray, batch_size: int, seed: int, flip: bool,
-                     start_step: int = 0, labels: np.ndarray | None = None) -> tf.data.Dataset:
+def training_dataset(
+    pixels: np.ndarray,
+    batch_size: int,
+    seed: int,
+    flip: bool,
+    start_step: int = 0,
+    labels: np.ndarray | None = None,
+) -> tf.data.Dataset:
     """An endless dataset of float32 batches [B, R, R, C] in [-1, 1].
 
     Batch `k` of the returned dataset is the batch of global step
@@ -291,10 +352,13 @@ def training_dataset(pixels: np.ndarray, batch_size: int, seed: int, flip: bool,
     first_epoch, offset = divmod(first, count)
 
     def epoch_order(epoch: tf.Tensor) -> tf.data.Dataset:
-        order = tf.argsort(tf.random.stateless_uniform(
-            [count], seed=stream_key(seed, Stream.DATA_ORDER, epoch)))
-        flips = tf.random.stateless_uniform(
-            [count], seed=stream_key(seed, Stream.DATA_FLIP, epoch)) < 0.5
+        order = tf.argsort(
+            tf.random.stateless_uniform([count], seed=stream_key(seed, Stream.DATA_ORDER, epoch))
+        )
+        flips = (
+            tf.random.stateless_uniform([count], seed=stream_key(seed, Stream.DATA_FLIP, epoch))
+            < 0.5
+        )
         return tf.data.Dataset.from_tensor_slices((order, flips))
 
     def gather(indices: tf.Tensor, flips: tf.Tensor):
@@ -307,16 +371,25 @@ def training_dataset(pixels: np.ndarray, batch_size: int, seed: int, flip: bool,
             return batch
         return batch, tf.gather(classes, indices)  # [B, R, R, C], [B, A]
 
-    return (tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
-            .flat_map(epoch_order)
-            .skip(offset)
-            .batch(batch_size, drop_remainder=True)
-            .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+    return (
+        tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
+        .flat_map(epoch_order)
+        .skip(offset)
+        .batch(batch_size, drop_remainder=True)
+        .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
-def folder_real_images(spec: str, resolution: int, channels: int, num: int | None, seed: int,
-                       skip: int, progress: bool = False):
+def folder_real_images(
+    spec: str,
+    resolution: int,
+    channels: int,
+    num: int | None,
+    seed: int,
+    skip: int,
+    progress: bool = False,
+):
     """`facegan.data.opening.real_images` of a folder, zip or the embedded faces.
 
     The pick is a seeded permutation of the decodable images, decoded lazily.
@@ -327,20 +400,25 @@ def folder_real_images(spec: str, resolution: int, channels: int, num: int | Non
 
     source = open_source(spec)
     # "pick2": the subset is drawn from `facegan.seeds`' PICK stream (older caches differ).
-    key = hashlib.sha256(f"pick2|{source.fingerprint()}|{resolution}|{channels}|{num}|{seed}|"
-                         f"{skip}".encode()).hexdigest()[:32]
+    key = hashlib.sha256(
+        f"pick2|{source.fingerprint()}|{resolution}|{channels}|{num}|{seed}|{skip}".encode()
+    ).hexdigest()[:32]
 
     def load() -> np.ndarray:
         decoded = decode_source(source, resolution, channels, progress=progress)
         order = rng(seed, Stream.PICK, part=PickPart.EVALUATE_REAL).permutation(
-            len(decoded.pixels))[skip:]
+            len(decoded.pixels)
+        )[skip:]
         if num is not None:
             order = order[:num]
         if len(order) == 0:
-            raise ConfigError(f"{spec!r} has {len(decoded.pixels)} decodable images; "
-                              f"none left after skipping {skip}")
+            raise ConfigError(
+                f"{spec!r} has {len(decoded.pixels)} decodable images; "
+                f"none left after skipping {skip}"
+            )
         return decoded.pixels[np.sort(order)]
 
     expected = max(0, len(source) - skip) if num is None else min(num, max(0, len(source) - skip))
-    return RealImages(key, expected, f"{source.description} ({expected} images at "
-                                     f"{resolution} px)", load)
+    return RealImages(
+        key, expected, f"{source.description} ({expected} images at {resolution} px)", load
+    )

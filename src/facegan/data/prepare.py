@@ -107,11 +107,13 @@ class PrepareSummary:
             notes.append(f"{self.copies} resized or re-encoded copy(ies) skipped")
         if notes:
             read += f" ({', '.join(notes)})"
-        dropped = (f"dropped {self.low_score} low score (< {self.min_score:g}), {self.small} small "
-                   f"(box < {self.min_face:g} px), {self.duplicate} duplicate")
+        dropped = (
+            f"dropped {self.low_score} low score (< {self.min_score:g}), {self.small} small "
+            f"(box < {self.min_face:g} px), {self.duplicate} duplicate"
+        )
         if self.bad_landmarks:
             dropped += f", {self.bad_landmarks} with unusable landmarks"
-        return (f"{read}; found {self.found} face(s), kept {self.kept} -> {self.out}; {dropped}")
+        return f"{read}; found {self.found} face(s), kept {self.kept} -> {self.out}; {dropped}"
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -146,19 +148,19 @@ class _Kept:
 
     def __init__(self, threshold: float):
         self.threshold = threshold
-        self._rows = np.zeros((0, _SIGNATURE_SIDE ** 2), np.float32)
+        self._rows = np.zeros((0, _SIGNATURE_SIDE**2), np.float32)
         self._count = 0
 
     def is_duplicate(self, signature: np.ndarray) -> bool:
         if self._count == 0:
             return False
         # float32 rounding: a face's signature with itself gives 1 - 1e-7, not 1
-        return bool((self._rows[:self._count] @ signature).max() >= self.threshold - 1e-5)
+        return bool((self._rows[: self._count] @ signature).max() >= self.threshold - 1e-5)
 
     def add(self, signature: np.ndarray) -> None:
         if self._count == len(self._rows):  # grow by doubling: amortised O(1) per face
             grown = np.zeros((max(64, 2 * len(self._rows)), self._rows.shape[1]), np.float32)
-            grown[:self._count] = self._rows[:self._count]
+            grown[: self._count] = self._rows[: self._count]
             self._rows = grown
         self._rows[self._count] = signature
         self._count += 1
@@ -178,9 +180,11 @@ def output_stems(names: list[str]) -> list[str]:
     `s2/1.pgm`), their folder path is kept too (`s1_1`, `s2_1`). Characters
     other than letters, digits and `._-+=,@` become `_`.
     """
+
     def clean(text: str) -> str:
-        text = "".join(ch if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF else "_"
-                       for ch in text)
+        text = "".join(
+            ch if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF else "_" for ch in text
+        )
         return _UNSAFE.sub("_", text)[-150:].lstrip(".") or "photo"
 
     plain = [clean(Path(name).stem) for name in names]
@@ -212,23 +216,35 @@ def check_output_folder(out: str | Path, source: str | Path | None = None) -> Pa
     if path.exists() and not path.is_dir():
         raise UserError(f"--out {display_name(str(out))!r} is a file; give a new or empty folder")
     if path.is_dir() and any(path.iterdir()):
-        raise UserError(f"--out {display_name(str(out))!r} is not empty; prepare-data never "
-                        f"overwrites: give a new or empty folder")
+        raise UserError(
+            f"--out {display_name(str(out))!r} is not empty; prepare-data never "
+            f"overwrites: give a new or empty folder"
+        )
     if source is not None and Path(source).is_dir():
         inside = Path(os.path.realpath(path))
         root = Path(os.path.realpath(source))
         if inside == root or root in inside.parents:
-            raise UserError(f"--out {display_name(str(out))!r} is inside SRC; its crops would be "
-                            f"read as photos next time: choose a folder outside it")
+            raise UserError(
+                f"--out {display_name(str(out))!r} is inside SRC; its crops would be "
+                f"read as photos next time: choose a folder outside it"
+            )
     return path
 
 
-def prepare_faces(source: str | Path, out: str | Path, resolution: int, *, align_faces: bool = False,
-                  min_score: float = DEFAULT_MIN_SCORE, min_face: float | None = None,
-                  box_scale: float = DEFAULT_BOX_SCALE,
-                  duplicate_correlation: float = DEFAULT_DUPLICATE_CORRELATION,
-                  finder: FaceFinder | None = None, progress: bool = False,
-                  on_skip: Callable[[str, str], None] | None = None) -> PrepareSummary:
+def prepare_faces(
+    source: str | Path,
+    out: str | Path,
+    resolution: int,
+    *,
+    align_faces: bool = False,
+    min_score: float = DEFAULT_MIN_SCORE,
+    min_face: float | None = None,
+    box_scale: float = DEFAULT_BOX_SCALE,
+    duplicate_correlation: float = DEFAULT_DUPLICATE_CORRELATION,
+    finder: FaceFinder | None = None,
+    progress: bool = False,
+    on_skip: Callable[[str, str], None] | None = None,
+) -> PrepareSummary:
     """Finds the faces in every photo of `source` and writes them to `out` as R x R PNGs.
 
     Args:
@@ -256,7 +272,9 @@ def prepare_faces(source: str | Path, out: str | Path, resolution: int, *, align
     check_arguments(resolution, min_score, box_scale, duplicate_correlation)
     min_face = resolution / 2.0 if min_face is None else float(min_face)
     photos, out_dir = _open_paths(str(source), out)
-    finder = finder or FaceFinder(min_face=min_face, candidate_score=min(CANDIDATE_SCORE, min_score))
+    finder = finder or FaceFinder(
+        min_face=min_face, candidate_score=min(CANDIDATE_SCORE, min_score)
+    )
 
     summary = PrepareSummary(out=out_dir, min_score=min_score, min_face=min_face)
     for name, _, reason in photos.problems:  # refused while listing (links, zip slips)
@@ -275,8 +293,19 @@ def prepare_faces(source: str | Path, out: str | Path, resolution: int, *, align
                 continue
             photo, faces = found
             for k, face in enumerate(faces):
-                row = _keep_face(photo, face, k, stems[index], photos.names[index], out_dir,
-                                 resolution, align_faces, box_scale, kept, summary)
+                row = _keep_face(
+                    photo,
+                    face,
+                    k,
+                    stems[index],
+                    photos.names[index],
+                    out_dir,
+                    resolution,
+                    align_faces,
+                    box_scale,
+                    kept,
+                    summary,
+                )
                 if row is not None:
                     manifest.write(json.dumps(row) + "\n")
                     manifest.flush()  # a run stopped half-way leaves a manifest that matches
@@ -289,32 +318,39 @@ def _open_paths(spec: str, out: str | Path) -> tuple[ImageSource, Path]:
     """The photos of SRC and the checked output folder (not yet created)."""
     path = Path(spec).expanduser()
     if not path.exists():  # checked here: open_source's message would name data.source
-        raise UserError(f"SRC {display_name(spec)!r} does not exist; give a folder of photos "
-                        f"or a .zip of them")
+        raise UserError(
+            f"SRC {display_name(spec)!r} does not exist; give a folder of photos or a .zip of them"
+        )
     if not path.is_dir() and path.suffix.lower() != ".zip":
-        raise UserError(f"SRC must be a folder of photos or a .zip of them; received the file "
-                        f"{display_name(spec)!r}")
+        raise UserError(
+            f"SRC must be a folder of photos or a .zip of them; received the file "
+            f"{display_name(spec)!r}"
+        )
     out_dir = check_output_folder(out, path)
     return open_source(str(path)), out_dir
 
 
-def check_arguments(resolution: int, min_score: float, box_scale: float,
-                    duplicate_correlation: float) -> None:
+def check_arguments(
+    resolution: int, min_score: float, box_scale: float, duplicate_correlation: float
+) -> None:
     """Refuses out-of-range settings (the CLI checks them before TensorFlow loads).
 
     Raises:
         UserError: naming the flag, the value and what is allowed.
     """
     if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
-        raise UserError(f"--resolution must be from {MIN_RESOLUTION} to {MAX_RESOLUTION}; "
-                        f"received {resolution}")
+        raise UserError(
+            f"--resolution must be from {MIN_RESOLUTION} to {MAX_RESOLUTION}; received {resolution}"
+        )
     if not 0.0 <= min_score <= 1.0:
         raise UserError(f"--min-score must be from 0 to 1; received {min_score}")
     if not 0.5 <= box_scale <= 4.0:
         raise UserError(f"--box-scale must be from 0.5 to 4; received {box_scale}")
     if not 0.0 < duplicate_correlation <= 1.0:
-        raise UserError(f"--duplicate-correlation must be above 0 and at most 1; "
-                        f"received {duplicate_correlation}")
+        raise UserError(
+            f"--duplicate-correlation must be above 0 and at most 1; "
+            f"received {duplicate_correlation}"
+        )
 
 
 def _largest_first(photos: ImageSource) -> list[int]:
@@ -325,6 +361,7 @@ def _largest_first(photos: ImageSource) -> list[int]:
     so the sharpest version of each face is the one kept. A file whose header
     cannot be read sorts last and fails properly when it is read.
     """
+
     def pixels(index: int) -> int:
         try:
             with warnings.catch_warnings():
@@ -351,16 +388,23 @@ def _read_photo(photos: ImageSource, index: int) -> tuple[Image.Image, str]:
             return to_channels(image, 3), digest  # EXIF orientation, modes, alpha handled
 
 
-def _unreadable(summary: PrepareSummary, on_skip: Callable[[str, str], None] | None,
-                name: str, reason: str) -> None:
+def _unreadable(
+    summary: PrepareSummary, on_skip: Callable[[str, str], None] | None, name: str, reason: str
+) -> None:
     summary.unreadable.append((name, reason))
     if on_skip:
         on_skip(display_name(name), reason)
 
 
-def _detect(photos: ImageSource, index: int, finder: FaceFinder, digests: set[str],
-            photo_kept: _Kept, summary: PrepareSummary,
-            on_skip: Callable[[str, str], None] | None) -> tuple[Image.Image, list[Face]] | None:
+def _detect(
+    photos: ImageSource,
+    index: int,
+    finder: FaceFinder,
+    digests: set[str],
+    photo_kept: _Kept,
+    summary: PrepareSummary,
+    on_skip: Callable[[str, str], None] | None,
+) -> tuple[Image.Image, list[Face]] | None:
     """The photo and its faces; None for an unreadable photo or a copy of one already read."""
     try:
         photo, digest = _read_photo(photos, index)
@@ -382,9 +426,19 @@ def _detect(photos: ImageSource, index: int, finder: FaceFinder, digests: set[st
     return photo, faces
 
 
-def _keep_face(photo: Image.Image, face: Face, k: int, stem: str, source_name: str, out_dir: Path,
-               resolution: int, align_faces: bool, box_scale: float, kept: _Kept,
-               summary: PrepareSummary) -> dict | None:
+def _keep_face(
+    photo: Image.Image,
+    face: Face,
+    k: int,
+    stem: str,
+    source_name: str,
+    out_dir: Path,
+    resolution: int,
+    align_faces: bool,
+    box_scale: float,
+    kept: _Kept,
+    summary: PrepareSummary,
+) -> dict | None:
     """Checks one face, writes it if it passes; returns its manifest row or None."""
     if face.score < summary.min_score:
         summary.low_score += 1
@@ -393,7 +447,11 @@ def _keep_face(photo: Image.Image, face: Face, k: int, stem: str, source_name: s
         summary.small += 1
         return None
     try:
-        crop = align.aligned_crop(face.landmarks) if align_faces else align.box_crop(face.box, box_scale)
+        crop = (
+            align.aligned_crop(face.landmarks)
+            if align_faces
+            else align.box_crop(face.box, box_scale)
+        )
     except ValueError:
         summary.bad_landmarks += 1
         return None
@@ -413,12 +471,16 @@ def _keep_face(photo: Image.Image, face: Face, k: int, stem: str, source_name: s
         "face": k,
         "score": round(face.score, 5),
         "box": _rounded(face.box),
-        "landmarks": {name: _rounded(point) for name, point in zip(align.LANDMARKS, face.landmarks)},
+        "landmarks": {
+            name: _rounded(point) for name, point in zip(align.LANDMARKS, face.landmarks)
+        },
         "aligned": align_faces,
         "resolution": resolution,
         "transform": [_rounded(r, 6) for r in matrix],
-        "output_landmarks": {name: _rounded(point) for name, point in
-                             zip(align.LANDMARKS, align.apply_transform(matrix, face.landmarks))},
+        "output_landmarks": {
+            name: _rounded(point)
+            for name, point in zip(align.LANDMARKS, align.apply_transform(matrix, face.landmarks))
+        },
         "outside": round(align.outside_fraction(photo.size, matrix, resolution), 3),
         "photo_size": list(photo.size),
     }

@@ -16,25 +16,39 @@ import zipfile
 from PIL import Image
 
 # Kinds of bad files, as they appear in reports and in `inspect-data --json`.
-EMPTY = "empty"                      # zero bytes
-NOT_IMAGE = "not_image"              # Pillow cannot identify the content
-CORRUPT = "corrupt"                  # identified, but the data does not decode
-TRUNCATED = "truncated"              # the file ends before the image does
+EMPTY = "empty"  # zero bytes
+NOT_IMAGE = "not_image"  # Pillow cannot identify the content
+CORRUPT = "corrupt"  # identified, but the data does not decode
+TRUNCATED = "truncated"  # the file ends before the image does
 TOO_MANY_PIXELS = "too_many_pixels"  # above data.max_pixels: a decompression bomb guard
-TOO_SMALL = "too_small"              # short side below data.min_size
-TOO_LARGE = "too_large"              # more bytes than facegan reads for one image
-UNREADABLE = "unreadable"            # permission denied or an I/O error
-SYMLINK_LOOP = "symlink_loop"        # a link that points back at itself or a parent
-BROKEN_LINK = "broken_link"          # a link to nothing (or the file vanished)
-NOT_A_FILE = "not_a_file"            # a FIFO, socket or device: reading it could block
+TOO_SMALL = "too_small"  # short side below data.min_size
+TOO_LARGE = "too_large"  # more bytes than facegan reads for one image
+UNREADABLE = "unreadable"  # permission denied or an I/O error
+SYMLINK_LOOP = "symlink_loop"  # a link that points back at itself or a parent
+BROKEN_LINK = "broken_link"  # a link to nothing (or the file vanished)
+NOT_A_FILE = "not_a_file"  # a FIFO, socket or device: reading it could block
 REPEATED_FOLDER = "repeated_folder"  # a second link to a folder already scanned
-UNSAFE_PATH = "unsafe_path"          # a zip entry that would escape its folder (zip-slip)
-ZIP_BOMB = "zip_bomb"                # a zip entry that inflates beyond the limits
-OUTSIDE_LINK = "outside_link"        # a link out of the data folder, with data.links = inside
+UNSAFE_PATH = "unsafe_path"  # a zip entry that would escape its folder (zip-slip)
+ZIP_BOMB = "zip_bomb"  # a zip entry that inflates beyond the limits
+OUTSIDE_LINK = "outside_link"  # a link out of the data folder, with data.links = inside
 
-KINDS = (EMPTY, NOT_IMAGE, CORRUPT, TRUNCATED, TOO_MANY_PIXELS, TOO_SMALL, TOO_LARGE,
-         UNREADABLE, SYMLINK_LOOP, BROKEN_LINK, NOT_A_FILE, REPEATED_FOLDER, UNSAFE_PATH,
-         ZIP_BOMB, OUTSIDE_LINK)
+KINDS = (
+    EMPTY,
+    NOT_IMAGE,
+    CORRUPT,
+    TRUNCATED,
+    TOO_MANY_PIXELS,
+    TOO_SMALL,
+    TOO_LARGE,
+    UNREADABLE,
+    SYMLINK_LOOP,
+    BROKEN_LINK,
+    NOT_A_FILE,
+    REPEATED_FOLDER,
+    UNSAFE_PATH,
+    ZIP_BOMB,
+    OUTSIDE_LINK,
+)
 
 
 class BadFile(Exception):
@@ -77,8 +91,12 @@ def describe_error(error: BaseException) -> tuple[str, str]:
         return UNREADABLE, f"cannot read it ({message})"
     if isinstance(error, MemoryError):
         return CORRUPT, "ran out of memory while decoding it"
-    return CORRUPT, f"cannot decode it ({type(error).__name__}: {message})" if message else \
-        f"cannot decode it ({type(error).__name__})"
+    return (
+        CORRUPT,
+        f"cannot decode it ({type(error).__name__}: {message})"
+        if message
+        else f"cannot decode it ({type(error).__name__})",
+    )
 
 
 def display_name(name: str) -> str:
@@ -104,5 +122,10 @@ def _escape(ch: str) -> str:
     code = ord(ch)
     if unicodedata.category(ch) == "Zs":  # non-breaking and other visible spaces
         return ch
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 \
+    return (
+        f"\\x{code:02x}"
+        if code < 0x100
+        else f"\\u{code:04x}"
+        if code < 0x10000
         else f"\\U{code:08x}"
+    )

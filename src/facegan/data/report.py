@@ -29,10 +29,19 @@ NEAR_DUPLICATE_BITS = 2
 # Extensions and the Pillow formats their content may have. Anything else is a
 # mismatch: still usable (Pillow reads the content, not the name), but noted.
 _FORMATS_BY_EXTENSION = {
-    ".jpg": {"JPEG", "MPO"}, ".jpeg": {"JPEG", "MPO"}, ".jpe": {"JPEG", "MPO"},
-    ".png": {"PNG"}, ".bmp": {"BMP", "DIB"}, ".gif": {"GIF"}, ".webp": {"WEBP"},
-    ".pgm": {"PPM"}, ".ppm": {"PPM"}, ".pbm": {"PPM"}, ".pnm": {"PPM"},
-    ".tif": {"TIFF"}, ".tiff": {"TIFF"},
+    ".jpg": {"JPEG", "MPO"},
+    ".jpeg": {"JPEG", "MPO"},
+    ".jpe": {"JPEG", "MPO"},
+    ".png": {"PNG"},
+    ".bmp": {"BMP", "DIB"},
+    ".gif": {"GIF"},
+    ".webp": {"WEBP"},
+    ".pgm": {"PPM"},
+    ".ppm": {"PPM"},
+    ".pbm": {"PPM"},
+    ".pnm": {"PPM"},
+    ".tif": {"TIFF"},
+    ".tiff": {"TIFF"},
 }
 # MPO is a JPEG with a second (preview or depth) picture, not an animation.
 _STILL_FORMATS = {"MPO"}
@@ -126,7 +135,7 @@ class DataReport:
 
     def good_indices(self) -> list[int]:
         """Indices into the source of the usable images."""
-        return [i for i, item in enumerate(self.items[:self.image_count]) if item.ok]
+        return [i for i, item in enumerate(self.items[: self.image_count]) if item.ok]
 
     def bad_by_kind(self) -> dict[str, int]:
         counts = collections.Counter(item.kind for item in self.bad)
@@ -176,13 +185,21 @@ class DataReport:
     def refusal(self) -> str:
         """One line saying why the source cannot train (for an error message)."""
         if not self.items:
-            hint = (f"; it holds {len(self.ignored)} file(s) without an image extension, "
-                    f"e.g. {display_name(self.ignored[0])!r}") if self.ignored else ""
+            hint = (
+                (
+                    f"; it holds {len(self.ignored)} file(s) without an image extension, "
+                    f"e.g. {display_name(self.ignored[0])!r}"
+                )
+                if self.ignored
+                else ""
+            )
             return f"{self.description} holds no image files{hint}"
         kinds = ", ".join(f"{count} {kind}" for kind, count in self.bad_by_kind().items())
         first = "; ".join(f"{display_name(i.name)}: {i.reason}" for i in self.bad[:3])
-        return (f"{self.description}: none of its {len(self.items)} image file(s) is usable "
-                f"({kinds}; first: {first})")
+        return (
+            f"{self.description}: none of its {len(self.items)} image file(s) is usable "
+            f"({kinds}; first: {first})"
+        )
 
     # -- renderings ----------------------------------------------------------
     def to_dict(self, include_items: bool = False) -> dict[str, Any]:
@@ -193,12 +210,17 @@ class DataReport:
             "usable": self.usable,
             "resolution": self.resolution,
             "limits": {"max_pixels": self.max_pixels, "min_size": self.min_size},
-            "counts": {"files": len(self.items) + len(self.ignored), "images": len(self.items),
-                       "good": len(self.good), "bad": len(self.bad),
-                       "ignored": len(self.ignored)},
+            "counts": {
+                "files": len(self.items) + len(self.ignored),
+                "images": len(self.items),
+                "good": len(self.good),
+                "bad": len(self.bad),
+                "ignored": len(self.ignored),
+            },
             "bad_by_kind": self.bad_by_kind(),
-            "bad": [{"name": display_name(i.name), "kind": i.kind, "reason": i.reason}
-                    for i in self.bad],
+            "bad": [
+                {"name": display_name(i.name), "kind": i.kind, "reason": i.reason} for i in self.bad
+            ],
             "ignored": [display_name(n) for n in self.ignored],
             "sizes": {f"{w}x{h}": n for (w, h), n in self.sizes().most_common()},
             "short_side": stats,
@@ -210,13 +232,17 @@ class DataReport:
             "warnings": {
                 "smaller_than_resolution": _shown(self.smaller_than_resolution()),
                 "non_square": _shown(self.non_square()),
-                "extension_mismatch": [{"name": display_name(n), "format": f}
-                                       for n, f in self.extension_mismatches()],
+                "extension_mismatch": [
+                    {"name": display_name(n), "format": f} for n, f in self.extension_mismatches()
+                ],
                 "animated": _shown(self.animated()),
                 "rotated": _shown(self.rotated()),
             },
-            "scan": {"decoded": self.decoded, "from_cache": self.image_count - self.decoded,
-                     "seconds": round(self.seconds, 3)},
+            "scan": {
+                "decoded": self.decoded,
+                "from_cache": self.image_count - self.decoded,
+                "seconds": round(self.seconds, 3),
+            },
         }
         if include_items:
             out["items"] = [item.to_dict() for item in self.items]
@@ -257,8 +283,11 @@ def _text_lines(report: DataReport, max_names: int) -> list[str]:
 
 
 def _headline(report: DataReport) -> str:
-    parts = [f"{len(report.items)} image files", f"{len(report.good)} usable",
-             f"{len(report.bad)} bad"]
+    parts = [
+        f"{len(report.items)} image files",
+        f"{len(report.good)} usable",
+        f"{len(report.bad)} bad",
+    ]
     if report.ignored:
         parts.append(f"{len(report.ignored)} other files ignored")
     return f"{report.description}: {', '.join(parts)}"
@@ -273,8 +302,10 @@ def _size_lines(report: DataReport) -> list[str]:
     side = f"short side {stats['min']}–{stats['max']} px, median {stats['median']}"
     modes = ", ".join(f"{mode} ({n})" for mode, n in report.modes().items())
     formats = ", ".join(f"{fmt} ({n})" for fmt, n in report.formats().items())
-    return [f"  sizes: {shown}; {side}",
-            f"  modes: {modes}" + (f"; formats: {formats}" if formats else "")]
+    return [
+        f"  sizes: {shown}; {side}",
+        f"  modes: {modes}" + (f"; formats: {formats}" if formats else ""),
+    ]
 
 
 @dataclasses.dataclass
@@ -283,7 +314,7 @@ class _Section:
 
     title: str
     entries: list[list[str]]  # each entry: the names it shows (a group has several)
-    joiner: str = ""          # between the names of a group
+    joiner: str = ""  # between the names of a group
     unit: str = "files"
 
     def lines(self, max_names: int) -> list[str]:
@@ -306,28 +337,49 @@ def _sections(report: DataReport) -> list[_Section]:
     bad_kinds = ", ".join(f"{n} {kind}" for kind, n in report.bad_by_kind().items())
     exact, near = report.exact_duplicates, report.near_duplicates
     return [
-        _Section(f"bad, skipped: {len(report.bad)} ({bad_kinds})",
-                 [[f"{display_name(i.name)}: {i.reason}"] for i in _by_name(report.bad)]),
-        _Section(f"ignored, not a supported image extension: {len(report.ignored)}",
-                 [[n] for n in _shown(report.ignored)]),
-        _Section(f"exact duplicates: {len(exact)} groups, {sum(map(len, exact))} files "
-                 "(same bytes; all are kept, so these faces weigh more)",
-                 [_shown(group) for group in exact], " = ", "groups"),
-        _Section(f"near duplicates: {len(near)} groups, {sum(map(len, near))} files "
-                 f"(perceptual hashes within {NEAR_DUPLICATE_BITS} of 64 bits; all are kept)",
-                 [_shown(group) for group in near], " ~ ", "groups"),
-        _Section(f"smaller than {res} px, will be upscaled: "
-                 f"{len(report.smaller_than_resolution())}",
-                 _by_size(report, report.smaller_than_resolution())),
-        _Section(f"non-square, the centre square is used: {len(report.non_square())}",
-                 _by_size(report, report.non_square())),
-        _Section(f"extension differs from the content (still usable): "
-                 f"{len(report.extension_mismatches())}",
-                 [[f"{display_name(n)} is {fmt}"] for n, fmt in report.extension_mismatches()]),
-        _Section(f"animated, the first frame is used: {len(report.animated())}",
-                 [[n] for n in _shown(report.animated())]),
-        _Section(f"turned upright by their EXIF orientation: {len(report.rotated())}",
-                 [[n] for n in _shown(report.rotated())]),
+        _Section(
+            f"bad, skipped: {len(report.bad)} ({bad_kinds})",
+            [[f"{display_name(i.name)}: {i.reason}"] for i in _by_name(report.bad)],
+        ),
+        _Section(
+            f"ignored, not a supported image extension: {len(report.ignored)}",
+            [[n] for n in _shown(report.ignored)],
+        ),
+        _Section(
+            f"exact duplicates: {len(exact)} groups, {sum(map(len, exact))} files "
+            "(same bytes; all are kept, so these faces weigh more)",
+            [_shown(group) for group in exact],
+            " = ",
+            "groups",
+        ),
+        _Section(
+            f"near duplicates: {len(near)} groups, {sum(map(len, near))} files "
+            f"(perceptual hashes within {NEAR_DUPLICATE_BITS} of 64 bits; all are kept)",
+            [_shown(group) for group in near],
+            " ~ ",
+            "groups",
+        ),
+        _Section(
+            f"smaller than {res} px, will be upscaled: {len(report.smaller_than_resolution())}",
+            _by_size(report, report.smaller_than_resolution()),
+        ),
+        _Section(
+            f"non-square, the centre square is used: {len(report.non_square())}",
+            _by_size(report, report.non_square()),
+        ),
+        _Section(
+            f"extension differs from the content (still usable): "
+            f"{len(report.extension_mismatches())}",
+            [[f"{display_name(n)} is {fmt}"] for n, fmt in report.extension_mismatches()],
+        ),
+        _Section(
+            f"animated, the first frame is used: {len(report.animated())}",
+            [[n] for n in _shown(report.animated())],
+        ),
+        _Section(
+            f"turned upright by their EXIF orientation: {len(report.rotated())}",
+            [[n] for n in _shown(report.rotated())],
+        ),
     ]
 
 
@@ -350,11 +402,14 @@ def _plural(count: int, noun: str) -> str:
 
 
 def _verdict(report: DataReport) -> str:
-    timing = (f"scanned in {report.seconds:.1f} s: {report.decoded} files read, "
-              f"{report.image_count - report.decoded} from cache")
+    timing = (
+        f"scanned in {report.seconds:.1f} s: {report.decoded} files read, "
+        f"{report.image_count - report.decoded} from cache"
+    )
     if report.usable:
-        return (f"usable: {len(report.good)} images for training at {report.resolution} px "
-                f"({timing})")
+        return (
+            f"usable: {len(report.good)} images for training at {report.resolution} px ({timing})"
+        )
     return f"NOT usable: {report.refusal()} ({timing})"
 
 
@@ -401,15 +456,20 @@ class _Html:
 
     def page(self, title: str, body: list[str]) -> str:
         safe = html.escape(title)
-        return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                f"<title>{safe}</title>\n<style>body{{font-family:sans-serif;max-width:60em;"
-                "margin:2em auto}td,th{padding:.2em .8em;text-align:left}"
-                "li{font-family:monospace}</style></head><body>\n"
-                f"<h1>{safe}</h1>\n" + "\n".join(body) + "\n</body></html>\n")
+        return (
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{safe}</title>\n<style>body{{font-family:sans-serif;max-width:60em;"
+            "margin:2em auto}td,th{padding:.2em .8em;text-align:left}"
+            "li{font-family:monospace}</style></head><body>\n"
+            f"<h1>{safe}</h1>\n" + "\n".join(body) + "\n</body></html>\n"
+        )
 
     def table(self, rows: list[tuple[str, str]]) -> list[str]:
-        return (["<table>"] + [f"<tr><th>{key}</th><td>{value}</td></tr>" for key, value in rows]
-                + ["</table>"])
+        return (
+            ["<table>"]
+            + [f"<tr><th>{key}</th><td>{value}</td></tr>" for key, value in rows]
+            + ["</table>"]
+        )
 
     def section(self, title: str, entries: list[str], more: int) -> list[str]:
         out = [f"<h2>{title}</h2>", "<ul>"] + [f"<li>{entry}</li>" for entry in entries]
@@ -430,33 +490,44 @@ def _render(report: DataReport, fmt: Any, max_names: int) -> str:
         ("bad (skipped)", str(len(report.bad))),
         ("ignored (not a supported image extension)", str(len(report.ignored))),
         ("sizes", esc(", ".join(f"{w}x{h} ({n})" for (w, h), n in report.sizes().most_common(5)))),
-        ("short side (px)", f"{stats['min']}–{stats['max']}, median {stats['median']}"
-         if stats else "–"),
+        (
+            "short side (px)",
+            f"{stats['min']}–{stats['max']}, median {stats['median']}" if stats else "–",
+        ),
         ("modes", esc(", ".join(f"{m} ({n})" for m, n in report.modes().items()))),
         ("training resolution", f"{report.resolution} px"),
     ]
     body = fmt.table(rows)
     for title, entries in _markup_sections(report, esc):
         if entries:
-            body += fmt.section(f"{title} ({len(entries)})", entries[:max_names],
-                                max(0, len(entries) - max_names))
+            body += fmt.section(
+                f"{title} ({len(entries)})", entries[:max_names], max(0, len(entries) - max_names)
+            )
     return fmt.page("Dataset report", body)
 
 
 def _markup_sections(report: DataReport, esc) -> list[tuple[str, list[str]]]:
     res = report.resolution
     return [
-        ("Bad files, skipped", [f"{esc(i.name)}: {esc(i.kind)}: {esc(i.reason)}"
-                                for i in _by_name(report.bad)]),
+        (
+            "Bad files, skipped",
+            [f"{esc(i.name)}: {esc(i.kind)}: {esc(i.reason)}" for i in _by_name(report.bad)],
+        ),
         ("Ignored, not a supported image extension", [esc(n) for n in report.ignored]),
-        ("Exact duplicates (same bytes)", [" = ".join(esc(n) for n in g)
-                                          for g in report.exact_duplicates]),
-        (f"Near duplicates (perceptual hash within {NEAR_DUPLICATE_BITS} bits)",
-         [" ~ ".join(esc(n) for n in g) for g in report.near_duplicates]),
+        (
+            "Exact duplicates (same bytes)",
+            [" = ".join(esc(n) for n in g) for g in report.exact_duplicates],
+        ),
+        (
+            f"Near duplicates (perceptual hash within {NEAR_DUPLICATE_BITS} bits)",
+            [" ~ ".join(esc(n) for n in g) for g in report.near_duplicates],
+        ),
         (f"Smaller than {res} px, upscaled", [esc(n) for n in report.smaller_than_resolution()]),
         ("Non-square, centre-cropped", [esc(n) for n in report.non_square()]),
-        ("Extension differs from content", [f"{esc(n)}: {esc(f)}"
-                                            for n, f in report.extension_mismatches()]),
+        (
+            "Extension differs from content",
+            [f"{esc(n)}: {esc(f)}" for n, f in report.extension_mismatches()],
+        ),
         ("Animated, first frame used", [esc(n) for n in report.animated()]),
         ("Rotated by their EXIF orientation", [esc(n) for n in report.rotated()]),
     ]

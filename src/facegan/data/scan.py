@@ -48,12 +48,20 @@ from facegan.data.report import NEAR_DUPLICATE_BITS, DataReport, ItemRecord
 from facegan.data.sources import ImageSource
 from facegan.progress import progress as line_or_bar
 
-__all__ = ["DataReport", "ItemRecord", "NEAR_DUPLICATE_BITS", "scan_source", "scan_item",
-           "perceptual_hashes", "near_duplicate_groups", "default_cache_dir"]
+__all__ = [
+    "DataReport",
+    "ItemRecord",
+    "NEAR_DUPLICATE_BITS",
+    "scan_source",
+    "scan_item",
+    "perceptual_hashes",
+    "near_duplicate_groups",
+    "default_cache_dir",
+]
 
 CACHE_FORMAT = "facegan-scan/1"
 _THUMB = 32  # pHash thumbnail side
-_LOW = 8     # the low-frequency 8x8 block of its DCT gives the 64 bits
+_LOW = 8  # the low-frequency 8x8 block of its DCT gives the 64 bits
 # Outcomes that a permission change or a repaired link can fix without touching the
 # file's size or mtime: never cached, tried again on every scan.
 _TRANSIENT = frozenset({bad.UNREADABLE, bad.BROKEN_LINK, bad.SYMLINK_LOOP})
@@ -64,10 +72,17 @@ def default_cache_dir() -> Path:
     return cache_root() / "scans"
 
 
-def scan_source(source: ImageSource, *, resolution: int = 64,
-                max_pixels: int = DEFAULT_MAX_PIXELS, min_size: int = DEFAULT_MIN_SIZE,
-                cache_dir: str | Path | None = None, use_cache: bool = True,
-                progress: bool = False, workers: int | None = None) -> DataReport:
+def scan_source(
+    source: ImageSource,
+    *,
+    resolution: int = 64,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_size: int = DEFAULT_MIN_SIZE,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    progress: bool = False,
+    workers: int | None = None,
+) -> DataReport:
     """Scans every file of `source`; bad files are recorded, never raised.
 
     Args:
@@ -100,9 +115,15 @@ def scan_source(source: ImageSource, *, resolution: int = 64,
 
     items += [ItemRecord(name, False, kind, reason) for name, kind, reason in source.problems]
     report = DataReport(
-        description=source.description, items=items, image_count=len(names),
-        ignored=list(source.ignored), resolution=resolution, max_pixels=max_pixels,
-        min_size=min_size, decoded=len(todo))
+        description=source.description,
+        items=items,
+        image_count=len(names),
+        ignored=list(source.ignored),
+        resolution=resolution,
+        max_pixels=max_pixels,
+        min_size=min_size,
+        decoded=len(todo),
+    )
     report.exact_duplicates = _exact_duplicates(report.good)
     report.near_duplicates = _near_duplicates(report.good)
     report.seconds = time.perf_counter() - started
@@ -112,8 +133,12 @@ def scan_source(source: ImageSource, *, resolution: int = 64,
 # ------------------------------------------------------------------ one file
 
 
-def scan_item(source: ImageSource, index: int, max_pixels: int = DEFAULT_MAX_PIXELS,
-              min_size: int = DEFAULT_MIN_SIZE) -> tuple[ItemRecord, np.ndarray | None]:
+def scan_item(
+    source: ImageSource,
+    index: int,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_size: int = DEFAULT_MIN_SIZE,
+) -> tuple[ItemRecord, np.ndarray | None]:
     """Reads, checks and decodes item `index` once.
 
     Returns:
@@ -127,7 +152,7 @@ def scan_item(source: ImageSource, index: int, max_pixels: int = DEFAULT_MAX_PIX
         if not data:
             raise BadFile(bad.EMPTY, "empty file (0 bytes)")
         record.sha256 = hashlib.sha256(data).hexdigest()
-        with (Image.open(io.BytesIO(data)) if source.encoded else source.open(index)) as image:
+        with Image.open(io.BytesIO(data)) if source.encoded else source.open(index) as image:
             _read_header(image, record)
             check_size(image, max_pixels, min_size)
             thumbnail = _decode_thumbnail(image)
@@ -150,8 +175,9 @@ def _read_header(image: Image.Image, record: ItemRecord) -> None:
         record.orientation = 1
     width, height = image.size
     # Orientations 5-8 turn the picture by 90 degrees: report what training sees.
-    record.width, record.height = (height, width) if record.orientation in (5, 6, 7, 8) \
-        else (width, height)
+    record.width, record.height = (
+        (height, width) if record.orientation in (5, 6, 7, 8) else (width, height)
+    )
 
 
 def _decode_thumbnail(image: Image.Image) -> np.ndarray:
@@ -169,8 +195,14 @@ def _decode_thumbnail(image: Image.Image) -> np.ndarray:
 # ------------------------------------------------------------------ many files
 
 
-def _scan_all(source: ImageSource, indices: Sequence[int], max_pixels: int, min_size: int,
-              progress: bool, workers: int | None) -> Iterable[tuple[int, ItemRecord]]:
+def _scan_all(
+    source: ImageSource,
+    indices: Sequence[int],
+    max_pixels: int,
+    min_size: int,
+    progress: bool,
+    workers: int | None,
+) -> Iterable[tuple[int, ItemRecord]]:
     """Scans `indices` in parallel; yields (index, record) with the phash filled in."""
     if not indices:
         return
@@ -225,15 +257,16 @@ def perceptual_hashes(thumbnails: np.ndarray) -> np.ndarray:
     row-major) is above the median of the 63 non-DC ones.
     """
     pixels = thumbnails.astype(np.float64)
-    coefficients = _DCT @ pixels @ _DCT.T                            # [N, 32, 32]
-    low = coefficients[:, :_LOW, :_LOW].reshape(len(pixels), -1)     # [N, 64]
+    coefficients = _DCT @ pixels @ _DCT.T  # [N, 32, 32]
+    low = coefficients[:, :_LOW, :_LOW].reshape(len(pixels), -1)  # [N, 64]
     median = np.median(low[:, 1:], axis=1, keepdims=True)
-    bits = np.packbits(low > median, axis=1)                         # [N, 8] bytes
+    bits = np.packbits(low > median, axis=1)  # [N, 8] bytes
     return bits.view(">u8").reshape(-1).astype(np.uint64)
 
 
-def near_duplicate_groups(hashes: Sequence[int] | np.ndarray,
-                          max_distance: int = NEAR_DUPLICATE_BITS) -> list[list[int]]:
+def near_duplicate_groups(
+    hashes: Sequence[int] | np.ndarray, max_distance: int = NEAR_DUPLICATE_BITS
+) -> list[list[int]]:
     """Groups of indices whose hashes are within `max_distance` bits, transitively.
 
     Without comparing all pairs: the 64 bits are cut into `max_distance + 1` bands,
@@ -264,11 +297,12 @@ def near_duplicate_groups(hashes: Sequence[int] | np.ndarray,
     return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
 
 
-def _close_pairs(values: np.ndarray, max_distance: int,
-                 block: int = 1024) -> Iterable[tuple[int, int]]:
+def _close_pairs(
+    values: np.ndarray, max_distance: int, block: int = 1024
+) -> Iterable[tuple[int, int]]:
     """Pairs (a < b) of positions in `values` within `max_distance` bits, in row blocks."""
     for start in range(0, len(values), block):
-        rows = values[start:start + block]
+        rows = values[start : start + block]
         close = np.bitwise_count(rows[:, None] ^ values[None, :]) <= max_distance
         for a, b in zip(*np.nonzero(close)):
             if start + a < b:
@@ -303,15 +337,17 @@ def _near_duplicates(good: list[ItemRecord]) -> list[list[str]]:
             copies.setdefault(item.sha256, []).append(item.name)
     distinct = list(firsts.values())  # one per content: exact copies are reported apart
     groups = near_duplicate_groups([int(item.phash, 16) for item in distinct])
-    return sorted(sorted(name for i in group for name in copies[distinct[i].sha256])
-                  for group in groups)
+    return sorted(
+        sorted(name for i in group for name in copies[distinct[i].sha256]) for group in groups
+    )
 
 
 # ------------------------------------------------------------------ cache
 
 
-def _reuse_cached(names: list[str], signatures: list, cached: dict
-                  ) -> tuple[list[ItemRecord | None], list[int]]:
+def _reuse_cached(
+    names: list[str], signatures: list, cached: dict
+) -> tuple[list[ItemRecord | None], list[int]]:
     """Records of unchanged files from the cache, and the indices left to scan."""
     records: list[ItemRecord | None] = [None] * len(names)
     todo = []
@@ -332,22 +368,34 @@ def _cache_file(source: ImageSource, cache_dir: str | Path | None) -> Path | Non
     return Path(cache_dir if cache_dir is not None else default_cache_dir()) / f"{key}.json"
 
 
-def _load_cache(path: Path, source: ImageSource,
-                settings: dict) -> dict[str, tuple[list[int], ItemRecord]]:
+def _load_cache(
+    path: Path, source: ImageSource, settings: dict
+) -> dict[str, tuple[list[int], ItemRecord]]:
     """{name: (signature, record)} from a previous scan; {} if absent, stale or damaged."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        if (raw.get("format") != CACHE_FORMAT or raw.get("identity") != source.identity()
-                or raw.get("settings") != settings):
+        if (
+            raw.get("format") != CACHE_FORMAT
+            or raw.get("identity") != source.identity()
+            or raw.get("settings") != settings
+        ):
             return {}
-        return {name: (entry["signature"], ItemRecord(name=name, **entry["record"]))
-                for name, entry in raw["items"].items()}
+        return {
+            name: (entry["signature"], ItemRecord(name=name, **entry["record"]))
+            for name, entry in raw["items"].items()
+        }
     except Exception:  # absent, damaged or foreign: it only costs a rescan
         return {}
 
 
-def _save_cache(path: Path, source: ImageSource, settings: dict, names: list[str],
-                signatures: list, items: list[ItemRecord]) -> None:
+def _save_cache(
+    path: Path,
+    source: ImageSource,
+    settings: dict,
+    names: list[str],
+    signatures: list,
+    items: list[ItemRecord],
+) -> None:
     """Writes the cache atomically (temp file + rename); a failure only loses the cache."""
     entries = {}
     for name, signature, item in zip(names, signatures, items):
@@ -355,12 +403,19 @@ def _save_cache(path: Path, source: ImageSource, settings: dict, names: list[str
             continue
         record = {k: v for k, v in vars(item).items() if k != "name"}
         entries[name] = {"signature": signature, "record": record}
-    text = json.dumps({"format": CACHE_FORMAT, "identity": source.identity(),
-                       "settings": settings, "items": entries})
+    text = json.dumps(
+        {
+            "format": CACHE_FORMAT,
+            "identity": source.identity(),
+            "settings": settings,
+            "items": entries,
+        }
+    )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                             suffix=".tmp")
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as file:
                 file.write(text)

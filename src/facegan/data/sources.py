@@ -31,10 +31,23 @@ from facegan.data.zip_entries import read_entry
 
 # Extensions we try to decode. Anything else in a folder is ignored, not an error
 # (a README or a .DS_Store beside the photos is normal).
-IMAGE_EXTENSIONS = frozenset({
-    ".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp",
-    ".pgm", ".ppm", ".pbm", ".pnm", ".tif", ".tiff",
-})
+IMAGE_EXTENSIONS = frozenset(
+    {
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".png",
+        ".bmp",
+        ".gif",
+        ".webp",
+        ".pgm",
+        ".ppm",
+        ".pbm",
+        ".pnm",
+        ".tif",
+        ".tiff",
+    }
+)
 
 LFW_FACES = 100  # the first 100 rows of skimage's lfw_subset are faces, the rest are not
 
@@ -132,8 +145,7 @@ class FolderSource(ImageSource):
     they are reported as problems instead.
     """
 
-    def __init__(self, root: Path, max_file_bytes: int = MAX_FILE_BYTES,
-                 links: str = "follow"):
+    def __init__(self, root: Path, max_file_bytes: int = MAX_FILE_BYTES, links: str = "follow"):
         self.root = root
         self.description = f"folder {display_name(str(root))!r}"
         self.max_file_bytes = max_file_bytes
@@ -156,12 +168,15 @@ class FolderSource(ImageSource):
         with open(path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
             if size > self.max_file_bytes:
-                raise BadFile(bad.TOO_LARGE, f"{_mib(size)} file; images are read up to "
-                                             f"{_mib(self.max_file_bytes)}")
+                raise BadFile(
+                    bad.TOO_LARGE,
+                    f"{_mib(size)} file; images are read up to {_mib(self.max_file_bytes)}",
+                )
             data = file.read(self.max_file_bytes + 1)  # +1: a file that grew is caught too
         if len(data) > self.max_file_bytes:
-            raise BadFile(bad.TOO_LARGE, f"file grew past {_mib(self.max_file_bytes)} "
-                                         f"while being read")
+            raise BadFile(
+                bad.TOO_LARGE, f"file grew past {_mib(self.max_file_bytes)} while being read"
+            )
         return data
 
     def identity(self) -> str:
@@ -180,8 +195,12 @@ class ZipSource(ImageSource):
     data or compresses better than `max_ratio` is refused without inflating it.
     """
 
-    def __init__(self, path: Path, max_entry_bytes: int = MAX_FILE_BYTES,
-                 max_ratio: float = MAX_COMPRESSION_RATIO):
+    def __init__(
+        self,
+        path: Path,
+        max_entry_bytes: int = MAX_FILE_BYTES,
+        max_ratio: float = MAX_COMPRESSION_RATIO,
+    ):
         self.path = path
         self.description = f"zip file {display_name(str(path))!r}"
         self.max_entry_bytes, self.max_ratio = max_entry_bytes, max_ratio
@@ -189,8 +208,9 @@ class ZipSource(ImageSource):
             with zipfile.ZipFile(path) as archive:
                 infos = archive.infolist()
         except (zipfile.BadZipFile, OSError) as err:
-            raise DataError(f"`data.source` {display_name(str(path))!r} is not a readable "
-                            f"zip file: {err}") from None
+            raise DataError(
+                f"`data.source` {display_name(str(path))!r} is not a readable zip file: {err}"
+            ) from None
         overlapping = _overlapping_entries(infos)
         images, ignored, problems = [], [], []
         for info in infos:
@@ -198,13 +218,24 @@ class ZipSource(ImageSource):
             if name.endswith("/") or name.startswith("__MACOSX/"):
                 continue  # folders, and macOS resource forks beside every file
             if _unsafe_zip_path(name):
-                problems.append((name, bad.UNSAFE_PATH, "unsafe path in zip (zip-slip): "
-                                 "absolute or with `..`; entries must stay inside the archive"))
+                problems.append(
+                    (
+                        name,
+                        bad.UNSAFE_PATH,
+                        "unsafe path in zip (zip-slip): "
+                        "absolute or with `..`; entries must stay inside the archive",
+                    )
+                )
             elif Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
                 ignored.append(name)
             elif info.header_offset in overlapping:
-                problems.append((name, bad.ZIP_BOMB, "its data overlaps another entry's "
-                                 "(a zip bomb layout); refused"))
+                problems.append(
+                    (
+                        name,
+                        bad.ZIP_BOMB,
+                        "its data overlaps another entry's (a zip bomb layout); refused",
+                    )
+                )
             else:
                 images.append(info)
         self._infos = sorted(images, key=lambda info: info.filename)
@@ -231,12 +262,18 @@ class ZipSource(ImageSource):
     def _check_entry(self, info: zipfile.ZipInfo) -> None:
         declared = info.file_size
         if declared > self.max_entry_bytes:
-            raise BadFile(bad.ZIP_BOMB, f"declares {_mib(declared)} uncompressed; zip entries "
-                                        f"are read up to {_mib(self.max_entry_bytes)}")
+            raise BadFile(
+                bad.ZIP_BOMB,
+                f"declares {_mib(declared)} uncompressed; zip entries "
+                f"are read up to {_mib(self.max_entry_bytes)}",
+            )
         if declared > _RATIO_CHECK_ABOVE and declared > self.max_ratio * max(info.compress_size, 1):
             ratio = declared / max(info.compress_size, 1)
-            raise BadFile(bad.ZIP_BOMB, f"compression ratio {ratio:,.0f}:1 is above "
-                                        f"{self.max_ratio:,.0f}:1 (a zip bomb?); refused")
+            raise BadFile(
+                bad.ZIP_BOMB,
+                f"compression ratio {ratio:,.0f}:1 is above "
+                f"{self.max_ratio:,.0f}:1 (a zip bomb?); refused",
+            )
 
     def identity(self) -> str:
         return "zip:" + os.path.realpath(self.path)
@@ -295,8 +332,9 @@ def _list_folder(root: Path, links: str = "follow") -> _Listing:
     try:
         top = os.stat(root)
     except OSError as err:
-        raise DataError(f"`data.source` {display_name(str(root))!r} cannot be read: "
-                        f"{describe_error(err)[1]}") from None
+        raise DataError(
+            f"`data.source` {display_name(str(root))!r} cannot be read: {describe_error(err)[1]}"
+        ) from None
     inside_of = os.path.realpath(root)
     visited = {(top.st_dev, top.st_ino)}
     # (path, name prefix, identities of the folders on the way down from root)
@@ -308,8 +346,10 @@ def _list_folder(root: Path, links: str = "follow") -> _Listing:
                 entries = sorted(listing, key=lambda entry: entry.name)
         except OSError as err:
             if not prefix:
-                raise DataError(f"`data.source` {display_name(str(root))!r} cannot be listed: "
-                                f"{describe_error(err)[1]}") from None
+                raise DataError(
+                    f"`data.source` {display_name(str(root))!r} cannot be listed: "
+                    f"{describe_error(err)[1]}"
+                ) from None
             kind, reason = describe_error(err)
             found.problems.append((prefix, kind, f"folder not scanned: {reason}"))
             continue
@@ -326,16 +366,20 @@ def _list_folder(root: Path, links: str = "follow") -> _Listing:
     return found
 
 
-def _link_allowed(entry: os.DirEntry, name: str, root: str, links: str,
-                  found: _Listing) -> bool:
+def _link_allowed(entry: os.DirEntry, name: str, root: str, links: str, found: _Listing) -> bool:
     """Records a link that leaves the data folder; False when `links` says not to follow it."""
     target = os.path.realpath(entry.path)
     if target == root or target.startswith(root.rstrip(os.sep) + os.sep):
         return True
     if links == "inside":
-        found.problems.append((name, bad.OUTSIDE_LINK,
-                               f"symbolic link to {display_name(target)!r}, outside the data "
-                               f"folder; not followed (data.links = inside)"))
+        found.problems.append(
+            (
+                name,
+                bad.OUTSIDE_LINK,
+                f"symbolic link to {display_name(target)!r}, outside the data "
+                f"folder; not followed (data.links = inside)",
+            )
+        )
         return False
     found.outside.append((name, target))
     return True
@@ -348,8 +392,14 @@ def _is_dir(entry: os.DirEntry) -> bool:
         return False
 
 
-def _visit_folder(entry: os.DirEntry, name: str, ancestors: frozenset, visited: set,
-                  pending: list, found: _Listing) -> None:
+def _visit_folder(
+    entry: os.DirEntry,
+    name: str,
+    ancestors: frozenset,
+    visited: set,
+    pending: list,
+    found: _Listing,
+) -> None:
     try:
         info = entry.stat()
     except OSError as err:
@@ -357,12 +407,22 @@ def _visit_folder(entry: os.DirEntry, name: str, ancestors: frozenset, visited: 
         return
     identity = (info.st_dev, info.st_ino)
     if identity in ancestors:
-        found.problems.append((name + os.sep, bad.SYMLINK_LOOP,
-                               "symbolic link loop: points back to a folder that contains it"))
+        found.problems.append(
+            (
+                name + os.sep,
+                bad.SYMLINK_LOOP,
+                "symbolic link loop: points back to a folder that contains it",
+            )
+        )
     elif identity in visited:
-        found.problems.append((name + os.sep, bad.REPEATED_FOLDER,
-                               "folder already scanned through another link; skipped so its "
-                               "images are not counted twice"))
+        found.problems.append(
+            (
+                name + os.sep,
+                bad.REPEATED_FOLDER,
+                "folder already scanned through another link; skipped so its "
+                "images are not counted twice",
+            )
+        )
     else:
         visited.add(identity)
         pending.append((entry.path, name + os.sep, ancestors | {identity}))
@@ -375,8 +435,14 @@ def _add_file(entry: os.DirEntry, name: str, found: _Listing) -> None:
         found.problems.append((name, *describe_error(err)))
         return
     if not stat.S_ISREG(info.st_mode):
-        found.problems.append((name, bad.NOT_A_FILE, "not a regular file (a FIFO, socket or "
-                               "device); not read, since reading it could block"))
+        found.problems.append(
+            (
+                name,
+                bad.NOT_A_FILE,
+                "not a regular file (a FIFO, socket or "
+                "device); not read, since reading it could block",
+            )
+        )
         return
     found.images.append(name)
     found.stats[name] = (info.st_size, info.st_mtime_ns)
@@ -427,11 +493,13 @@ def check_source_path(spec: str) -> Path | None:
     if not path.exists():
         raise DataError(
             f"`data.source` must be a folder of images, a .zip of images or {EMBEDDED_LFW}; "
-            f"{shown!r} does not exist")
+            f"{shown!r} does not exist"
+        )
     if not path.is_dir() and path.suffix.lower() != ".zip":
         raise DataError(
             f"`data.source` must be a folder of images, a .zip of images or {EMBEDDED_LFW}; "
-            f"received the file {shown!r}")
+            f"received the file {shown!r}"
+        )
     return path
 
 
@@ -456,9 +524,12 @@ def open_source(spec: str, *, require_images: bool = True, links: str = "follow"
     if require_images and len(source) == 0:
         others = ""
         if source.ignored:
-            others = (f"; it has {len(source.ignored)} other file(s), e.g. "
-                      f"{display_name(source.ignored[0])!r}")
+            others = (
+                f"; it has {len(source.ignored)} other file(s), e.g. "
+                f"{display_name(source.ignored[0])!r}"
+            )
         raise DataError(
             f"`data.source` {shown!r} holds no image files "
-            f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))}){others}")
+            f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))}){others}"
+        )
     return source

@@ -51,20 +51,31 @@ def open_packed(config: Config, workers: int = 1) -> tuple[Config, PackedImages]
     info = read_pack_info(config.data.source)
     model, labels = config.model, config.data.labels
     if model.resolution != info.resolution:
-        raise ConfigError(f"`model.resolution` is {model.resolution}, but {info.describe()} holds "
-                          f"{info.resolution} px images: train at {info.resolution} or pack "
-                          f"again with --resolution {model.resolution}")
+        raise ConfigError(
+            f"`model.resolution` is {model.resolution}, but {info.describe()} holds "
+            f"{info.resolution} px images: train at {info.resolution} or pack "
+            f"again with --resolution {model.resolution}"
+        )
     if model.channels not in (None, info.channels):
-        raise ConfigError(f"`model.channels` is {model.channels}, but {info.describe()} holds "
-                          f"{info.channels}-channel images")
+        raise ConfigError(
+            f"`model.channels` is {model.channels}, but {info.describe()} holds "
+            f"{info.channels}-channel images"
+        )
     if labels not in ("", "packed"):
-        raise ConfigError(f"`data.labels` {labels!r}: a packed dataset carries its own labels; "
-                          f"set data.labels = packed" + (f" (packed with {info.label_spec!r})"
-                                                         if info.labelled else
-                                                         ", after packing with --labels"))
+        raise ConfigError(
+            f"`data.labels` {labels!r}: a packed dataset carries its own labels; "
+            f"set data.labels = packed"
+            + (
+                f" (packed with {info.label_spec!r})"
+                if info.labelled
+                else ", after packing with --labels"
+            )
+        )
     if labels == "packed" and not info.labelled:
-        raise ConfigError(f"`data.labels` is packed, but {info.describe()} has no labels: pack "
-                          f"it again with --labels")
+        raise ConfigError(
+            f"`data.labels` is packed, but {info.describe()} has no labels: pack "
+            f"it again with --labels"
+        )
     images = PackedImages(info, use_labels=labels == "packed")
     images.pipeline_shards(0, workers)  # fewer shards than workers fails here, not mid-run
     return config.with_overrides({"model.channels": info.channels}), images
@@ -72,11 +83,14 @@ def open_packed(config: Config, workers: int = 1) -> tuple[Config, PackedImages]
 
 def parse_record(serialized: tf.Tensor, info: PackInfo) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """(uint8 [R, R, C], index int64 [], labels int32 [A]) of one serialized record."""
-    features = tf.io.parse_single_example(serialized, {
-        "image": tf.io.FixedLenFeature([], tf.string),
-        "index": tf.io.FixedLenFeature([], tf.int64),
-        "labels": tf.io.VarLenFeature(tf.int64),
-    })
+    features = tf.io.parse_single_example(
+        serialized,
+        {
+            "image": tf.io.FixedLenFeature([], tf.string),
+            "index": tf.io.FixedLenFeature([], tf.int64),
+            "labels": tf.io.VarLenFeature(tf.int64),
+        },
+    )
     shape = [info.resolution, info.resolution, info.channels]
     if info.encoding == "png":
         image = tf.io.decode_png(features["image"], channels=info.channels)
@@ -141,8 +155,11 @@ class PackedImages(TrainingImages):
         order = rng(seed, Stream.PICK, part=part).permutation(len(self.info.shards))
         files = [str(self.info.directory / self.info.shards[i].file) for i in order]
         records = tf.data.TFRecordDataset(files, buffer_size=_READ_BUFFER).take(count)
-        parsed = records.map(lambda r: parse_record(r, self.info),
-                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        parsed = records.map(
+            lambda r: parse_record(r, self.info),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
         images, labels = [], []
         for image, _, row in parsed.as_numpy_iterator():
             images.append(image)
@@ -160,21 +177,44 @@ class PackedImages(TrainingImages):
             raise DataError(
                 f"{self.description} has {len(self.info.shards)} shard(s) for {pipelines} "
                 f"workers; every worker needs its own: pack it again with "
-                f"--images-per-shard {max(1, self.info.count // pipelines)} or less")
+                f"--images-per-shard {max(1, self.info.count // pipelines)} or less"
+            )
         return list(range(pipeline, len(self.info.shards), pipelines))
 
-    def batches(self, batch_size: int, seed: int, flip: bool, start_step: int = 0, *,
-                replicas: int = 1, pipeline: int = 0, pipelines: int = 1) -> tf.data.Dataset:
+    def batches(
+        self,
+        batch_size: int,
+        seed: int,
+        flip: bool,
+        start_step: int = 0,
+        *,
+        replicas: int = 1,
+        pipeline: int = 0,
+        pipelines: int = 1,
+    ) -> tf.data.Dataset:
         """See `TrainingImages.batches`: each pipeline streams its own shard files,
         and its replicas take its batches in turn, so workers never read the same
         image within an epoch."""
         assert replicas % pipelines == 0, (replicas, pipelines)
         local = replicas // pipelines
-        return self.stream(batch_size // replicas, seed, flip, start_step * local,
-                           pipeline=pipeline, pipelines=pipelines)
+        return self.stream(
+            batch_size // replicas,
+            seed,
+            flip,
+            start_step * local,
+            pipeline=pipeline,
+            pipelines=pipelines,
+        )
 
-    def stream(self, batch_size: int, seed: int, flip: bool, start_step: int,
-               pipeline: int = 0, pipelines: int = 1) -> tf.data.Dataset:
+    def stream(
+        self,
+        batch_size: int,
+        seed: int,
+        flip: bool,
+        start_step: int,
+        pipeline: int = 0,
+        pipelines: int = 1,
+    ) -> tf.data.Dataset:
         """An endless dataset of this pipeline's float32 batches [B, R, R, C] in [-1, 1].
 
         Batch k is batch `start_step + k` of this pipeline (see the module docstring).
@@ -198,9 +238,11 @@ class PackedImages(TrainingImages):
 
         records = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch)
         decode = self._decoder(seed, flip, self.with_index)
-        return (records.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                .batch(batch_size, drop_remainder=True)
-                .prefetch(tf.data.AUTOTUNE))
+        return (
+            records.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .batch(batch_size, drop_remainder=True)
+            .prefetch(tf.data.AUTOTUNE)
+        )
 
     def _decoder(self, seed: int, flip: bool, with_index: bool):
         info, conditional = self.info, self.conditional
@@ -210,7 +252,8 @@ class PackedImages(TrainingImages):
             image = to_signed_unit(image)
             if flip:
                 key = tf.random.experimental.stateless_fold_in(
-                    stream_key(seed, Stream.DATA_FLIP, e), index)
+                    stream_key(seed, Stream.DATA_FLIP, e), index
+                )
                 mirrored = tf.random.stateless_uniform([], key) < 0.5
                 image = tf.where(mirrored, tf.reverse(image, axis=[1]), image)
             out = (image, labels) if conditional else (image,)
@@ -220,8 +263,15 @@ class PackedImages(TrainingImages):
         return decode
 
 
-def _epoch_records(files: tf.Tensor, counts: tf.Tensor, e: tf.Tensor, start_window: tf.Tensor,
-                   window: int, seed: int, pipeline: int) -> tf.data.Dataset:
+def _epoch_records(
+    files: tf.Tensor,
+    counts: tf.Tensor,
+    e: tf.Tensor,
+    start_window: tf.Tensor,
+    window: int,
+    seed: int,
+    pipeline: int,
+) -> tf.data.Dataset:
     """(e, serialized record) of epoch e from window `start_window` on, windows permuted."""
     key = stream_key(seed, Stream.DATA_ORDER, e, part=pipeline % 256)
     order = tf.argsort(tf.random.stateless_uniform(tf.shape(files), seed=key))
@@ -234,26 +284,30 @@ def _epoch_records(files: tf.Tensor, counts: tf.Tensor, e: tf.Tensor, start_wind
     todo = tf.gather(order, tf.range(position, tf.shape(files, out_type=tf.int64)[0]))
     skips = tf.concat([tf.reshape(inside, [1]), tf.zeros_like(todo[1:], tf.int64)], axis=0)
     records = tf.data.Dataset.from_tensor_slices((tf.gather(files, todo), skips)).flat_map(
-        lambda file, skip: tf.data.TFRecordDataset(file, buffer_size=_READ_BUFFER).skip(skip))
+        lambda file, skip: tf.data.TFRecordDataset(file, buffer_size=_READ_BUFFER).skip(skip)
+    )
 
     def permute(w: tf.Tensor, chunk: tf.Tensor) -> tf.Tensor:
         window_key = tf.random.experimental.stateless_fold_in(key, w)
-        return tf.gather(chunk, tf.argsort(tf.random.stateless_uniform(tf.shape(chunk),
-                                                                       seed=window_key)))
+        return tf.gather(
+            chunk, tf.argsort(tf.random.stateless_uniform(tf.shape(chunk), seed=window_key))
+        )
 
     windows = records.batch(window).enumerate(start=start_window).map(permute)
     return windows.unbatch().map(lambda serialized: (e, serialized))
 
 
-def packed_real_images(spec: str, resolution: int, channels: int, num: int | None, seed: int,
-                       skip: int):
+def packed_real_images(
+    spec: str, resolution: int, channels: int, num: int | None, seed: int, skip: int
+):
     """`facegan.data.opening.real_images` of a pack: records read in a seeded shard order."""
     from facegan.data.decode import resize_pixels
     from facegan.data.opening import RealImages
 
     info = read_pack_info(spec)
-    key = hashlib.sha256(f"pick2|pack:{info.content_sha256}|{resolution}|{channels}|{num}|"
-                         f"{seed}|{skip}".encode()).hexdigest()[:32]
+    key = hashlib.sha256(
+        f"pick2|pack:{info.content_sha256}|{resolution}|{channels}|{num}|{seed}|{skip}".encode()
+    ).hexdigest()[:32]
     count = info.count - skip if num is None else min(num, info.count - skip)
     if count <= 0:
         raise ConfigError(f"{spec!r} has {info.count} images; none left after skipping {skip}")

@@ -93,8 +93,17 @@ class TrainingImages(abc.ABC):
         """uint8 [count, R, R, C]: a seeded sample of different training images."""
 
     @abc.abstractmethod
-    def batches(self, batch_size: int, seed: int, flip: bool, start_step: int = 0, *,
-                replicas: int = 1, pipeline: int = 0, pipelines: int = 1) -> tf.data.Dataset:
+    def batches(
+        self,
+        batch_size: int,
+        seed: int,
+        flip: bool,
+        start_step: int = 0,
+        *,
+        replicas: int = 1,
+        pipeline: int = 0,
+        pipelines: int = 1,
+    ) -> tf.data.Dataset:
         """One input pipeline's endless float32 batches in [-1, 1] (with labels when conditional).
 
         Args:
@@ -111,8 +120,9 @@ class TrainingImages(abc.ABC):
         """
 
 
-def replica_slices(dataset: tf.data.Dataset, replicas: int, pipeline: int,
-                   pipelines: int) -> tf.data.Dataset:
+def replica_slices(
+    dataset: tf.data.Dataset, replicas: int, pipeline: int, pipelines: int
+) -> tf.data.Dataset:
     """Global batches -> this pipeline's replicas' slices, one slice per element.
 
     Replica r of a step trains on rows [r*b, (r+1)*b) of the batch a one-device
@@ -128,7 +138,7 @@ def replica_slices(dataset: tf.data.Dataset, replicas: int, pipeline: int,
         # [B, ...] -> [replicas, b, ...] -> this pipeline's [local, b, ...]; static
         # shapes, so the step's input signature keeps them
         per_replica = batch.shape[0] // replicas
-        return tf.reshape(batch, [replicas, per_replica, *batch.shape[1:]])[first:first + local]
+        return tf.reshape(batch, [replicas, per_replica, *batch.shape[1:]])[first : first + local]
 
     def own_slices(*parts: tf.Tensor):
         sliced = tuple(own_slice(part) for part in parts)  # images, then labels if any

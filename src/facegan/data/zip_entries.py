@@ -33,8 +33,9 @@ def read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> b
             (CORRUPT) the stream ends early or its CRC does not match.
     """
     allowed = min(info.file_size, limit)
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) \
-            or info.flag_bits & 0x1:  # encrypted: zipfile says so in its own words
+    if (
+        info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 0x1
+    ):  # encrypted: zipfile says so in its own words
         return _through_zipfile(archive, info, allowed)
     raw = archive.fp
     raw.seek(info.header_offset)
@@ -53,8 +54,10 @@ def read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> b
 
 def _stored(raw: BinaryIO, info: zipfile.ZipInfo, allowed: int) -> bytes:
     if info.compress_size != info.file_size or info.file_size > allowed:
-        raise BadFile(bad.ZIP_BOMB, f"stored entry of {info.compress_size} bytes declares "
-                                    f"{info.file_size}; refused")
+        raise BadFile(
+            bad.ZIP_BOMB,
+            f"stored entry of {info.compress_size} bytes declares {info.file_size}; refused",
+        )
     data = raw.read(info.compress_size)
     if len(data) != info.compress_size:
         raise BadFile(bad.CORRUPT, "zip entry ends early")
@@ -82,11 +85,15 @@ def _inflated(raw: BinaryIO, info: zipfile.ZipInfo, allowed: int) -> bytes:
         pending = inflater.unconsumed_tail
         out += chunk
         if len(out) > allowed:
-            raise BadFile(bad.ZIP_BOMB, f"inflates past the {allowed} bytes its header "
-                                        f"declares (a zip bomb?); refused")
+            raise BadFile(
+                bad.ZIP_BOMB,
+                f"inflates past the {allowed} bytes its header declares (a zip bomb?); refused",
+            )
     if len(out) != info.file_size:
-        raise BadFile(bad.CORRUPT, f"zip entry inflates to {len(out)} bytes, its header "
-                                   f"declares {info.file_size}")
+        raise BadFile(
+            bad.CORRUPT,
+            f"zip entry inflates to {len(out)} bytes, its header declares {info.file_size}",
+        )
     return bytes(out)
 
 

@@ -10,5 +10,14 @@ from facegan.evaluate.evaluator import Evaluator, ImageSet, real_image_set
 from facegan.evaluate.reports import evaluate_real, evaluate_run, format_table
 from facegan.metrics import FEATURE_METRICS, METRICS, parse_metrics
 
-__all__ = ["Evaluator", "FEATURE_METRICS", "ImageSet", "METRICS", "evaluate_real",
-           "evaluate_run", "format_table", "parse_metrics", "real_image_set"]
+__all__ = [
+    "Evaluator",
+    "FEATURE_METRICS",
+    "ImageSet",
+    "METRICS",
+    "evaluate_real",
+    "evaluate_run",
+    "format_table",
+    "parse_metrics",
+    "real_image_set",
+]

@@ -43,8 +43,13 @@ class ImageSet:
         load: a function returning the pixels, called at most once.
     """
 
-    def __init__(self, pixels: np.ndarray | None, description: str,
-                 content_key: str | None = None, load: Callable[[], np.ndarray] | None = None):
+    def __init__(
+        self,
+        pixels: np.ndarray | None,
+        description: str,
+        content_key: str | None = None,
+        load: Callable[[], np.ndarray] | None = None,
+    ):
         assert pixels is not None or load is not None, "an ImageSet needs pixels or a loader"
         self._pixels, self._load = pixels, load
         self.description, self.content_key = description, content_key
@@ -64,8 +69,15 @@ class ImageSet:
         return cls(pixels, description, digest.hexdigest()[:32])
 
 
-def real_image_set(spec: str, resolution: int, channels: int, num: int | None,
-                   seed: int = 0, progress: bool = False, skip: int = 0) -> ImageSet:
+def real_image_set(
+    spec: str,
+    resolution: int,
+    channels: int,
+    num: int | None,
+    seed: int = 0,
+    progress: bool = False,
+    skip: int = 0,
+) -> ImageSet:
     """A dataset at `resolution`, `num` images of it (all if None), decoded lazily.
 
     The pick is seeded (`facegan.data.opening.real_images`); `skip` drops its
@@ -86,8 +98,12 @@ class Evaluator:
         progress: show progress bars for feature extraction.
     """
 
-    def __init__(self, weights: str | Path | None = None, cache_dir: Path | None = None,
-                 progress: bool = False):
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        cache_dir: Path | None = None,
+        progress: bool = False,
+    ):
         self._weights = weights
         self._inception = None
         self._detector = None
@@ -153,8 +169,13 @@ class Evaluator:
         return self._network
 
     # -- metrics ------------------------------------------------------------
-    def compare(self, generated: ImageSet, real: ImageSet, metrics: Sequence[str],
-                train: ImageSet | None = None) -> dict:
+    def compare(
+        self,
+        generated: ImageSet,
+        real: ImageSet,
+        metrics: Sequence[str],
+        train: ImageSet | None = None,
+    ) -> dict:
         """Metrics of `generated` against `real`; memorization against `train` (default `real`).
 
         Every metric is a row of `facegan.metrics.METRIC_TABLE`, computed in its

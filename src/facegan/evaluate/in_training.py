@@ -38,26 +38,41 @@ class InTrainingEval:
 
     METRICS = ("fid", "face_rate")
 
-    def __init__(self, evaluator: Evaluator, config: Config, sampler: Sampler,
-                 best: CheckpointStore, images, log: logging.Logger):
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        config: Config,
+        sampler: Sampler,
+        best: CheckpointStore,
+        images,
+        log: logging.Logger,
+    ):
         self.evaluator, self.sampler, self.log = evaluator, sampler, log
         train = config.train
         real = images.sample_pixels(train.eval_num, train.seed, PickPart.EVAL_REAL)
         self.real = ImageSet.real(real, f"{len(real)} training images")
-        self.latents = latents_for_seed(train.eval_num, config.model.latent_dim, train.seed,
-                                        Stream.EVAL_LATENT)
+        self.latents = latents_for_seed(
+            train.eval_num, config.model.latent_dim, train.seed, Stream.EVAL_LATENT
+        )
         self.labels = images.sample_labels(train.eval_num, train.seed, PickPart.EVAL_LABELS)
         self.best, self.best_dir = best, best.directory
         self.best_file = self.best_dir / "best.json"
-        self.best_fid = (json.loads(self.best_file.read_text())["fid"]
-                         if self.best_file.exists() else float("inf"))
+        self.best_fid = (
+            json.loads(self.best_file.read_text())["fid"]
+            if self.best_file.exists()
+            else float("inf")
+        )
 
     def __call__(self, step: int, metrics: MetricsLog) -> None:
         pixels = self.sampler.images(self.latents, labels=self.labels)
         fake = ImageSet(pixels, f"{len(pixels)} samples at step {step}")
         results = self.evaluator.compare(fake, self.real, self.METRICS)
-        metrics.scalars(step, {"eval/fid": results["fid"], "eval/face_rate": results["face_rate"]},
-                        event="evaluate", time=time.time())
+        metrics.scalars(
+            step,
+            {"eval/fid": results["fid"], "eval/face_rate": results["face_rate"]},
+            event="evaluate",
+            time=time.time(),
+        )
         improved = results["fid"] < self.best_fid
         if improved:
             self.best_fid = results["fid"]
@@ -65,5 +80,10 @@ class InTrainingEval:
             partial = self.best_file.with_name("best.json.partial")
             partial.write_text(json.dumps({"step": step, "fid": self.best_fid}) + "\n")
             partial.replace(self.best_file)
-        self.log.info("eval at step %d: FID %.2f, face rate %.3f%s", step, results["fid"],
-                      results["face_rate"], "  (best so far)" if improved else "")
+        self.log.info(
+            "eval at step %d: FID %.2f, face rate %.3f%s",
+            step,
+            results["fid"],
+            results["face_rate"],
+            "  (best so far)" if improved else "",
+        )

@@ -34,8 +34,14 @@ def format_table(results: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-def evaluate_run(run, evaluator: Evaluator, data: str | None = None,
-                 metrics: Sequence[str] = METRICS, num: int = 2000, seed: int = 0) -> dict:
+def evaluate_run(
+    run,
+    evaluator: Evaluator,
+    data: str | None = None,
+    metrics: Sequence[str] = METRICS,
+    num: int = 2000,
+    seed: int = 0,
+) -> dict:
     """Evaluates a run's latest generator against real images; logs and returns the results.
 
     Args:
@@ -51,15 +57,28 @@ def evaluate_run(run, evaluator: Evaluator, data: str | None = None,
     training image) is written to evaluation/ when memorization is measured.
     """
     model = run.config.model
-    real = real_image_set(data or run.config.data.source, model.resolution, model.channels,
-                          num, seed, progress=evaluator.progress)
+    real = real_image_set(
+        data or run.config.data.source,
+        model.resolution,
+        model.channels,
+        num,
+        seed,
+        progress=evaluator.progress,
+    )
     train = None
     if data is not None and "memorization" in metrics:
-        train = real_image_set(run.config.data.source, model.resolution, model.channels, num,
-                               seed, progress=evaluator.progress)
+        train = real_image_set(
+            run.config.data.source,
+            model.resolution,
+            model.channels,
+            num,
+            seed,
+            progress=evaluator.progress,
+        )
     step = run.step
-    generated = ImageSet(run.generate(num, seed=seed),
-                         f"{num} samples of {run.directory} at step {step}")
+    generated = ImageSet(
+        run.generate(num, seed=seed), f"{num} samples of {run.directory} at step {step}"
+    )
     results = evaluator.compare(generated, real, metrics, train)
     results["step"] = step
     results["real"] = real.description
@@ -72,20 +91,35 @@ def evaluate_run(run, evaluator: Evaluator, data: str | None = None,
         save_png(make_grid(np.stack(tiles), columns=2), grid_path)
         results["memorization_grid"] = str(grid_path)
 
-    numbers = {f"eval/{k}": v for k, v in results.items()
-               if isinstance(v, float) and not k.endswith("_s")}
+    numbers = {
+        f"eval/{k}": v for k, v in results.items() if isinstance(v, float) and not k.endswith("_s")
+    }
     log = MetricsLog(run.paths.metrics, run.paths.logs)
     try:
-        log.scalars(step, numbers, event="evaluate", time=time.time(), real=real.description,
-                    num_generated=results["num_generated"], num_real=results["num_real"])
+        log.scalars(
+            step,
+            numbers,
+            event="evaluate",
+            time=time.time(),
+            real=real.description,
+            num_generated=results["num_generated"],
+            num_real=results["num_real"],
+        )
     finally:
         log.close()
     return results
 
 
-def evaluate_real(evaluator: Evaluator, first: str, second: str, resolution: int = 64,
-                  channels: int = 3, metrics: Sequence[str] = METRICS, num: int | None = None,
-                  seed: int = 0) -> dict:
+def evaluate_real(
+    evaluator: Evaluator,
+    first: str,
+    second: str,
+    resolution: int = 64,
+    channels: int = 3,
+    metrics: Sequence[str] = METRICS,
+    num: int | None = None,
+    seed: int = 0,
+) -> dict:
     """Metrics between two real image sets (a sanity baseline: how low can FID go?).
 
     The first set plays "real", the second "generated"; face rate is measured
@@ -96,8 +130,9 @@ def evaluate_real(evaluator: Evaluator, first: str, second: str, resolution: int
         total = dataset_size(first)
         num = num or total // 2
         real = real_image_set(first, resolution, channels, num, seed, evaluator.progress)
-        other = real_image_set(second, resolution, channels, num, seed, evaluator.progress,
-                               skip=num)
+        other = real_image_set(
+            second, resolution, channels, num, seed, evaluator.progress, skip=num
+        )
     else:
         real = real_image_set(first, resolution, channels, num, seed, evaluator.progress)
         other = real_image_set(second, resolution, channels, num, seed, evaluator.progress)

@@ -41,8 +41,9 @@ class InputError(UserError):
     """Data `fit` cannot train on (one line: what it was, what is allowed)."""
 
 
-def prepare(data, config: Config, value_range: str | None = None, shuffle: bool = True
-            ) -> tf.data.Dataset:
+def prepare(
+    data, config: Config, value_range: str | None = None, shuffle: bool = True
+) -> tf.data.Dataset:
     """A tf.data.Dataset of global batches the train step takes, from what `fit` was given.
 
     Args:
@@ -58,8 +59,9 @@ def prepare(data, config: Config, value_range: str | None = None, shuffle: bool 
         InputError: a structure, rank, dtype or value range the step cannot take.
     """
     if value_range is not None and value_range not in RANGES:
-        raise InputError(f"value_range must be one of {', '.join(RANGES)}; "
-                         f"received {value_range!r}")
+        raise InputError(
+            f"value_range must be one of {', '.join(RANGES)}; received {value_range!r}"
+        )
     dataset = _as_dataset(data, config, shuffle)
     images_spec = _images_spec(dataset.element_spec, config)
     if images_spec.shape.rank == 3:  # single images: batch them here
@@ -77,15 +79,19 @@ def _as_dataset(data, config: Config, shuffle: bool) -> tf.data.Dataset:
     if isinstance(data, tf.data.Dataset):
         return data
     arrays = (np.ndarray, tf.Tensor)
-    if isinstance(data, arrays) or (isinstance(data, tuple) and data
-                                    and all(isinstance(part, arrays) for part in data)):
+    if isinstance(data, arrays) or (
+        isinstance(data, tuple) and data and all(isinstance(part, arrays) for part in data)
+    ):
         dataset = tf.data.Dataset.from_tensor_slices(data)
         if shuffle:
-            dataset = dataset.shuffle(len(_first(data)), seed=config.train.seed,
-                                      reshuffle_each_iteration=True)
+            dataset = dataset.shuffle(
+                len(_first(data)), seed=config.train.seed, reshuffle_each_iteration=True
+            )
         return dataset
-    raise InputError(f"fit takes a tf.data.Dataset of images or a NumPy array [N, H, W, C]; "
-                     f"received {type(data).__name__}")
+    raise InputError(
+        f"fit takes a tf.data.Dataset of images or a NumPy array [N, H, W, C]; "
+        f"received {type(data).__name__}"
+    )
 
 
 def _images_spec(spec, config: Config) -> tf.TensorSpec:
@@ -94,21 +100,28 @@ def _images_spec(spec, config: Config) -> tf.TensorSpec:
     if isinstance(spec, (tuple, list)):
         if not spec or len(spec) > 2 or (conditional and len(spec) != 2):
             raise InputError(
-                "each element must be images" + (", labels" if conditional else
-                                                 " (or images, ignored labels)")
-                + f"; received a tuple of {len(spec)}")
+                "each element must be images"
+                + (", labels" if conditional else " (or images, ignored labels)")
+                + f"; received a tuple of {len(spec)}"
+            )
         images = spec[0]
     elif isinstance(spec, tf.TensorSpec):
         if conditional:
-            raise InputError("this GAN is class-conditional: each element must be a pair "
-                             "(images, labels int [B, A])")
+            raise InputError(
+                "this GAN is class-conditional: each element must be a pair "
+                "(images, labels int [B, A])"
+            )
         images = spec
     else:
-        raise InputError(f"each element must be an image tensor (or images, labels); "
-                         f"received {type(spec).__name__}")
+        raise InputError(
+            f"each element must be an image tensor (or images, labels); "
+            f"received {type(spec).__name__}"
+        )
     if images.shape.rank not in (3, 4) or images.shape[-1] not in (1, 3, 4, None):
-        raise InputError(f"images must be [B, H, W, C] (or [H, W, C]) with C 1, 3 or 4; "
-                         f"received shape {images.shape}")
+        raise InputError(
+            f"images must be [B, H, W, C] (or [H, W, C]) with C 1, 3 or 4; "
+            f"received shape {images.shape}"
+        )
     if not (images.dtype == tf.uint8 or images.dtype.is_floating):
         raise InputError(f"images must be uint8 or float; received {images.dtype.name}")
     return images
@@ -132,7 +145,8 @@ def _read_range(dataset: tf.data.Dataset, dtype: tf.DType) -> str:
         raise InputError(
             f"the first batch's values lie in [{low:.3g}, {high:.3g}]: images scaled to [0, 1] "
             f"are not taken; give 0-255 (what image_dataset_from_directory yields) or [-1, 1], "
-            f"or name the range: fit(..., value_range='0-255' or '-1-1')")
+            f"or name the range: fit(..., value_range='0-255' or '-1-1')"
+        )
     raise InputError("the dataset is empty")
 
 

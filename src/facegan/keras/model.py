@@ -73,16 +73,18 @@ class GAN(keras.Model):
         self.g_optimizer = self._state.g_optimizer
         self.d_optimizer = self._state.d_optimizer
         self.trackers = [keras.metrics.Mean(name=name) for name in MEAN_METRICS]
-        self._replica_step, self._reduce_and_finish = make_replica_step(self._state, self.config,
-                                                                        strategy)
+        self._replica_step, self._reduce_and_finish = make_replica_step(
+            self._state, self.config, strategy
+        )
         self._live = LiveRun(self)
         self._run_dir: Path | None = None
         self.built = True
 
     # -- construction -----------------------------------------------------------
     @classmethod
-    def from_preset(cls, name: str, *, data: str | Path | None = None,
-                    overrides: dict | None = None, **kwargs) -> GAN:
+    def from_preset(
+        cls, name: str, *, data: str | Path | None = None, overrides: dict | None = None, **kwargs
+    ) -> GAN:
         """The preset `name`, with `data` as `data.source` and dotted `overrides`.
 
         `data` is recorded in the config (what `evaluate` compares with and
@@ -107,8 +109,17 @@ class GAN(keras.Model):
         return gan
 
     # -- Keras ------------------------------------------------------------------
-    def compile(self, optimizer=None, loss=None, metrics=None, *, jit_compile="auto",
-                steps_per_execution: int = 1, run_eagerly: bool = False, **kwargs) -> None:
+    def compile(
+        self,
+        optimizer=None,
+        loss=None,
+        metrics=None,
+        *,
+        jit_compile="auto",
+        steps_per_execution: int = 1,
+        run_eagerly: bool = False,
+        **kwargs,
+    ) -> None:
         """Prepares `fit`. The optimizers, losses and metrics come from the config.
 
         `jit_compile="auto"` follows `train.jit` (False by default: XLA made the
@@ -118,16 +129,24 @@ class GAN(keras.Model):
             UserError: an optimizer, loss or metrics were given.
         """
         if optimizer is not None or loss is not None or metrics is not None or kwargs:
-            given = [k for k, v in (("optimizer", optimizer), ("loss", loss),
-                                    ("metrics", metrics)) if v is not None] + sorted(kwargs)
+            given = [
+                k
+                for k, v in (("optimizer", optimizer), ("loss", loss), ("metrics", metrics))
+                if v is not None
+            ] + sorted(kwargs)
             raise UserError(
                 f"GAN.compile takes jit_compile, steps_per_execution and run_eagerly only; "
                 f"received {', '.join(given)}: the optimizers (optim.*), losses (loss.*) and "
-                f"metrics come from the facegan config")
+                f"metrics come from the facegan config"
+            )
         if jit_compile == "auto":
             jit_compile = self.config.train.jit
-        super().compile(optimizer=None, jit_compile=jit_compile,
-                        steps_per_execution=steps_per_execution, run_eagerly=run_eagerly)
+        super().compile(
+            optimizer=None,
+            jit_compile=jit_compile,
+            steps_per_execution=steps_per_execution,
+            run_eagerly=run_eagerly,
+        )
         # Keras' callbacks (TensorBoard, BackupAndRestore) read `model.optimizer`:
         # the generator's Adam, whose iterations count the steps that trained.
         self.optimizer = self.g_optimizer
@@ -136,9 +155,18 @@ class GAN(keras.Model):
     def metrics(self) -> list[keras.metrics.Metric]:
         return list(self.trackers)
 
-    def fit(self, x=None, y=None, *, value_range: str | None = None, shuffle: bool = True,
-            batch_size: int | None = None, validation_data=None, validation_split: float = 0.0,
-            **kwargs):
+    def fit(
+        self,
+        x=None,
+        y=None,
+        *,
+        value_range: str | None = None,
+        shuffle: bool = True,
+        batch_size: int | None = None,
+        validation_data=None,
+        validation_split: float = 0.0,
+        **kwargs,
+    ):
         """Keras `fit`, on any image dataset (see `facegan.keras.inputs.prepare`).
 
         Args:
@@ -157,11 +185,15 @@ class GAN(keras.Model):
                 `facegan evaluate` on `save_run`'s run).
         """
         if batch_size not in (None, self.config.train.batch_size):
-            raise UserError(f"fit's batch_size must be the config's train.batch_size "
-                            f"({self.config.train.batch_size}) or None; received {batch_size}")
+            raise UserError(
+                f"fit's batch_size must be the config's train.batch_size "
+                f"({self.config.train.batch_size}) or None; received {batch_size}"
+            )
         if validation_data is not None or validation_split:
-            raise UserError("GAN.fit takes no validation data: a GAN has no validation loss; "
-                            "measure realism with `facegan evaluate` on a saved run")
+            raise UserError(
+                "GAN.fit takes no validation data: a GAN has no validation loss; "
+                "measure realism with `facegan evaluate` on a saved run"
+            )
         if y is not None:
             x = (x, y)
         dataset = prepare(x, self.config, value_range=value_range, shuffle=shuffle)
@@ -177,8 +209,9 @@ class GAN(keras.Model):
         """One facegan train step on this replica's slice of the global batch."""
         out = self._replica_step(data, tf.constant(0, tf.int32))  # no stop request
         # The loop's own cross-replica half (`make_train_step` calls it after strategy.run).
-        result = tf.distribute.get_replica_context().merge_call(self._reduce_and_finish,
-                                                                args=(out,))
+        result = tf.distribute.get_replica_context().merge_call(
+            self._reduce_and_finish, args=(out,)
+        )
         for tracker in self.trackers:
             tracker.update_state(result[tracker.name])
         logs = {tracker.name: tracker.result() for tracker in self.trackers}
@@ -224,8 +257,9 @@ class GAN(keras.Model):
         """The grid a facegan run draws: seeds train.seed .. + count - 1, uint8 [H, W, C]."""
         train = self.config.train
         count = count or train.sample_grid
-        return make_grid(self._live.generate_seeds(seed_range(
-            train.seed if seed is None else seed, count)))
+        return make_grid(
+            self._live.generate_seeds(seed_range(train.seed if seed is None else seed, count))
+        )
 
     def dataset(self) -> tf.data.Dataset:
         """facegan's own endless pipeline on `data.source` (what `facegan train` reads).
@@ -249,8 +283,9 @@ class GAN(keras.Model):
         from facegan.keras.runs import save_checkpoint
 
         if run_dir is None and self._run_dir is None:
-            raise UserError("save_run needs a run directory the first time: "
-                            "gan.save_run('runs/my-fit')")
+            raise UserError(
+                "save_run needs a run directory the first time: gan.save_run('runs/my-fit')"
+            )
         if run_dir is None or Path(run_dir).absolute() == self._run_dir:
             paths = RunPaths(self._run_dir)
         else:
@@ -274,6 +309,8 @@ def resolve_for_keras(config: Config, strategy: tf.distribute.Strategy) -> Confi
     """
     config = set_up_run(config, strategy, open_data=False).config
     if config.data.labels and not config.model.conditional:
-        raise UserError("a class-conditional GAN needs `model.label_classes` (e.g. "
-                        "'gender:2'); or train it with `facegan train`, then GAN.from_run")
+        raise UserError(
+            "a class-conditional GAN needs `model.label_classes` (e.g. "
+            "'gender:2'); or train it with `facegan train`, then GAN.from_run"
+        )
     return config

@@ -18,8 +18,7 @@ def facegan_dataset(config: Config, start_step: int = 0) -> tf.data.Dataset:
     decoded into memory, a pack is streamed.
     """
     _, images = open_training_data(config)
-    return images.batches(images_per_step(config), config.train.seed, config.data.flip,
-                          start_step)
+    return images.batches(images_per_step(config), config.train.seed, config.data.flip, start_step)
 
 
 def save_checkpoint(gan, paths: RunPaths) -> str:

@@ -23,10 +23,20 @@ def parse_metrics(text: str | Sequence[str]) -> tuple[str, ...]:
     names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
     unknown = [n for n in names if n not in METRICS]
     if unknown or not names:
-        raise ConfigError(f"--metrics must be a comma-separated list of {', '.join(METRICS)}; "
-                          f"received {','.join(names) if names else repr(text)}")
+        raise ConfigError(
+            f"--metrics must be a comma-separated list of {', '.join(METRICS)}; "
+            f"received {','.join(names) if names else repr(text)}"
+        )
     return tuple(dict.fromkeys(names))
 
 
-__all__ = ["FEATURE_METRICS", "Line", "METRICS", "METRIC_TABLE", "Metric", "REPORT_LINES",
-           "metric_rows", "parse_metrics"]
+__all__ = [
+    "FEATURE_METRICS",
+    "Line",
+    "METRICS",
+    "METRIC_TABLE",
+    "Metric",
+    "REPORT_LINES",
+    "metric_rows",
+    "parse_metrics",
+]

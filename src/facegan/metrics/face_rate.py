@@ -44,13 +44,17 @@ def _as_rgb_batch(images) -> np.ndarray:
     """Validates uint8 images [N, H, W], [N, H, W, 1] or [N, H, W, 3]; returns [N, H, W, 3]."""
     array = np.asarray(images)
     if array.dtype != np.uint8:
-        raise UserError(f"face rate needs uint8 images in [0, 255]; received dtype {array.dtype} (convert "
-                        "generator output with e.g. np.clip((x + 1) * 127.5, 0, 255).astype(np.uint8))")
+        raise UserError(
+            f"face rate needs uint8 images in [0, 255]; received dtype {array.dtype} (convert "
+            "generator output with e.g. np.clip((x + 1) * 127.5, 0, 255).astype(np.uint8))"
+        )
     if array.ndim == 3:  # [N, H, W] grayscale
         array = array[..., None]
     if array.ndim != 4 or array.shape[-1] not in (1, 3):
-        raise UserError(f"face rate needs images shaped [N, H, W], [N, H, W, 1] or [N, H, W, 3]; "
-                        f"received {array.shape}")
+        raise UserError(
+            f"face rate needs images shaped [N, H, W], [N, H, W, 1] or [N, H, W, 3]; "
+            f"received {array.shape}"
+        )
     if array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)
     return array
@@ -78,11 +82,14 @@ class FaceDetector:
             scores); False runs mtcnn exactly as shipped, eagerly.
     """
 
-    def __init__(self, image_size: int = DEFAULT_IMAGE_SIZE, device: str | None = None,
-                 compiled: bool = True):
+    def __init__(
+        self, image_size: int = DEFAULT_IMAGE_SIZE, device: str | None = None, compiled: bool = True
+    ):
         if image_size < MIN_IMAGE_SIZE:
-            raise UserError(f"image_size must be at least {MIN_IMAGE_SIZE} (MTCNN finds no face in smaller "
-                            f"images); received {image_size}")
+            raise UserError(
+                f"image_size must be at least {MIN_IMAGE_SIZE} (MTCNN finds no face in smaller "
+                f"images); received {image_size}"
+            )
         self.image_size = image_size
         self.compiled = compiled
         self._device = device
@@ -129,19 +136,23 @@ class FaceDetector:
             return scores
         detector = self._model()
         for start in range(0, rgb.shape[0], batch_size):
-            batch = self._prepare(rgb[start:start + batch_size])
+            batch = self._prepare(rgb[start : start + batch_size])
             # threshold_onet=0: keep every O-Net score so we can apply our own
             # threshold; NMS never drops the best box, so the maximum is unchanged.
             # postprocess=False: box coordinates are not needed.
-            rows = detector.detect_faces(batch, output_type="numpy", box_format="xyxy",
-                                         postprocess=False, threshold_onet=0.0)
-            rows = np.asarray(rows).reshape(-1, 16)  # [boxes, (image, x1, y1, x2, y2, score, landmarks)]
+            rows = detector.detect_faces(
+                batch, output_type="numpy", box_format="xyxy", postprocess=False, threshold_onet=0.0
+            )
+            rows = np.asarray(rows).reshape(
+                -1, 16
+            )  # [boxes, (image, x1, y1, x2, y2, score, landmarks)]
             if rows.shape[0]:
                 np.maximum.at(scores, start + rows[:, 0].astype(np.int64), rows[:, 5])
         return scores
 
-    def detect_faces(self, images, threshold: float = DEFAULT_THRESHOLD,
-                     batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+    def detect_faces(
+        self, images, threshold: float = DEFAULT_THRESHOLD, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> np.ndarray:
         """Whether MTCNN finds a face with confidence >= threshold, per image.
 
         Args:
@@ -161,8 +172,12 @@ def _check_threshold(threshold: float) -> None:
         raise UserError(f"threshold must be in [0, 1]; received {threshold}")
 
 
-def detect_faces(images, threshold: float = DEFAULT_THRESHOLD, detector: FaceDetector | None = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+def detect_faces(
+    images,
+    threshold: float = DEFAULT_THRESHOLD,
+    detector: FaceDetector | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> np.ndarray:
     """Per-image face found / not found; see `FaceDetector.detect_faces`.
 
     Args:
@@ -178,8 +193,12 @@ def detect_faces(images, threshold: float = DEFAULT_THRESHOLD, detector: FaceDet
     return detector.detect_faces(images, threshold, batch_size)
 
 
-def face_rate(images, threshold: float = DEFAULT_THRESHOLD, detector: FaceDetector | None = None,
-              batch_size: int = DEFAULT_BATCH_SIZE) -> float:
+def face_rate(
+    images,
+    threshold: float = DEFAULT_THRESHOLD,
+    detector: FaceDetector | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> float:
     """Share of images in which MTCNN finds a face with confidence >= threshold.
 
     Args:

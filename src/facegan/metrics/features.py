@@ -15,15 +15,18 @@ def check_features(features, name: str, min_rows: int = 1) -> np.ndarray:
     """
     array = np.asarray(features, dtype=np.float64)
     if array.ndim != 2 or array.shape[0] < min_rows:
-        raise UserError(f"{name} must be a 2-D array [samples >= {min_rows}, features]; "
-                        f"received shape {array.shape}")
+        raise UserError(
+            f"{name} must be a 2-D array [samples >= {min_rows}, features]; "
+            f"received shape {array.shape}"
+        )
     if not np.isfinite(array).all():
         raise UserError(f"{name} contains NaN or infinite values")
     return array
 
 
-def check_feature_pair(a, b, names: tuple[str, str], min_rows: tuple[int, int]
-                       ) -> tuple[np.ndarray, np.ndarray]:
+def check_feature_pair(
+    a, b, names: tuple[str, str], min_rows: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Two feature sets checked alone (`check_features`) and against each other.
 
     Raises:

@@ -66,8 +66,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     sigma2 = np.atleast_2d(np.asarray(sigma2, np.float64))
     d = mu1.shape[0]
     if mu1.shape != (d,) or mu2.shape != (d,) or sigma1.shape != (d, d) or sigma2.shape != (d, d):
-        raise ValueError(f"shapes disagree: mu1 {mu1.shape}, sigma1 {sigma1.shape}, "
-                         f"mu2 {mu2.shape}, sigma2 {sigma2.shape}")
+        raise ValueError(
+            f"shapes disagree: mu1 {mu1.shape}, sigma1 {sigma1.shape}, "
+            f"mu2 {mu2.shape}, sigma2 {sigma2.shape}"
+        )
 
     diff = mu1 - mu2
     covmean = linalg.sqrtm(sigma1 @ sigma2)
@@ -79,8 +81,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
         # Round-off gives tiny imaginary parts even for valid covariances.
         if not np.allclose(np.diagonal(covmean).imag, 0.0, atol=_IMAGINARY_TOLERANCE):
             largest = float(np.max(np.abs(covmean.imag)))
-            raise ValueError(f"sqrtm(sigma1 @ sigma2) has an imaginary component of {largest:.3g}; "
-                             "the covariances are not positive semi-definite")
+            raise ValueError(
+                f"sqrtm(sigma1 @ sigma2) has an imaginary component of {largest:.3g}; "
+                "the covariances are not positive semi-definite"
+            )
         covmean = covmean.real
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
 

@@ -67,8 +67,9 @@ _BN_EPSILON = 1e-3  # the TF graph's; torch's default (1e-5) would shift every f
 
 def _conv(x, name: str, filters: int, kernel, strides: int = 1, padding: str = "valid"):
     """Conv (no bias) -> batch norm (no scale) -> ReLU; `name` is the torch module path."""
-    x = layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False,
-                      name=name)(x)
+    x = layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False, name=name)(
+        x
+    )
     x = layers.BatchNormalization(epsilon=_BN_EPSILON, scale=False, name=f"{name}.bn")(x)
     return layers.ReLU(name=f"{name}.relu")(x)
 
@@ -105,8 +106,9 @@ def _inception_c(x, name: str, mid: int):
     branch7 = _conv(branch7, f"{name}.tower.conv_1", mid, (1, 7), padding="same")
     branch7 = _conv(branch7, f"{name}.tower.conv_2", 192, (7, 1), padding="same")
     double = _conv(x, f"{name}.tower_1.conv", mid, 1)
-    for i, (kernel, filters) in enumerate([((7, 1), mid), ((1, 7), mid), ((7, 1), mid),
-                                           ((1, 7), 192)], start=1):
+    for i, (kernel, filters) in enumerate(
+        [((7, 1), mid), ((1, 7), mid), ((7, 1), mid), ((1, 7), 192)], start=1
+    ):
         double = _conv(double, f"{name}.tower_1.conv_{i}", filters, kernel, padding="same")
     pooled = _avg_pool(x, f"{name}.tower_2.pool")
     pooled = _conv(pooled, f"{name}.tower_2.conv", 192, 1)
@@ -138,8 +140,7 @@ def _inception_e(x, name: str, pool: str):
     else:
         pooled = _avg_pool(x, f"{name}.tower_2_pool")
     pooled = _conv(pooled, f"{name}.tower_2_conv", 192, 1)
-    return layers.Concatenate(name=name)(
-        [branch1, split_a, split_b, double_a, double_b, pooled])
+    return layers.Concatenate(name=name)([branch1, split_a, split_b, double_a, double_b, pooled])
 
 
 def build_fid_inception() -> keras.Model:
@@ -153,31 +154,34 @@ def build_fid_inception() -> keras.Model:
         float32 pool3 features [N, 2048].
     """
     images = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="images")
-    x = _conv(images, "conv", 32, 3, strides=2)            # [N, 149, 149, 32]
-    x = _conv(x, "conv_1", 32, 3)                          # [N, 147, 147, 32]
-    x = _conv(x, "conv_2", 64, 3, padding="same")          # [N, 147, 147, 64]
+    x = _conv(images, "conv", 32, 3, strides=2)  # [N, 149, 149, 32]
+    x = _conv(x, "conv_1", 32, 3)  # [N, 147, 147, 32]
+    x = _conv(x, "conv_2", 64, 3, padding="same")  # [N, 147, 147, 64]
     x = layers.MaxPooling2D(3, strides=2, name="pool0")(x)  # [N, 73, 73, 64]
     x = _conv(x, "conv_3", 80, 1)
-    x = _conv(x, "conv_4", 192, 3)                         # [N, 71, 71, 192]
+    x = _conv(x, "conv_4", 192, 3)  # [N, 71, 71, 192]
     x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)  # [N, 35, 35, 192]
-    x = _inception_a(x, "mixed", 32)                       # [N, 35, 35, 256]
-    x = _inception_a(x, "mixed_1", 64)                     # [N, 35, 35, 288]
+    x = _inception_a(x, "mixed", 32)  # [N, 35, 35, 256]
+    x = _inception_a(x, "mixed_1", 64)  # [N, 35, 35, 288]
     x = _inception_a(x, "mixed_2", 64)
-    x = _inception_b(x, "mixed_3")                         # [N, 17, 17, 768]
+    x = _inception_b(x, "mixed_3")  # [N, 17, 17, 768]
     x = _inception_c(x, "mixed_4", 128)
     x = _inception_c(x, "mixed_5", 160)
     x = _inception_c(x, "mixed_6", 160)
     x = _inception_c(x, "mixed_7", 192)
-    x = _inception_d(x, "mixed_8")                         # [N, 8, 8, 1280]
-    x = _inception_e(x, "mixed_9", pool="avg")             # [N, 8, 8, 2048]
+    x = _inception_d(x, "mixed_8")  # [N, 8, 8, 1280]
+    x = _inception_e(x, "mixed_9", pool="avg")  # [N, 8, 8, 2048]
     x = _inception_e(x, "mixed_10", pool="max")
     features = layers.GlobalAveragePooling2D(name="pool2")(x)  # [N, 2048]
     return keras.Model(images, features, name="fid_inception_v3")
 
 
 def _model_variables(model: keras.Model) -> dict[str, tf.Variable]:
-    return {f"{layer.name}/{variable.name}": variable
-            for layer in model.layers for variable in layer.weights}
+    return {
+        f"{layer.name}/{variable.name}": variable
+        for layer in model.layers
+        for variable in layer.weights
+    }
 
 
 def _assign(model: keras.Model, weights: dict[str, np.ndarray], source: str) -> None:
@@ -185,13 +189,17 @@ def _assign(model: keras.Model, weights: dict[str, np.ndarray], source: str) -> 
     missing = sorted(set(variables) - set(weights))
     unexpected = sorted(set(weights) - set(variables))
     if missing or unexpected:
-        raise WeightsError(f"{source}: not the FID Inception weights ({len(missing)} missing, "
-                           f"e.g. {missing[:1]}; {len(unexpected)} unexpected, e.g. "
-                           f"{unexpected[:1]})")
+        raise WeightsError(
+            f"{source}: not the FID Inception weights ({len(missing)} missing, "
+            f"e.g. {missing[:1]}; {len(unexpected)} unexpected, e.g. "
+            f"{unexpected[:1]})"
+        )
     for key, variable in variables.items():
         if tuple(variable.shape) != weights[key].shape:
-            raise WeightsError(f"{source}: '{key}' has shape {weights[key].shape}, the network "
-                               f"needs {tuple(variable.shape)}")
+            raise WeightsError(
+                f"{source}: '{key}' has shape {weights[key].shape}, the network "
+                f"needs {tuple(variable.shape)}"
+            )
         variable.assign(weights[key])
 
 
@@ -262,8 +270,9 @@ def preprocess(images) -> tf.Tensor:
     """
     images = tf.convert_to_tensor(images)
     if images.dtype != tf.uint8 or images.shape.rank != 4 or images.shape[-1] not in (1, 3):
-        raise ValueError(f"expected uint8 images [N, H, W, 1 or 3], got {images.dtype.name} "
-                         f"{images.shape}")
+        raise ValueError(
+            f"expected uint8 images [N, H, W, 1 or 3], got {images.dtype.name} {images.shape}"
+        )
     x = tf.cast(images, tf.float32)
     if images.shape[-1] == 1:
         x = tf.repeat(x, 3, axis=-1)
@@ -287,8 +296,9 @@ def feature_function(model: keras.Model, batch_size: int, image_shape: tuple[int
     return features
 
 
-def extract_features(model: keras.Model, images: np.ndarray, batch_size: int = 50,
-                     progress: bool = False) -> np.ndarray:
+def extract_features(
+    model: keras.Model, images: np.ndarray, batch_size: int = 50, progress: bool = False
+) -> np.ndarray:
     """Pool3 features of uint8 images, computed in batches.
 
     Args:
@@ -302,8 +312,9 @@ def extract_features(model: keras.Model, images: np.ndarray, batch_size: int = 5
     """
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise ValueError(f"expected uint8 images [N, H, W, 1 or 3], got {images.dtype} "
-                         f"{images.shape}")
+        raise ValueError(
+            f"expected uint8 images [N, H, W, 1 or 3], got {images.dtype} {images.shape}"
+        )
     count = len(images)
     out = np.empty((count, FEATURE_DIM), np.float32)
     if count == 0:
@@ -312,11 +323,11 @@ def extract_features(model: keras.Model, images: np.ndarray, batch_size: int = 5
     step = feature_function(model, batch_size, images.shape[1:])
     bar = line_or_bar(count, "inception features", show=progress)
     for start in range(0, count, batch_size):
-        batch = images[start:start + batch_size]
+        batch = images[start : start + batch_size]
         real = len(batch)
         if real < batch_size:  # pad with copies of the last image: same shape, no retrace
             batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - real, 0)])
-        out[start:start + real] = step(batch).numpy()[:real]
+        out[start : start + real] = step(batch).numpy()[:real]
         if bar is not None:
             bar.update(real)
     if bar is not None:

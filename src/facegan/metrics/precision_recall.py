@@ -26,8 +26,9 @@ def squared_norms(x: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", x, x)
 
 
-def squared_distances(x: np.ndarray, y: np.ndarray, x_sq: np.ndarray | None = None,
-                      y_sq: np.ndarray | None = None) -> np.ndarray:
+def squared_distances(
+    x: np.ndarray, y: np.ndarray, x_sq: np.ndarray | None = None, y_sq: np.ndarray | None = None
+) -> np.ndarray:
     """Squared Euclidean distances [N, M] between the rows of x [N, D] and y [M, D].
 
     Uses |x|² + |y|² - 2 x·y (one matmul) and clamps at 0, where round-off can make
@@ -53,7 +54,9 @@ def _check_batch_size(batch_size: int) -> None:
         raise UserError(f"batch_size must be >= 1; received {batch_size}")
 
 
-def kth_neighbour_radii(features: np.ndarray, k: int, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+def kth_neighbour_radii(
+    features: np.ndarray, k: int, batch_size: int = DEFAULT_BATCH_SIZE
+) -> np.ndarray:
     """Squared distance from each row to its k-th nearest other row of the same set.
 
     Args:
@@ -76,8 +79,13 @@ def kth_neighbour_radii(features: np.ndarray, k: int, batch_size: int = DEFAULT_
     return radii
 
 
-def _mutual_coverage(real: np.ndarray, fake: np.ndarray, real_radii: np.ndarray,
-                     fake_radii: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def _mutual_coverage(
+    real: np.ndarray,
+    fake: np.ndarray,
+    real_radii: np.ndarray,
+    fake_radii: np.ndarray,
+    batch_size: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """Which fakes lie inside the real manifold and which reals inside the fake one.
 
     One pass over the fake-to-real distances serves both directions, so that matrix
@@ -97,8 +105,9 @@ def _mutual_coverage(real: np.ndarray, fake: np.ndarray, real_radii: np.ndarray,
     return fake_inside, real_inside
 
 
-def precision_recall(real, fake, k: int = 3,
-                     batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[float, float]:
+def precision_recall(
+    real, fake, k: int = 3, batch_size: int = DEFAULT_BATCH_SIZE
+) -> tuple[float, float]:
     """Improved precision and recall of generated features against real ones.
 
     Args:

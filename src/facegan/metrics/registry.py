@@ -14,10 +14,10 @@ from collections.abc import Callable, Container, Mapping
 
 # What a metric function can be given: the names `Metric.inputs` maps arguments to.
 GENERATED_FEATURES = "generated_features"  # Inception features of the generated set [N, 2048]
-REAL_FEATURES = "real_features"            # ... of the real set [M, 2048]
-TRAIN_FEATURES = "train_features"          # ... of the training set (default: the real set)
-GENERATED_PIXELS = "generated_pixels"      # the generated images, uint8 [N, H, W, C]
-FACE_DETECTOR = "face_detector"            # the evaluator's `FaceDetector`, built once
+REAL_FEATURES = "real_features"  # ... of the real set [M, 2048]
+TRAIN_FEATURES = "train_features"  # ... of the training set (default: the real set)
+GENERATED_PIXELS = "generated_pixels"  # the generated images, uint8 [N, H, W, C]
+FACE_DETECTOR = "face_detector"  # the evaluator's `FaceDetector`, built once
 INPUTS = (GENERATED_FEATURES, REAL_FEATURES, TRAIN_FEATURES, GENERATED_PIXELS, FACE_DETECTOR)
 FEATURE_INPUTS = frozenset({GENERATED_FEATURES, REAL_FEATURES, TRAIN_FEATURES})
 
@@ -91,21 +91,44 @@ _REAL_VS_GENERATED = {"features_a": REAL_FEATURES, "features_b": GENERATED_FEATU
 
 # In the order `--metrics` lists them and results and reports show them.
 METRIC_TABLE = (
-    Metric("fid", "facegan.metrics.fid:fid", _REAL_VS_GENERATED, ("fid",),
-           _one_line("fid", "FID", "{fid:.2f}")),
-    Metric("kid", "facegan.metrics.kid:kid", _REAL_VS_GENERATED, ("kid", "kid_std"),
-           _one_line("kid", "KID", "{kid:.5f} ± {kid_std:.5f}")),
-    Metric("pr", "facegan.metrics.precision_recall:precision_recall",
-           {"real": REAL_FEATURES, "fake": GENERATED_FEATURES}, ("precision", "recall"),
-           (Line("precision", "precision", "{precision:.3f}"),
-            Line("recall", "recall", "{recall:.3f}"))),
-    Metric("face_rate", "facegan.metrics.face_rate:face_rate",
-           {"images": GENERATED_PIXELS, "detector": FACE_DETECTOR}, ("face_rate",),
-           _one_line("face_rate", "face rate", "{face_rate:.3f}")),
-    Metric("memorization", "facegan.metrics.memorization:memorization_summary",
-           {"generated": GENERATED_FEATURES, "train": TRAIN_FEATURES},
-           ("memorization", "memorization_threshold", "memorization_pairs"),
-           _one_line("memorization", "memorized share", "{memorization:.3f}")),
+    Metric(
+        "fid",
+        "facegan.metrics.fid:fid",
+        _REAL_VS_GENERATED,
+        ("fid",),
+        _one_line("fid", "FID", "{fid:.2f}"),
+    ),
+    Metric(
+        "kid",
+        "facegan.metrics.kid:kid",
+        _REAL_VS_GENERATED,
+        ("kid", "kid_std"),
+        _one_line("kid", "KID", "{kid:.5f} ± {kid_std:.5f}"),
+    ),
+    Metric(
+        "pr",
+        "facegan.metrics.precision_recall:precision_recall",
+        {"real": REAL_FEATURES, "fake": GENERATED_FEATURES},
+        ("precision", "recall"),
+        (
+            Line("precision", "precision", "{precision:.3f}"),
+            Line("recall", "recall", "{recall:.3f}"),
+        ),
+    ),
+    Metric(
+        "face_rate",
+        "facegan.metrics.face_rate:face_rate",
+        {"images": GENERATED_PIXELS, "detector": FACE_DETECTOR},
+        ("face_rate",),
+        _one_line("face_rate", "face rate", "{face_rate:.3f}"),
+    ),
+    Metric(
+        "memorization",
+        "facegan.metrics.memorization:memorization_summary",
+        {"generated": GENERATED_FEATURES, "train": TRAIN_FEATURES},
+        ("memorization", "memorization_threshold", "memorization_pairs"),
+        _one_line("memorization", "memorized share", "{memorization:.3f}"),
+    ),
 )
 
 

@@ -52,8 +52,13 @@ _STORAGE_DTYPES = {
 
 # TorchScript wraps typed lists of attributes (e.g. a conv's `padding: List[int]`) in
 # these; each just returns its argument.
-_JIT_LIST_BUILDERS = {"build_intlist", "build_doublelist", "build_boollist",
-                      "build_tensorlist", "build_strlist"}
+_JIT_LIST_BUILDERS = {
+    "build_intlist",
+    "build_doublelist",
+    "build_boollist",
+    "build_tensorlist",
+    "build_strlist",
+}
 
 
 class TorchArchiveError(UserError):
@@ -103,29 +108,38 @@ class TorchScriptObject:
         return f"<{self.torch_type} with {len(self.state)} attributes>"
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
-                       backward_hooks=None, metadata=None) -> np.ndarray:
+def _rebuild_tensor_v2(
+    storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None
+) -> np.ndarray:
     """The strided view `size`/`stride` at `storage_offset` (elements) into `storage`, copied."""
     if not isinstance(storage, _Storage):
         raise TorchArchiveError("a tensor does not refer to a storage of the archive")
     size, stride = tuple(int(n) for n in size), tuple(int(s) for s in stride)
     offset = int(storage_offset)
     flat = storage.flat
-    if len(size) != len(stride) or offset < 0 or any(n < 0 for n in size) \
-            or any(s < 0 for s in stride):
-        raise TorchArchiveError(f"storage {storage.key}: invalid tensor layout "
-                                f"size={size} stride={stride} offset={offset}")
+    if (
+        len(size) != len(stride)
+        or offset < 0
+        or any(n < 0 for n in size)
+        or any(s < 0 for s in stride)
+    ):
+        raise TorchArchiveError(
+            f"storage {storage.key}: invalid tensor layout "
+            f"size={size} stride={stride} offset={offset}"
+        )
     if 0 in size:
         array = np.empty(size, flat.dtype)
     else:
         last = offset + sum((n - 1) * s for n, s in zip(size, stride))
         if last >= flat.size:
-            raise TorchArchiveError(f"storage {storage.key}: tensor of size {size} with stride "
-                                    f"{stride} at offset {offset} runs past its {flat.size} "
-                                    f"elements")
+            raise TorchArchiveError(
+                f"storage {storage.key}: tensor of size {size} with stride "
+                f"{stride} at offset {offset} runs past its {flat.size} "
+                f"elements"
+            )
         view = np.lib.stride_tricks.as_strided(
-            flat[offset:], shape=size, strides=[s * flat.itemsize for s in stride],
-            writeable=False)
+            flat[offset:], shape=size, strides=[s * flat.itemsize for s in stride], writeable=False
+        )
         array = np.array(view, dtype=flat.dtype.newbyteorder("="), order="C")
     if storage.type.name == "BFloat16Storage":
         array = (array.astype(np.uint32) << 16).view(np.float32)
@@ -157,8 +171,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
                 return _rebuild_parameter
         elif module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(name, _STORAGE_DTYPES[name])
-        elif module == "torch.jit._pickle" and (name in _JIT_LIST_BUILDERS
-                                                or name == "restore_type_tag"):
+        elif module == "torch.jit._pickle" and (
+            name in _JIT_LIST_BUILDERS or name == "restore_type_tag"
+        ):
             return _identity
         elif module == "collections" and name == "OrderedDict":
             return collections.OrderedDict
@@ -166,16 +181,23 @@ class _RestrictedUnpickler(pickle.Unpickler):
             qualified = f"{module}.{name}"
             if qualified not in self._records:
                 # A fresh subclass per type keeps the type name; it has no behaviour.
-                self._records[qualified] = type(name, (TorchScriptObject,),
-                                                {"torch_type": qualified})
+                self._records[qualified] = type(
+                    name, (TorchScriptObject,), {"torch_type": qualified}
+                )
             return self._records[qualified]
-        raise UnsafePickleError(f"{self._source}: refusing to load '{module}.{name}' from the "
-                                f"pickle (only tensors and module records are read)")
+        raise UnsafePickleError(
+            f"{self._source}: refusing to load '{module}.{name}' from the "
+            f"pickle (only tensors and module records are read)"
+        )
 
     def persistent_load(self, pid) -> _Storage:
         # ('storage', storage_type, key, location, numel): where a tensor's bytes live.
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
-                and isinstance(pid[1], _StorageType)):
+        if not (
+            isinstance(pid, tuple)
+            and len(pid) == 5
+            and pid[0] == "storage"
+            and isinstance(pid[1], _StorageType)
+        ):
             raise TorchArchiveError(f"{self._source}: unsupported persistent id {pid!r:.80}")
         _, storage_type, key, _location, numel = pid
         return self._load_storage(storage_type, str(key), int(numel))
@@ -183,12 +205,17 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 def _archive_prefix(archive: zipfile.ZipFile, source: str) -> str:
     """The archive's top-level folder: the one that holds `data.pkl`."""
-    candidates = [n[:-len("data.pkl")] for n in archive.namelist()
-                  if n.endswith("data.pkl") and n[:-len("data.pkl")].count("/") <= 1
-                  and (n == "data.pkl" or n.endswith("/data.pkl"))]
+    candidates = [
+        n[: -len("data.pkl")]
+        for n in archive.namelist()
+        if n.endswith("data.pkl")
+        and n[: -len("data.pkl")].count("/") <= 1
+        and (n == "data.pkl" or n.endswith("/data.pkl"))
+    ]
     if len(candidates) != 1:
-        raise TorchArchiveError(f"{source}: expected one <folder>/data.pkl in the archive, "
-                                f"found {len(candidates)}")
+        raise TorchArchiveError(
+            f"{source}: expected one <folder>/data.pkl in the archive, found {len(candidates)}"
+        )
     return candidates[0]
 
 
@@ -213,13 +240,16 @@ def load_torch_object(source: str | Path | BinaryIO | bytes) -> Any:
     try:
         archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError) as error:
-        raise TorchArchiveError(f"{name}: not a torch zip archive ({error}); the legacy "
-                                f"torch.save format is not supported") from None
+        raise TorchArchiveError(
+            f"{name}: not a torch zip archive ({error}); the legacy "
+            f"torch.save format is not supported"
+        ) from None
     with archive:
         prefix = _archive_prefix(archive, name)
         entries = set(archive.namelist())
-        big_endian = (f"{prefix}byteorder" in entries
-                      and archive.read(f"{prefix}byteorder").strip() == b"big")
+        big_endian = (
+            f"{prefix}byteorder" in entries and archive.read(f"{prefix}byteorder").strip() == b"big"
+        )
         storages: dict[str, _Storage] = {}
 
         def load_storage(storage_type: _StorageType, key: str, numel: int) -> _Storage:
@@ -230,8 +260,10 @@ def load_torch_object(source: str | Path | BinaryIO | bytes) -> Any:
                 dtype = storage_type.dtype.newbyteorder(">" if big_endian else "<")
                 raw = archive.read(entry)
                 if len(raw) < numel * dtype.itemsize:
-                    raise TorchArchiveError(f"{name}: storage {entry} has {len(raw)} bytes, "
-                                            f"expected {numel * dtype.itemsize}")
+                    raise TorchArchiveError(
+                        f"{name}: storage {entry} has {len(raw)} bytes, "
+                        f"expected {numel * dtype.itemsize}"
+                    )
                 flat = np.frombuffer(raw, dtype, count=numel)
                 storages[key] = _Storage(key, storage_type, flat)
             return storages[key]

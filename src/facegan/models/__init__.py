@@ -52,8 +52,13 @@ def _is_one(truncation) -> bool:
     return isinstance(truncation, (int, float)) and truncation == 1
 
 
-def synthesize(generator: keras.Model, z: tf.Tensor, labels: tf.Tensor | None = None,
-               truncation: float | tf.Tensor = 1.0, training: bool = False) -> tf.Tensor:
+def synthesize(
+    generator: keras.Model,
+    z: tf.Tensor,
+    labels: tf.Tensor | None = None,
+    truncation: float | tf.Tensor = 1.0,
+    training: bool = False,
+) -> tf.Tensor:
     """Images [B, R, R, C] (float32) from latents z [B, Z] and, if conditional, labels [B, A].
 
     Args:
@@ -89,11 +94,13 @@ def synthesize(generator: keras.Model, z: tf.Tensor, labels: tf.Tensor | None = 
     return tf.cond(tf.cast(truncation, tf.float32) < 1.0, truncated, plain)
 
 
-def latents_for_seed(n: int, latent_dim: int, seed: int,
-                     stream: Stream = Stream.LATENT) -> tf.Tensor:
+def latents_for_seed(
+    n: int, latent_dim: int, seed: int, stream: Stream = Stream.LATENT
+) -> tf.Tensor:
     """Standard-normal latents [n, latent_dim]; row i from the key (seed, stream, i) alone."""
-    rows = [tf.random.stateless_normal([latent_dim], seed=stream_key(seed, stream, i))
-            for i in range(n)]
+    rows = [
+        tf.random.stateless_normal([latent_dim], seed=stream_key(seed, stream, i)) for i in range(n)
+    ]
     return tf.stack(rows) if rows else tf.zeros([0, latent_dim])
 
 
@@ -107,7 +114,9 @@ def latents_from_seeds(seeds, latent_dim: int) -> tf.Tensor:
     seeds = tf.cast(tf.convert_to_tensor(seeds), tf.int64)
     return tf.map_fn(
         lambda s: tf.random.stateless_normal([latent_dim], seed=stream_key(s, Stream.LATENT)),
-        seeds, fn_output_signature=tf.TensorSpec([latent_dim], tf.float32))
+        seeds,
+        fn_output_signature=tf.TensorSpec([latent_dim], tf.float32),
+    )
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray | float) -> np.ndarray:
@@ -123,7 +132,10 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray | float) -> np.ndarray:
     ts = np.asarray(t, np.float64)
     scalar = ts.ndim == 0
     ts = ts.reshape(-1, *([1] * a.ndim))
-    norm_a, norm_b = np.linalg.norm(a, axis=-1, keepdims=True), np.linalg.norm(b, axis=-1, keepdims=True)
+    norm_a, norm_b = (
+        np.linalg.norm(a, axis=-1, keepdims=True),
+        np.linalg.norm(b, axis=-1, keepdims=True),
+    )
     unit_a, unit_b = a / np.maximum(norm_a, 1e-12), b / np.maximum(norm_b, 1e-12)
     omega = np.arccos(np.clip(np.sum(unit_a * unit_b, axis=-1, keepdims=True), -1.0, 1.0))
     sin_omega = np.sin(omega)

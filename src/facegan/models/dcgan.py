@@ -58,8 +58,9 @@ def _excitation(low: keras.KerasTensor, channels: int, inits, name: str) -> kera
     side = low.shape[1]
     if side > 4:
         low = layers.AveragePooling2D(side // 4, name=f"{name}_pool")(low)
-    gates = layers.Conv2D(channels, 4, padding="valid", kernel_initializer=next(inits),
-                          name=f"{name}_squeeze")(low)
+    gates = layers.Conv2D(
+        channels, 4, padding="valid", kernel_initializer=next(inits), name=f"{name}_squeeze"
+    )(low)
     gates = layers.LeakyReLU(0.1, name=f"{name}_lrelu")(gates)
     gates = layers.Conv2D(channels, 1, kernel_initializer=next(inits), name=f"{name}_excite")(gates)
     return layers.Activation("sigmoid", name=f"{name}_gates")(gates)
@@ -76,8 +77,7 @@ def _batch_norm(inits, name: str) -> layers.Layer:
     # Synchronized: under a multi-replica strategy each layer normalises with the
     # statistics of the whole global batch, so results do not depend on how many
     # devices share it (one small all-reduce per layer and call; free on one device).
-    return layers.BatchNormalization(gamma_initializer=gamma, name=name, synchronized=True,
-                                     **_BN)
+    return layers.BatchNormalization(gamma_initializer=gamma, name=name, synchronized=True, **_BN)
 
 
 def _labels_input(cfg: ModelConfig) -> keras.KerasTensor:
@@ -100,33 +100,56 @@ def build_generator(cfg: ModelConfig, seed: int = 0) -> keras.Model:
     h = z
     if cfg.conditional:
         labels = _labels_input(cfg)
-        embedded = LabelEmbedding(cfg.label_sizes, cfg.latent_dim, seed=next(extra),
-                                  spectral_norm=cfg.g_spectral_norm,
-                                  name="label_embedding")(labels)
+        embedded = LabelEmbedding(
+            cfg.label_sizes,
+            cfg.latent_dim,
+            seed=next(extra),
+            spectral_norm=cfg.g_spectral_norm,
+            name="label_embedding",
+        )(labels)
         h = layers.Concatenate(name="latent_and_labels")([z, embedded])
     width = block_channels(cfg, 4)
-    x = sn(layers.Dense(4 * 4 * width, use_bias=False, kernel_initializer=next(inits),
-                        name="project"))(h)
+    x = sn(
+        layers.Dense(4 * 4 * width, use_bias=False, kernel_initializer=next(inits), name="project")
+    )(h)
     x = layers.Reshape((4, 4, width), name="to_4x4")(x)
     x = _batch_norm(inits, "bn_4")(x)
     x = layers.ReLU(name="relu_4")(x)
     resolution, blocks = 4, {4: x}
     while resolution * 2 < cfg.resolution:
         resolution *= 2
-        x = sn(layers.Conv2DTranspose(block_channels(cfg, resolution), 4, strides=2,
-                                      padding="same", use_bias=False,
-                                      kernel_initializer=next(inits),
-                                      name=f"up_{resolution}"))(x)
+        x = sn(
+            layers.Conv2DTranspose(
+                block_channels(cfg, resolution),
+                4,
+                strides=2,
+                padding="same",
+                use_bias=False,
+                kernel_initializer=next(inits),
+                name=f"up_{resolution}",
+            )
+        )(x)
         x = _batch_norm(inits, f"bn_{resolution}")(x)
         x = layers.ReLU(name=f"relu_{resolution}")(x)
         if cfg.g_skip_excitation and resolution >= 32:
-            gates = _excitation(blocks[max(4, resolution // 8)], block_channels(cfg, resolution),
-                                inits, f"excite_{resolution}")
+            gates = _excitation(
+                blocks[max(4, resolution // 8)],
+                block_channels(cfg, resolution),
+                inits,
+                f"excite_{resolution}",
+            )
             x = layers.Multiply(name=f"excited_{resolution}")([x, gates])
         blocks[resolution] = x
-    x = sn(layers.Conv2DTranspose(cfg.channels, 4, strides=2, padding="same",
-                                  kernel_initializer=next(inits),
-                                  name=f"up_{cfg.resolution}"))(x)
+    x = sn(
+        layers.Conv2DTranspose(
+            cfg.channels,
+            4,
+            strides=2,
+            padding="same",
+            kernel_initializer=next(inits),
+            name=f"up_{cfg.resolution}",
+        )
+    )(x)
     # float32 output even under a mixed-precision policy: images leave the model.
     images = layers.Activation("tanh", dtype="float32", name="tanh")(x)
     return keras.Model([z, labels] if cfg.conditional else z, images, name="generator")
@@ -144,29 +167,44 @@ def build_discriminator(cfg: ModelConfig, seed: int = 0) -> keras.Model:
 
     images = keras.Input(shape=(cfg.resolution, cfg.resolution, cfg.channels), name="images")
     resolution = cfg.resolution // 2
-    x = sn(layers.Conv2D(block_channels(cfg, resolution, width), 4, strides=2, padding="same",
-                         kernel_initializer=next(inits), name=f"down_{resolution}"))(images)
+    x = sn(
+        layers.Conv2D(
+            block_channels(cfg, resolution, width),
+            4,
+            strides=2,
+            padding="same",
+            kernel_initializer=next(inits),
+            name=f"down_{resolution}",
+        )
+    )(images)
     x = layers.LeakyReLU(0.2, name=f"lrelu_{resolution}")(x)
     while resolution > 4:
         resolution //= 2
-        x = sn(layers.Conv2D(block_channels(cfg, resolution, width), 4, strides=2,
-                             padding="same", use_bias=spectral, kernel_initializer=next(inits),
-                             name=f"down_{resolution}"))(x)
+        x = sn(
+            layers.Conv2D(
+                block_channels(cfg, resolution, width),
+                4,
+                strides=2,
+                padding="same",
+                use_bias=spectral,
+                kernel_initializer=next(inits),
+                name=f"down_{resolution}",
+            )
+        )(x)
         if not spectral:
             x = _batch_norm(inits, f"bn_{resolution}")(x)
         x = layers.LeakyReLU(0.2, name=f"lrelu_{resolution}")(x)
     features = x  # [B, 4, 4, C]
     if cfg.d_minibatch_std:
         x = MinibatchStddev(name="minibatch_std")(x)  # [B, 4, 4, C + 1]
-    x = sn(layers.Conv2D(1, 4, padding="valid", kernel_initializer=next(inits),
-                         name="logit"))(x)
+    x = sn(layers.Conv2D(1, 4, padding="valid", kernel_initializer=next(inits), name="logit"))(x)
     logits = layers.Flatten(dtype="float32", name="logits")(x)
     if not cfg.conditional:
         return keras.Model(images, logits, name="discriminator")
     labels = _labels_input(cfg)
     h = layers.Flatten(name="features")(features)  # [B, 16 C]
-    projection = LabelProjection(cfg.label_sizes, stddev=0.02, spectral_norm=spectral,
-                                 seed=next(extra), name="projection")([h, labels])
+    projection = LabelProjection(
+        cfg.label_sizes, stddev=0.02, spectral_norm=spectral, seed=next(extra), name="projection"
+    )([h, labels])
     logits = layers.Add(dtype="float32", name="logits_with_labels")([logits, projection])
     return keras.Model([images, labels], logits, name="discriminator")
-

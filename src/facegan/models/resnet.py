@@ -78,20 +78,29 @@ class _Factory:
     def _init(self):
         return keras.initializers.GlorotUniform(seed=next(self.seeds))
 
-    def conv(self, filters: int, kernel: int, name: str, use_bias: bool = True,
-             kind=layers.Conv2D) -> layers.Layer:
+    def conv(
+        self, filters: int, kernel: int, name: str, use_bias: bool = True, kind=layers.Conv2D
+    ) -> layers.Layer:
         """A 'same' convolution; `kind` UpsampleConv2D or ConvDownsample2D fuses a resampling."""
         if kind is layers.Conv2D:
-            conv = layers.Conv2D(filters, kernel, padding="same", use_bias=use_bias,
-                                 kernel_initializer=self._init(), name=name)
+            conv = layers.Conv2D(
+                filters,
+                kernel,
+                padding="same",
+                use_bias=use_bias,
+                kernel_initializer=self._init(),
+                name=name,
+            )
         else:
             conv = kind(filters, use_bias=use_bias, kernel_initializer=self._init(), name=name)
         return maybe_spectral_norm(conv, self.spectral_norm, next(self.seeds))
 
-    def dense(self, units: int, name: str, use_bias: bool = True,
-              dtype: str | None = None) -> layers.Layer:
-        dense = layers.Dense(units, use_bias=use_bias, kernel_initializer=self._init(),
-                             name=name, dtype=dtype)
+    def dense(
+        self, units: int, name: str, use_bias: bool = True, dtype: str | None = None
+    ) -> layers.Layer:
+        dense = layers.Dense(
+            units, use_bias=use_bias, kernel_initializer=self._init(), name=name, dtype=dtype
+        )
         return maybe_spectral_norm(dense, self.spectral_norm, next(self.seeds))
 
     def batch_norm(self, name: str) -> layers.Layer:
@@ -99,14 +108,24 @@ class _Factory:
         return layers.BatchNormalization(name=name, synchronized=True, **_BN)
 
     def label_embedding(self, cfg: ModelConfig, dim: int) -> LabelEmbedding:
-        return LabelEmbedding(cfg.label_sizes, dim, stddev=1.0,
-                              spectral_norm=self.spectral_norm, seed=next(self.seeds),
-                              name="label_embedding")
+        return LabelEmbedding(
+            cfg.label_sizes,
+            dim,
+            stddev=1.0,
+            spectral_norm=self.spectral_norm,
+            seed=next(self.seeds),
+            name="label_embedding",
+        )
 
     def label_projection(self, cfg: ModelConfig) -> LabelProjection:
         # Small start: the class term should not drown the unconditional logit at first.
-        return LabelProjection(cfg.label_sizes, stddev=0.02, spectral_norm=self.spectral_norm,
-                               seed=next(self.seeds), name="projection")
+        return LabelProjection(
+            cfg.label_sizes,
+            stddev=0.02,
+            spectral_norm=self.spectral_norm,
+            seed=next(self.seeds),
+            name="projection",
+        )
 
 
 def _inputs(cfg: ModelConfig, first: keras.KerasTensor) -> list:
@@ -159,16 +178,18 @@ def build_generator(cfg: ModelConfig, seed: int = 0) -> keras.Model:
     return keras.Model(inputs if cfg.conditional else z, images, name="generator")
 
 
-def _down_block(make: _Factory, x, channels: int, resolution: int, first: bool,
-                downsample: bool = True):
+def _down_block(
+    make: _Factory, x, channels: int, resolution: int, first: bool, downsample: bool = True
+):
     """[B, r, r, Cin] -> [B, r/2, r/2, channels] (or [B, r, r, channels] if not downsample)."""
     name = f"down_{resolution}" if downsample else f"block_{resolution}"
     h = x if first else layers.ReLU(name=f"{name}_relu1")(x)
     h = make.conv(channels, 3, f"{name}_conv1")(h)
     h = layers.ReLU(name=f"{name}_relu2")(h)
     # 3x3 conv + 2x2 average pool, fused exactly when downsampling (layers.ConvDownsample2D).
-    h = make.conv(channels, 3, f"{name}_conv2",
-                  kind=ConvDownsample2D if downsample else layers.Conv2D)(h)
+    h = make.conv(
+        channels, 3, f"{name}_conv2", kind=ConvDownsample2D if downsample else layers.Conv2D
+    )(h)
     skip = x
     if downsample:
         # Pooling commutes with the 1x1 convolution: pool first, convolve a quarter of the pixels.
@@ -187,8 +208,9 @@ def build_discriminator(cfg: ModelConfig, seed: int = 0) -> keras.Model:
     x = images
     resolution = cfg.resolution
     while resolution > 4:
-        x = _down_block(make, x, block_channels(cfg, resolution), resolution,
-                        first=resolution == cfg.resolution)
+        x = _down_block(
+            make, x, block_channels(cfg, resolution), resolution, first=resolution == cfg.resolution
+        )
         resolution //= 2
     x = _down_block(make, x, block_channels(cfg, 4), 4, first=False, downsample=False)
     x = layers.ReLU(name="out_relu")(x)

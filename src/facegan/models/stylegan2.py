@@ -98,14 +98,24 @@ def build_mapping(cfg: ModelConfig, seed: int = 0) -> keras.Model:
     if cfg.conditional:
         labels = keras.Input(shape=(len(cfg.label_sizes),), dtype="int32", name="labels")
         inputs.append(labels)
-        embedded = LabelEmbedding(cfg.label_sizes, cfg.latent_dim, seed=next(seeds),
-                                  dtype="float32", name="label_embedding")(labels)
+        embedded = LabelEmbedding(
+            cfg.label_sizes,
+            cfg.latent_dim,
+            seed=next(seeds),
+            dtype="float32",
+            name="label_embedding",
+        )(labels)
         embedded = PixelNorm(dtype="float32", name="normalize_labels")(embedded)
         x = layers.Concatenate(dtype="float32", name="z_and_labels")([x, embedded])
     for index in range(cfg.mapping_layers):
-        x = EqualizedDense(cfg.latent_dim, lr_multiplier=MAPPING_LR_MULTIPLIER,
-                           activation="lrelu", seed=next(seeds), dtype="float32",
-                           name=f"fc{index}")(x)
+        x = EqualizedDense(
+            cfg.latent_dim,
+            lr_multiplier=MAPPING_LR_MULTIPLIER,
+            activation="lrelu",
+            seed=next(seeds),
+            dtype="float32",
+            name=f"fc{index}",
+        )(x)
     return keras.Model(inputs if cfg.conditional else z, x, name="mapping")
 
 
@@ -119,16 +129,24 @@ def build_synthesis(cfg: ModelConfig, seed: int = 0) -> keras.Model:
 
     def styled_conv(x, channels: int, w_index: int, name: str, upsample: bool = False):
         nonlocal noise_layers
-        x = ModulatedConv2D(channels, 3, upsample=upsample, w_index=w_index, seed=next(seeds),
-                            name=f"{name}_conv")([x, ws])
+        x = ModulatedConv2D(
+            channels, 3, upsample=upsample, w_index=w_index, seed=next(seeds), name=f"{name}_conv"
+        )([x, ws])
         x = NoiseInjection(salt=noise_layers, seed=next(seeds), name=f"{name}_noise")([x, key])
         noise_layers += 1
         return BiasAct("lrelu", name=f"{name}_act")(x)
 
     def to_rgb(x, w_index: int, name: str):
         # float32: the RGB sum is the image; these 1x1 convolutions are cheap.
-        x = ModulatedConv2D(cfg.channels, 1, demodulate=False, w_index=w_index,
-                            seed=next(seeds), dtype="float32", name=f"{name}_conv")([x, ws])
+        x = ModulatedConv2D(
+            cfg.channels,
+            1,
+            demodulate=False,
+            w_index=w_index,
+            seed=next(seeds),
+            dtype="float32",
+            name=f"{name}_conv",
+        )([x, ws])
         return BiasAct("linear", dtype="float32", name=f"{name}_bias")(x)
 
     x = ConstantInput(block_channels(cfg, 4), seed=next(seeds), name="const")(ws)
@@ -141,8 +159,9 @@ def build_synthesis(cfg: ModelConfig, seed: int = 0) -> keras.Model:
         x = styled_conv(x, channels, w_index, f"{name}_0", upsample=True)
         x = styled_conv(x, channels, w_index + 1, f"{name}_1")
         rgb = to_rgb(x, w_index + 2, f"{name}_rgb")
-        image = layers.UpSampling2D(2, interpolation="bilinear", dtype="float32",
-                                    name=f"{name}_image_up")(image)
+        image = layers.UpSampling2D(
+            2, interpolation="bilinear", dtype="float32", name=f"{name}_image_up"
+        )(image)
         image = layers.Add(dtype="float32", name=f"{name}_image")([image, rgb])
         w_index += 2
     return keras.Model(ws, image, name="synthesis")
@@ -164,8 +183,7 @@ class StyleGAN2Generator(keras.Model):
 
     supports_truncation = True
 
-    def __init__(self, cfg: ModelConfig, seed: int = 0, w_avg_beta: float = W_AVG_BETA,
-                 **kwargs):
+    def __init__(self, cfg: ModelConfig, seed: int = 0, w_avg_beta: float = W_AVG_BETA, **kwargs):
         kwargs.setdefault("name", "generator")
         # The outer model computes in float32 so z reaches the mapping network
         # unrounded; the synthesis network follows the global policy.
@@ -175,8 +193,13 @@ class StyleGAN2Generator(keras.Model):
         self.num_ws = num_ws(cfg.resolution)
         self.mapping = build_mapping(cfg, seed)
         self.synthesis = build_synthesis(cfg, seed)
-        self.w_avg = self.add_weight(name="w_avg", shape=(cfg.latent_dim,), initializer="zeros",
-                                     trainable=False, autocast=False)
+        self.w_avg = self.add_weight(
+            name="w_avg",
+            shape=(cfg.latent_dim,),
+            initializer="zeros",
+            trainable=False,
+            autocast=False,
+        )
         self.built = True
 
     @property
@@ -207,8 +230,12 @@ class StyleGAN2Generator(keras.Model):
         self.w_avg.assign(batch_mean + self.w_avg_beta * (self.w_avg - batch_mean))
 
     def get_config(self):
-        return {"cfg": dataclasses.asdict(self.cfg), "seed": self.seed,
-                "w_avg_beta": self.w_avg_beta, "name": self.name}
+        return {
+            "cfg": dataclasses.asdict(self.cfg),
+            "seed": self.seed,
+            "w_avg_beta": self.w_avg_beta,
+            "name": self.name,
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -227,33 +254,51 @@ def build_discriminator(cfg: ModelConfig, seed: int = 0) -> keras.Model:
     seeds = seed_stream(seed, salt=4)
     images = keras.Input(shape=(cfg.resolution, cfg.resolution, cfg.channels), name="images")
     inputs = [images]
-    x = EqualizedConv2D(block_channels(cfg, cfg.resolution), 1, activation="lrelu",
-                        seed=next(seeds), name="from_rgb")(images)
+    x = EqualizedConv2D(
+        block_channels(cfg, cfg.resolution),
+        1,
+        activation="lrelu",
+        seed=next(seeds),
+        name="from_rgb",
+    )(images)
     resolution = cfg.resolution
     while resolution > 4:
         channels, name = block_channels(cfg, resolution // 2), f"b{resolution}"
-        h = EqualizedConv2D(block_channels(cfg, resolution), 3, activation="lrelu",
-                            seed=next(seeds), name=f"{name}_conv0")(x)
-        h = EqualizedConv2D(channels, 3, downsample=True, activation="lrelu", seed=next(seeds),
-                            name=f"{name}_conv1")(h)
-        skip = EqualizedConv2D(channels, 1, downsample=True, use_bias=False, seed=next(seeds),
-                               name=f"{name}_skip")(x)
+        h = EqualizedConv2D(
+            block_channels(cfg, resolution),
+            3,
+            activation="lrelu",
+            seed=next(seeds),
+            name=f"{name}_conv0",
+        )(x)
+        h = EqualizedConv2D(
+            channels, 3, downsample=True, activation="lrelu", seed=next(seeds), name=f"{name}_conv1"
+        )(h)
+        skip = EqualizedConv2D(
+            channels, 1, downsample=True, use_bias=False, seed=next(seeds), name=f"{name}_skip"
+        )(x)
         x = layers.Add(name=f"{name}_add")([h, skip])
         x = layers.Rescaling(math.sqrt(0.5), name=f"{name}_scale")(x)  # keeps unit variance
         resolution //= 2
     x = MinibatchStddev(group_size=4, num_channels=1, name="mbstd")(x)
-    x = EqualizedConv2D(block_channels(cfg, 4), 3, activation="lrelu", seed=next(seeds),
-                        name="b4_conv")(x)
+    x = EqualizedConv2D(
+        block_channels(cfg, 4), 3, activation="lrelu", seed=next(seeds), name="b4_conv"
+    )(x)
     x = layers.Flatten(name="b4_flatten")(x)
-    h = EqualizedDense(block_channels(cfg, 4), activation="lrelu", seed=next(seeds),
-                       name="b4_fc")(x)
+    h = EqualizedDense(block_channels(cfg, 4), activation="lrelu", seed=next(seeds), name="b4_fc")(
+        x
+    )
     logits = EqualizedDense(1, seed=next(seeds), dtype="float32", name="out")(h)
     if cfg.conditional:
         labels = keras.Input(shape=(len(cfg.label_sizes),), dtype="int32", name="labels")
         inputs.append(labels)
         # N(0, 1) embeddings used times 1/sqrt(features): equalized, like StyleGAN2-ADA's cmap.
-        projection = LabelProjection(cfg.label_sizes, stddev=1.0,
-                                     multiplier=1.0 / math.sqrt(block_channels(cfg, 4)),
-                                     seed=next(seeds), name="projection")([h, labels])
+        projection = LabelProjection(
+            cfg.label_sizes,
+            stddev=1.0,
+            multiplier=1.0 / math.sqrt(block_channels(cfg, 4)),
+            seed=next(seeds),
+            name="projection",
+        )([h, labels])
         logits = layers.Add(dtype="float32", name="logits")([logits, projection])
     return keras.Model(inputs if cfg.conditional else images, logits, name="discriminator")

@@ -50,8 +50,11 @@ def feature_split(generator: keras.Model) -> tuple[keras.Model, keras.Model] | N
     if split is None:
         return None
     features = generator.get_layer(split).output
-    head = keras.Model(generator.inputs if len(generator.inputs) > 1 else generator.inputs[0],
-                       features, name="generator_head")
+    head = keras.Model(
+        generator.inputs if len(generator.inputs) > 1 else generator.inputs[0],
+        features,
+        name="generator_head",
+    )
     tail = keras.Model(features, generator.output, name="generator_tail")
     generator._facegan_feature_split = (head, tail)
     return head, tail
@@ -64,25 +67,28 @@ def anchor_latents(latent_dim: int) -> np.ndarray:
     Drawn with NumPy, so they enter a traced function as a constant: an export
     (TFLite included, which has no stateless random ops) carries them as data.
     """
-    return rng(0, Stream.TRUNCATION).standard_normal((MEAN_LATENTS, latent_dim)).astype(
-        np.float32)
+    return rng(0, Stream.TRUNCATION).standard_normal((MEAN_LATENTS, latent_dim)).astype(np.float32)
 
 
-def truncated_images(generator: keras.Model, z: tf.Tensor, labels: tf.Tensor | None,
-                     psi: tf.Tensor) -> tf.Tensor:
+def truncated_images(
+    generator: keras.Model, z: tf.Tensor, labels: tf.Tensor | None, psi: tf.Tensor
+) -> tf.Tensor:
     """tail(h_avg + psi (head(z) - h_avg)) in inference mode; see the module docstring."""
     split = feature_split(generator)
     if split is None:
-        raise ValueError(f"generator {generator.name!r} has none of the layers "
-                         f"{', '.join(SPLIT_LAYERS)} to truncate at")
+        raise ValueError(
+            f"generator {generator.name!r} has none of the layers "
+            f"{', '.join(SPLIT_LAYERS)} to truncate at"
+        )
     head, tail = split
     z = tf.cast(z, tf.float32)
     batch, latent_dim = tf.shape(z)[0], z.shape[-1]
     anchors = tf.constant(anchor_latents(int(latent_dim)))
     if labels is None:
         h = head(z, training=False)
-        mean = tf.reduce_mean(tf.cast(head(anchors, training=False), tf.float32), axis=0,
-                              keepdims=True)
+        mean = tf.reduce_mean(
+            tf.cast(head(anchors, training=False), tf.float32), axis=0, keepdims=True
+        )
     else:
         h = head([z, labels], training=False)
         # every image's own labels with each of the fixed latents: [B * M] rows

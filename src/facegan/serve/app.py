@@ -50,13 +50,13 @@ from facegan.seeds import MAX_SEED, seed_file_name
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
-MAX_FACES = 64          # faces in one /api/faces answer
-MAX_FRAMES = 120        # frames in one /api/interpolate answer
-MAX_SIZE = 1024         # pixels of /api/face.png
-MAX_BATCH_SIZE = 256    # pixels of each image of an answer that holds many
+MAX_FACES = 64  # faces in one /api/faces answer
+MAX_FRAMES = 120  # frames in one /api/interpolate answer
+MAX_SIZE = 1024  # pixels of /api/face.png
+MAX_BATCH_SIZE = 256  # pixels of each image of an answer that holds many
 DEFAULT_FACES = 16
 DEFAULT_FRAMES = 24
-RANDOM = "random"       # an attribute left free: drawn from the seed
+RANDOM = "random"  # an attribute left free: drawn from the seed
 
 _IMAGE_PARAMS = ("truncation", "size")
 _ENDPOINT_PARAMS = {
@@ -98,8 +98,9 @@ class Response:
 
 def json_response(payload: object, status: int = 200, **headers: str) -> Response:
     body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
-    return Response(status, body, "application/json; charset=utf-8",
-                    {"Cache-Control": "no-store", **headers})
+    return Response(
+        status, body, "application/json; charset=utf-8", {"Cache-Control": "no-store", **headers}
+    )
 
 
 def error_response(status: int, message: str, **headers: str) -> Response:
@@ -126,8 +127,9 @@ class FaceApp:
             self.schema = schema_from_config(run.config.data, model.label_classes)
         # query key -> attribute; an attribute named like a parameter goes by `label.NAME`
         names = self.schema.names if self.schema else []
-        self.label_params = {(f"label.{name}" if name in _RESERVED else name): name
-                             for name in names}
+        self.label_params = {
+            (f"label.{name}" if name in _RESERVED else name): name for name in names
+        }
         self._lock = threading.Lock()
         self._static = _load_static()
         self._routes: dict[str, Callable[[dict[str, str]], Response]] = {
@@ -160,39 +162,52 @@ class FaceApp:
 
     def info(self, params: dict[str, str]) -> Response:
         model = self.run.config.model
-        return json_response({
-            "run": self.run.directory.name,
-            "step": self.run.step,
-            "arch": model.arch,
-            "resolution": model.resolution,
-            "channels": model.channels,
-            "latent_dim": model.latent_dim,
-            "conditional": model.conditional,
-            "attributes": [self._describe_attribute(param, name)
-                           for param, name in self.label_params.items()],
-            "limits": {"faces": MAX_FACES, "frames": MAX_FRAMES, "seed": MAX_SEED,
-                       "size": MAX_SIZE, "batch_size": MAX_BATCH_SIZE},
-            "defaults": {"faces": DEFAULT_FACES, "frames": DEFAULT_FRAMES, "truncation": 1.0},
-        })
+        return json_response(
+            {
+                "run": self.run.directory.name,
+                "step": self.run.step,
+                "arch": model.arch,
+                "resolution": model.resolution,
+                "channels": model.channels,
+                "latent_dim": model.latent_dim,
+                "conditional": model.conditional,
+                "attributes": [
+                    self._describe_attribute(param, name)
+                    for param, name in self.label_params.items()
+                ],
+                "limits": {
+                    "faces": MAX_FACES,
+                    "frames": MAX_FRAMES,
+                    "seed": MAX_SEED,
+                    "size": MAX_SIZE,
+                    "batch_size": MAX_BATCH_SIZE,
+                },
+                "defaults": {"faces": DEFAULT_FACES, "frames": DEFAULT_FRAMES, "truncation": 1.0},
+            }
+        )
 
     def faces(self, params: dict[str, str]) -> Response:
         seed = _integer(params, "seed", 0, 0, MAX_SEED)
         count = _integer(params, "n", DEFAULT_FACES, 1, MAX_FACES)
         if seed + count - 1 > MAX_SEED:
-            raise BadRequest(f"seeds {seed} to {seed + count - 1} pass the largest seed, "
-                             f"{MAX_SEED}; lower `seed` or `n`")
+            raise BadRequest(
+                f"seeds {seed} to {seed + count - 1} pass the largest seed, "
+                f"{MAX_SEED}; lower `seed` or `n`"
+            )
         truncation = _truncation(params)
         size = _integer(params, "size", self.run.config.model.resolution, 8, MAX_BATCH_SIZE)
         request = self._label_request(params)
         seeds = list(range(seed, seed + count))
         images, labels = self._generate(seeds, request, truncation)
-        return json_response({
-            "seeds": seeds,
-            "truncation": truncation,
-            "size": size,
-            "labels": self._describe_labels(labels),
-            "images": [_data_url(png_bytes(image, size)) for image in images],
-        })
+        return json_response(
+            {
+                "seeds": seeds,
+                "truncation": truncation,
+                "size": size,
+                "labels": self._describe_labels(labels),
+                "images": [_data_url(png_bytes(image, size)) for image in images],
+            }
+        )
 
     def face_png(self, params: dict[str, str]) -> Response:
         seed = _integer(params, "seed", 0, 0, MAX_SEED)
@@ -200,9 +215,15 @@ class FaceApp:
         size = _integer(params, "size", self.run.config.model.resolution, 8, MAX_SIZE)
         images, _ = self._generate([seed], self._label_request(params), truncation)
         name = re.sub(r"[^A-Za-z0-9._-]", "-", self.run.directory.name)
-        return Response(200, png_bytes(images[0], size), "image/png", {
-            "Cache-Control": "no-store",
-            "Content-Disposition": f'inline; filename="{name}-{seed_file_name(seed)}"'})
+        return Response(
+            200,
+            png_bytes(images[0], size),
+            "image/png",
+            {
+                "Cache-Control": "no-store",
+                "Content-Disposition": f'inline; filename="{name}-{seed_file_name(seed)}"',
+            },
+        )
 
     def interpolate(self, params: dict[str, str]) -> Response:
         start = _integer(params, "from", None, 0, MAX_SEED)
@@ -219,28 +240,36 @@ class FaceApp:
         with self._lock:
             # One segment of frames - 1 steps plus its end: both seeds' faces exactly.
             latents = walk_latents(self.run.latents_for_seeds([start, end]), frames - 1)
-            images = self.run.generate_from_latents(latents, labels=labels,
-                                                    truncation=truncation)
+            images = self.run.generate_from_latents(latents, labels=labels, truncation=truncation)
         described = self._describe_labels(labels)
-        return json_response({
-            "from": start,
-            "to": end,
-            "frames": frames,
-            "truncation": truncation,
-            "size": size,
-            "labels": described[0] if described else None,
-            "images": [_data_url(png_bytes(image, size)) for image in images],
-        })
+        return json_response(
+            {
+                "from": start,
+                "to": end,
+                "frames": frames,
+                "truncation": truncation,
+                "size": size,
+                "labels": described[0] if described else None,
+                "images": [_data_url(png_bytes(image, size)) for image in images],
+            }
+        )
 
     # -------------------------------------------------------------- helpers
 
     def _parse_query(self, path: str, query: str) -> dict[str, str]:
         try:
-            pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query),
-                              max_num_fields=32, errors="strict")
+            pairs = parse_qsl(
+                query,
+                keep_blank_values=True,
+                strict_parsing=bool(query),
+                max_num_fields=32,
+                errors="strict",
+            )
         except ValueError:  # also a UnicodeDecodeError, and too many fields
-            raise BadRequest("the query string is malformed: give at most 32 key=value "
-                             "pairs joined by & (UTF-8, percent-encoded)") from None
+            raise BadRequest(
+                "the query string is malformed: give at most 32 key=value "
+                "pairs joined by & (UTF-8, percent-encoded)"
+            ) from None
         allowed = list(_ENDPOINT_PARAMS[path])
         if path != "/api/info":
             allowed += list(self.label_params)
@@ -274,22 +303,25 @@ class FaceApp:
             return None
         return self.run.labels_for_seeds(seeds, request)
 
-    def _generate(self, seeds: list[int], request: dict[str, str],
-                  truncation: float) -> tuple[np.ndarray, np.ndarray | None]:
+    def _generate(
+        self, seeds: list[int], request: dict[str, str], truncation: float
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """uint8 [N, R, R, C] (and the labels used): the face of each seed."""
         labels = self._labels(seeds, request)
         with self._lock:
             latents = self.run.latents_for_seeds(seeds)
-            images = self.run.generate_from_latents(latents, labels=labels,
-                                                    truncation=truncation)
+            images = self.run.generate_from_latents(latents, labels=labels, truncation=truncation)
         return images, labels
 
     def _describe_attribute(self, param: str, name: str) -> dict:
         attribute = self.schema.attribute(name)
         classes = []
         for index, label in enumerate(attribute.class_names()):
-            value = _number_text(attribute.edges[index]) if attribute.binned \
+            value = (
+                _number_text(attribute.edges[index])
+                if attribute.binned
                 else attribute.values[index]
+            )
             assert attribute.class_of(value) == index, (name, value, index)
             classes.append({"value": value, "label": _short_label(name, label)})
         return {"name": name, "param": param, "binned": attribute.binned, "classes": classes}
@@ -298,10 +330,14 @@ class FaceApp:
         """Per image, {attribute: readable class}, e.g. {"age": "30–120", "gender": "1"}."""
         if labels is None:
             return None
-        names = {a.name: [_short_label(a.name, c) for c in a.class_names()]
-                 for a in self.schema.attributes}
-        return [{name: names[name][int(index)] for name, index in zip(self.schema.names, row)}
-                for row in labels]
+        names = {
+            a.name: [_short_label(a.name, c) for c in a.class_names()]
+            for a in self.schema.attributes
+        }
+        return [
+            {name: names[name][int(index)] for name, index in zip(self.schema.names, row)}
+            for row in labels
+        ]
 
 
 # ------------------------------------------------------------------ small helpers
@@ -313,24 +349,25 @@ def _load_static() -> dict[str, Response]:
     for path in sorted(STATIC_DIR.glob("*")):
         if path.is_file() and path.suffix in _CONTENT_TYPES:
             pages[f"/static/{path.name}"] = Response(
-                200, path.read_bytes(), _CONTENT_TYPES[path.suffix], {"Cache-Control": "no-cache"})
+                200, path.read_bytes(), _CONTENT_TYPES[path.suffix], {"Cache-Control": "no-cache"}
+            )
     if "/static/index.html" not in pages:
-        raise ServeError(f"the web page's files are missing from this installation of "
-                         f"facegan ({STATIC_DIR}); reinstall it")
+        raise ServeError(
+            f"the web page's files are missing from this installation of "
+            f"facegan ({STATIC_DIR}); reinstall it"
+        )
     pages["/"] = pages["/index.html"] = pages.pop("/static/index.html")
     return pages
 
 
-def _integer(params: Mapping[str, str], key: str, default: int | None, low: int,
-             high: int) -> int:
+def _integer(params: Mapping[str, str], key: str, default: int | None, low: int, high: int) -> int:
     text = params.get(key)
     if text is None:
         if default is None:
             raise BadRequest(f"`{key}` is required: an integer from {low} to {high}")
         return default
     if not _INTEGER.fullmatch(text) or not low <= int(text) <= high:
-        raise BadRequest(f"`{key}` must be an integer from {low} to {high}; received "
-                         f"{_show(text)}")
+        raise BadRequest(f"`{key}` must be an integer from {low} to {high}; received {_show(text)}")
     return int(text)
 
 
@@ -350,7 +387,7 @@ def _data_url(png: bytes) -> str:
 def _short_label(name: str, class_name: str) -> str:
     """`age 30–120` -> `30–120`: the page shows the attribute's name beside it."""
     prefix = f"{name} "
-    return class_name[len(prefix):] if class_name.startswith(prefix) else class_name
+    return class_name[len(prefix) :] if class_name.startswith(prefix) else class_name
 
 
 def _number_text(value: float) -> str:

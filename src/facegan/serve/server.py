@@ -27,7 +27,7 @@ from facegan.serve.app import FaceApp, Response, ServeError, error_response
 # script or a framing page gets nowhere.
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
-                               "base-uri 'none'; frame-ancestors 'none'",
+    "base-uri 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
@@ -95,16 +95,22 @@ class _Handler(BaseHTTPRequestHandler):
         """The answer, or 503 when `max_in_flight` requests are already being answered."""
         if not self.server.admission.acquire(blocking=False):
             self.close_connection = True
-            return error_response(503, "too many requests at once; try again in a moment",
-                                  **{"Retry-After": "1"})
+            return error_response(
+                503, "too many requests at once; try again in a moment", **{"Retry-After": "1"}
+            )
         try:
             return self._answer()
         finally:
             self.server.admission.release()
 
     def _refuse(self) -> None:
-        self._send(error_response(405, f"{self.command} is not allowed: this server answers "
-                                       f"only GET and HEAD", Allow="GET, HEAD"))
+        self._send(
+            error_response(
+                405,
+                f"{self.command} is not allowed: this server answers only GET and HEAD",
+                Allow="GET, HEAD",
+            )
+        )
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _refuse
 
@@ -113,30 +119,38 @@ class _Handler(BaseHTTPRequestHandler):
             if self.server.loopback_only and not _is_local_host(self.headers.get("Host")):
                 # A page elsewhere that rebinds its own name to 127.0.0.1 (DNS
                 # rebinding) would send its own name as Host.
-                return error_response(403, "this server answers only requests addressed to "
-                                           "localhost or a loopback address")
+                return error_response(
+                    403,
+                    "this server answers only requests addressed to "
+                    "localhost or a loopback address",
+                )
             app = self.server.app
             if app is None:
-                return error_response(503, "the run is still loading; try again in a moment",
-                                      **{"Retry-After": "2"})
+                return error_response(
+                    503, "the run is still loading; try again in a moment", **{"Retry-After": "2"}
+                )
             return app.respond(self.path)
         except Exception:  # a bug: keep serving, and say where the details are
             traceback.print_exc()
-            return error_response(500, "internal error; the traceback is in the terminal "
-                                       "running facegan serve")
+            return error_response(
+                500, "internal error; the traceback is in the terminal running facegan serve"
+            )
 
     def _send(self, response: Response, body: bool = True) -> None:
         self.send_response(response.status)
-        headers = {**_SECURITY_HEADERS, "Content-Type": response.content_type,
-                   "Content-Length": str(len(response.body)), **response.headers}
+        headers = {
+            **_SECURITY_HEADERS,
+            "Content-Type": response.content_type,
+            "Content-Length": str(len(response.body)),
+            **response.headers,
+        }
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
         if body and self.command != "HEAD":
             self.wfile.write(response.body)
 
-    def send_error(self, code: int, message: str | None = None,
-                   explain: str | None = None) -> None:
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own errors (a malformed request, an unknown method), as JSON too."""
         self.close_connection = True
         try:
@@ -159,18 +173,26 @@ def make_server(host: str, port: int, app: FaceApp | None = None) -> FaceServer:
         return FaceServer((host, port), app)
     except OSError as err:
         if err.errno == errno.EADDRINUSE:
-            raise ServeError(f"port {port} on {host} is in use (another facegan serve?); "
-                             f"choose another with --port, or --port 0 for any free one"
-                             ) from None
+            raise ServeError(
+                f"port {port} on {host} is in use (another facegan serve?); "
+                f"choose another with --port, or --port 0 for any free one"
+            ) from None
         if err.errno == errno.EACCES:
-            raise ServeError(f"port {port} needs privileges; use a port from 1024 to "
-                             f"65535") from None
+            raise ServeError(
+                f"port {port} needs privileges; use a port from 1024 to 65535"
+            ) from None
         reason = err.strerror or str(err)
         raise ServeError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
-def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, *,
-          prepare: Callable[[], object] | None = None, out: TextIO | None = None) -> None:
+def serve(
+    run_dir: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    prepare: Callable[[], object] | None = None,
+    out: TextIO | None = None,
+) -> None:
     """Serves the page for the run in `run_dir` until Ctrl-C (KeyboardInterrupt propagates).
 
     Args:
@@ -197,11 +219,19 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, *,
         app = FaceApp(load(run_dir))
         app.warm_up()
         server.app = app
-        print(f"facegan serve: run {app.run.directory.name} at step {app.run.step} on "
-              f"{server.url}  (Ctrl-C stops)", file=out, flush=True)
+        print(
+            f"facegan serve: run {app.run.directory.name} at step {app.run.step} on "
+            f"{server.url}  (Ctrl-C stops)",
+            file=out,
+            flush=True,
+        )
         if not server.loopback_only:
-            print(f"facegan serve: listening on {host}: anyone who can reach this machine "
-                  f"can use the page", file=out, flush=True)
+            print(
+                f"facegan serve: listening on {host}: anyone who can reach this machine "
+                f"can use the page",
+                file=out,
+                flush=True,
+            )
         server.serve_forever()
     finally:
         server.server_close()
@@ -222,7 +252,7 @@ def _is_local_host(header: str | None) -> bool:
         return True
     host = header.strip()
     if host.startswith("["):
-        host = host[1:host.find("]")] if "]" in host else host
+        host = host[1 : host.find("]")] if "]" in host else host
     elif host.count(":") == 1:
         host = host.split(":", 1)[0]
     return _is_loopback(host) or host.lower().endswith(".localhost")

@@ -34,8 +34,14 @@ from facegan.training.loop import Session, run_session
 from facegan.training.setup import set_up_run
 
 
-def train(config: Config, run_dir: str | Path | None = None, *, overwrite: bool = False,
-          progress: bool | None = None, strategy: tf.distribute.Strategy | None = None) -> Run:
+def train(
+    config: Config,
+    run_dir: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+) -> Run:
     """Trains a new run from `config` and returns it.
 
     Args:
@@ -55,20 +61,29 @@ def train(config: Config, run_dir: str | Path | None = None, *, overwrite: bool 
     role = cluster_role()
     if not role.is_chief:
         if run_dir is None:
-            raise RunDirError("a worker of a multi-worker run needs --run-dir: the chief's run "
-                              "directory, on storage that every worker shares")
+            raise RunDirError(
+                "a worker of a multi-worker run needs --run-dir: the chief's run "
+                "directory, on storage that every worker shares"
+            )
         return run_session(_session(RunPaths(Path(run_dir)), config, strategy, progress))
     # The run directory is made once the data and the settings are known to be usable.
     session = _session(None, config, strategy, progress)
-    paths = create_run_dir(run_dir or default_run_dir(session.config), overwrite=overwrite,
-                           config=session.config)
+    paths = create_run_dir(
+        run_dir or default_run_dir(session.config), overwrite=overwrite, config=session.config
+    )
     with RunLock(paths):
         return run_session(dataclasses.replace(session, paths=paths))
 
 
-def resume(run_dir: str | Path, steps: int | None = None, *, minutes: float | None = None,
-           progress: bool | None = None, strategy: tf.distribute.Strategy | None = None,
-           execution: dict[str, object] | None = None) -> Run:
+def resume(
+    run_dir: str | Path,
+    steps: int | None = None,
+    *,
+    minutes: float | None = None,
+    progress: bool | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+    execution: dict[str, object] | None = None,
+) -> Run:
     """Continues a run from its latest checkpoint until `steps` (default: the run's own).
 
     Args:
@@ -100,8 +115,9 @@ def resume(run_dir: str | Path, steps: int | None = None, *, minutes: float | No
         return run_session(session)
 
 
-def _session(paths: RunPaths | None, config: Config, strategy: tf.distribute.Strategy,
-             progress: bool | None) -> Session:
+def _session(
+    paths: RunPaths | None, config: Config, strategy: tf.distribute.Strategy, progress: bool | None
+) -> Session:
     """Resolves the config and opens the data (`set_up_run`); checks the FID weights."""
     role = cluster_role()
     evaluator: Evaluator | None = None
@@ -111,11 +127,22 @@ def _session(paths: RunPaths | None, config: Config, strategy: tf.distribute.Str
         nonlocal evaluator
         evaluator = _evaluator(resolved) if role.is_chief else None
 
-    setup = set_up_run(config, strategy, workers=role.num_workers,
-                       progress=show_progress(progress), before_decoding=check_weights)
-    return Session(paths=paths, config=setup.config, images=setup.images, strategy=strategy,
-                   role=role, progress=show_progress(progress) and role.is_chief,
-                   evaluator=evaluator)
+    setup = set_up_run(
+        config,
+        strategy,
+        workers=role.num_workers,
+        progress=show_progress(progress),
+        before_decoding=check_weights,
+    )
+    return Session(
+        paths=paths,
+        config=setup.config,
+        images=setup.images,
+        strategy=strategy,
+        role=role,
+        progress=show_progress(progress) and role.is_chief,
+        evaluator=evaluator,
+    )
 
 
 def _evaluator(config: Config) -> Evaluator | None:

@@ -40,8 +40,17 @@ import tensorflow as tf
 from facegan.config import DIFFAUGMENT_OPS, AugmentConfig
 from facegan.seeds import replica_rows
 
-__all__ = ["AugmentFn", "ada_adjust", "ada_augment", "diff_augment", "make_augmenter",
-           "translate", "cutout", "scale", "rotate90"]
+__all__ = [
+    "AugmentFn",
+    "ada_adjust",
+    "ada_augment",
+    "diff_augment",
+    "make_augmenter",
+    "translate",
+    "cutout",
+    "scale",
+    "rotate90",
+]
 
 AugmentFn = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
 
@@ -104,26 +113,28 @@ def diff_augment(images: tf.Tensor, policy: Sequence[str], seed: tf.Tensor) -> t
         elif op == "cutout":
             images = _diff_cutout(images, seed)
         else:
-            raise ValueError(f"unknown DiffAugment op {op!r}; allowed: "
-                             f"{', '.join(DIFFAUGMENT_OPS)}")
+            raise ValueError(
+                f"unknown DiffAugment op {op!r}; allowed: {', '.join(DIFFAUGMENT_OPS)}"
+            )
     return images
 
 
 def _diff_color(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     batch = _batch(images)
-    brightness = _uniform(seed, _BRIGHTNESS, batch) - 0.5          # [B] in [-0.5, 0.5)
+    brightness = _uniform(seed, _BRIGHTNESS, batch) - 0.5  # [B] in [-0.5, 0.5)
     images = images + _per_image(brightness, images)
     if images.shape[-1] == 3:  # gray images have no saturation
-        saturation = _uniform(seed, _SATURATION, batch) * 2.0      # [B] in [0, 2)
+        saturation = _uniform(seed, _SATURATION, batch) * 2.0  # [B] in [0, 2)
         images = _saturate(images, saturation)
-    contrast = _uniform(seed, _CONTRAST, batch) + 0.5              # [B] in [0.5, 1.5)
+    contrast = _uniform(seed, _CONTRAST, batch) + 0.5  # [B] in [0.5, 1.5)
     return _contrast(images, contrast)
 
 
 def _diff_translation(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     height, width = _spatial(images)
-    limit = tf.constant([int(height * TRANSLATION_RATIO + 0.5),
-                         int(width * TRANSLATION_RATIO + 0.5)], tf.float32)
+    limit = tf.constant(
+        [int(height * TRANSLATION_RATIO + 0.5), int(width * TRANSLATION_RATIO + 0.5)], tf.float32
+    )
     # integers in [-limit, limit] for rows and columns: [B, 2]
     unit = _uniform(seed, _TRANSLATION, _batch(images), [2])
     shifts = tf.cast(tf.floor(unit * (2 * limit + 1)), tf.int32) - tf.cast(limit, tf.int32)
@@ -138,8 +149,9 @@ def _diff_cutout(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 # ------------------------------------------------------------------ ADA
 
 
-def ada_augment(images: tf.Tensor, p: tf.Tensor | tf.Variable | float,
-                seed: tf.Tensor) -> tf.Tensor:
+def ada_augment(
+    images: tf.Tensor, p: tf.Tensor | tf.Variable | float, seed: tf.Tensor
+) -> tf.Tensor:
     """ADA: each transformation applied to each image with probability `p`.
 
     In order: x-flip, rotation by 90, 180 or 270 degrees (square images),
@@ -171,12 +183,14 @@ def ada_augment(images: tf.Tensor, p: tf.Tensor | tf.Variable | float,
         turns = tf.cast(tf.floor(_uniform(seed, _ROTATE, batch) * 3), tf.int32) + 1  # 1..3
         images = rotate90(images, tf.where(applied(_ROTATE), turns, 0))
 
-    limit = tf.constant([int(height * TRANSLATION_RATIO + 0.5),
-                         int(width * TRANSLATION_RATIO + 0.5)], tf.float32)
+    limit = tf.constant(
+        [int(height * TRANSLATION_RATIO + 0.5), int(width * TRANSLATION_RATIO + 0.5)], tf.float32
+    )
     unit = _uniform(seed, _TRANSLATION, batch, [2])
     shifts = tf.cast(tf.floor(unit * (2 * limit + 1)), tf.int32) - tf.cast(limit, tf.int32)
-    images = translate(images, tf.where(applied(_TRANSLATION)[:, None], shifts, 0),
-                       padding="reflect")
+    images = translate(
+        images, tf.where(applied(_TRANSLATION)[:, None], shifts, 0), padding="reflect"
+    )
 
     low, high = np.log2(SCALE_RANGE)
     factors = tf.pow(2.0, low + (high - low) * _uniform(seed, _SCALE, batch))
@@ -195,8 +209,9 @@ def ada_augment(images: tf.Tensor, p: tf.Tensor | tf.Variable | float,
     return _select(applied(_CUTOUT), cut, images)
 
 
-def ada_adjust(p: tf.Tensor, sign_sum: tf.Tensor, count: tf.Tensor, target: float,
-               kimg: float) -> tf.Tensor:
+def ada_adjust(
+    p: tf.Tensor, sign_sum: tf.Tensor, count: tf.Tensor, target: float, kimg: float
+) -> tf.Tensor:
     """ADA's update of p, the one place it is computed (the train step calls it).
 
     With r_t = sign_sum / count, the mean of sign(D(x_real)) over the `count`
@@ -239,14 +254,15 @@ def translate(images: tf.Tensor, shifts: tf.Tensor, padding: str = "zeros") -> t
     height, width = _spatial(images)
     shifts = tf.cast(shifts, tf.int32)
     rows = tf.range(height)[None, :] - shifts[:, 0:1]  # [B, H]: source row of each output row
-    cols = tf.range(width)[None, :] - shifts[:, 1:2]   # [B, W]
+    cols = tf.range(width)[None, :] - shifts[:, 1:2]  # [B, W]
     if padding == "reflect":
         return _gather_2d(images, _reflect(rows, height), _reflect(cols, width))
     assert padding == "zeros", padding
     inside_rows = (rows >= 0) & (rows < height)
     inside_cols = (cols >= 0) & (cols < width)
-    moved = _gather_2d(images, tf.clip_by_value(rows, 0, height - 1),
-                       tf.clip_by_value(cols, 0, width - 1))
+    moved = _gather_2d(
+        images, tf.clip_by_value(rows, 0, height - 1), tf.clip_by_value(cols, 0, width - 1)
+    )
     inside = inside_rows[:, :, None, None] & inside_cols[:, None, :, None]  # [B, H, W, 1]
     return moved * tf.cast(inside, images.dtype)
 
@@ -266,12 +282,12 @@ def cutout(images: tf.Tensor, centers: tf.Tensor, size: tuple[int, int]) -> tf.T
     """
     height, width = _spatial(images)
     centers = tf.cast(centers, tf.int32)
-    top = centers[:, 0:1] - size[0] // 2   # [B, 1]
+    top = centers[:, 0:1] - size[0] // 2  # [B, 1]
     left = centers[:, 1:2] - size[1] // 2
     rows = tf.range(height)[None, :]
     cols = tf.range(width)[None, :]
-    in_rows = (rows >= top) & (rows < top + size[0])     # [B, H]
-    in_cols = (cols >= left) & (cols < left + size[1])   # [B, W]
+    in_rows = (rows >= top) & (rows < top + size[0])  # [B, H]
+    in_cols = (cols >= left) & (cols < left + size[1])  # [B, W]
     cut = in_rows[:, :, None, None] & in_cols[:, None, :, None]  # [B, H, W, 1]
     return images * tf.cast(tf.logical_not(cut), images.dtype)
 
@@ -300,12 +316,16 @@ def scale(images: tf.Tensor, factors: tf.Tensor) -> tf.Tensor:
     # Bilinear interpolation is separable: first along rows, then along columns.
     top, bottom, weight_y = sample_points(height)
     weight_y = weight_y[:, :, None, None]
-    images = (tf.gather(images, top, axis=1, batch_dims=1) * (1 - weight_y)
-              + tf.gather(images, bottom, axis=1, batch_dims=1) * weight_y)
+    images = (
+        tf.gather(images, top, axis=1, batch_dims=1) * (1 - weight_y)
+        + tf.gather(images, bottom, axis=1, batch_dims=1) * weight_y
+    )
     left, right, weight_x = sample_points(width)
     weight_x = weight_x[:, None, :, None]
-    return (tf.gather(images, left, axis=2, batch_dims=1) * (1 - weight_x)
-            + tf.gather(images, right, axis=2, batch_dims=1) * weight_x)
+    return (
+        tf.gather(images, left, axis=2, batch_dims=1) * (1 - weight_x)
+        + tf.gather(images, right, axis=2, batch_dims=1) * weight_x
+    )
 
 
 def rotate90(images: tf.Tensor, turns: tf.Tensor) -> tf.Tensor:
@@ -317,9 +337,11 @@ def rotate90(images: tf.Tensor, turns: tf.Tensor) -> tf.Tensor:
     """
     turns = tf.cast(turns, tf.int32)[:, None, None, None]
     transposed = tf.transpose(images, [0, 2, 1, 3])
-    rotations = (tf.reverse(transposed, axis=[1]),     # a quarter turn counter-clockwise
-                 tf.reverse(images, axis=[1, 2]),      # a half turn
-                 tf.reverse(transposed, axis=[2]))     # three quarters
+    rotations = (
+        tf.reverse(transposed, axis=[1]),  # a quarter turn counter-clockwise
+        tf.reverse(images, axis=[1, 2]),  # a half turn
+        tf.reverse(transposed, axis=[2]),
+    )  # three quarters
     out = images
     for k, rotated in enumerate(rotations, start=1):  # all three, then pick per image
         out = tf.where(turns == k, rotated, out)
@@ -349,8 +371,9 @@ def _cutout_size(images: tf.Tensor) -> tuple[int, int]:
     return int(height * CUTOUT_RATIO + 0.5), int(width * CUTOUT_RATIO + 0.5)
 
 
-def _cutout_centers(images: tf.Tensor, seed: tf.Tensor, stream: int,
-                    size: tuple[int, int]) -> tf.Tensor:
+def _cutout_centers(
+    images: tf.Tensor, seed: tf.Tensor, stream: int, size: tuple[int, int]
+) -> tf.Tensor:
     """int32 [B, 2] centres, uniform over the image (DiffAugment's range)."""
     height, width = _spatial(images)
     # an even size's square is centred between pixels, so one more centre position fits
@@ -387,8 +410,9 @@ def _per_image(values: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
 def _spatial(images: tf.Tensor) -> tuple[int, int]:
     height, width = images.shape[1], images.shape[2]
     if height is None or width is None:
-        raise ValueError(f"augmentation needs images of static height and width; "
-                         f"received shape {images.shape}")
+        raise ValueError(
+            f"augmentation needs images of static height and width; received shape {images.shape}"
+        )
     return int(height), int(width)
 
 
@@ -408,11 +432,17 @@ def _uniform(seed: tf.Tensor, stream: int, batch, tail: Sequence[int] = ()) -> t
     """float32 [B, *tail] uniform in [0, 1), one row per image of this replica's slice."""
     return replica_rows(
         lambda shape, s: tf.random.stateless_uniform(shape, s, dtype=tf.float32),
-        tf.random.experimental.stateless_fold_in(seed, stream), batch, tail)
+        tf.random.experimental.stateless_fold_in(seed, stream),
+        batch,
+        tail,
+    )
 
 
 def _normal(seed: tf.Tensor, stream: int, batch, tail: Sequence[int] = ()) -> tf.Tensor:
     """float32 [B, *tail] standard normal, one row per image of this replica's slice."""
     return replica_rows(
         lambda shape, s: tf.random.stateless_normal(shape, s, dtype=tf.float32),
-        tf.random.experimental.stateless_fold_in(seed, stream), batch, tail)
+        tf.random.experimental.stateless_fold_in(seed, stream),
+        batch,
+        tail,
+    )

@@ -30,9 +30,11 @@ def show_interval(log: logging.Logger, bar, record: dict, total: int, budget: st
     if None in (record["g_loss"], record["d_loss"]):
         summary = "every step of this interval was skipped (non-finite values)"
     else:
-        summary = (f"G {record['g_loss']:.3f}  D {record['d_loss']:.3f}  "
-                   f"D(x) {record['d_real']:.2f}  D(G(z)) {record['d_fake']:.2f}"
-                   + (f"  {record['img_per_s']:.0f} img/s" if "img_per_s" in record else ""))
+        summary = (
+            f"G {record['g_loss']:.3f}  D {record['d_loss']:.3f}  "
+            f"D(x) {record['d_real']:.2f}  D(G(z)) {record['d_fake']:.2f}"
+            + (f"  {record['img_per_s']:.0f} img/s" if "img_per_s" in record else "")
+        )
     if record.get("skipped"):
         summary += f"  ({record['skipped']:.0f} step(s) skipped)"
     if budget:
@@ -55,24 +57,33 @@ def report_data(log: logging.Logger, images, pack_above_gb: float = 0.0) -> None
     log.info("data: %d images from %s", len(images), images.description)
     held = images.memory_bytes
     if pack_above_gb and held > pack_above_gb * 1e9:
-        log.warning("data: the decoded images take %.1f GB of memory on every worker; "
-                    "`facegan pack SOURCE --out DIR --resolution %d` once, then `--data DIR`, "
-                    "streams them instead: a faster start and far less memory "
-                    "(docs/data.md)", held / 1e9, images.image_shape[0])
+        log.warning(
+            "data: the decoded images take %.1f GB of memory on every worker; "
+            "`facegan pack SOURCE --out DIR --resolution %d` once, then `--data DIR`, "
+            "streams them instead: a faster start and far less memory "
+            "(docs/data.md)",
+            held / 1e9,
+            images.image_shape[0],
+        )
     report = images.report
     if report is not None:
-        notes = [f"{count} {what}" for count, what in (
-            (len(report.exact_duplicates), "exact-duplicate group(s)"),
-            (len(report.near_duplicates), "near-duplicate group(s)"),
-            (len(report.smaller_than_resolution()), "image(s) smaller than the resolution"),
-            (len(report.non_square()), "non-square image(s), centre-cropped")) if count]
+        notes = [
+            f"{count} {what}"
+            for count, what in (
+                (len(report.exact_duplicates), "exact-duplicate group(s)"),
+                (len(report.near_duplicates), "near-duplicate group(s)"),
+                (len(report.smaller_than_resolution()), "image(s) smaller than the resolution"),
+                (len(report.non_square()), "non-square image(s), centre-cropped"),
+            )
+            if count
+        ]
         if notes:
-            log.info("data check: %s (all kept; the full report is in train.log)",
-                     ", ".join(notes))
+            log.info("data check: %s (all kept; the full report is in train.log)", ", ".join(notes))
         log.debug("data report:\n%s", report.format_text(max_names=1000).rstrip())
     if images.failures:
-        log.warning("skipped %d file(s) that cannot be used (all listed in train.log)",
-                    len(images.failures))
+        log.warning(
+            "skipped %d file(s) that cannot be used (all listed in train.log)", len(images.failures)
+        )
         for i, (name, reason) in enumerate(images.failures):
             level = logging.WARNING if i < _MAX_NAMED_FAILURES else logging.DEBUG
             log.log(level, "  skipped %s: %s", name, reason)
@@ -106,8 +117,11 @@ class _RunLogFile(logging.FileHandler):
         if not self._failed:
             self._failed = True
             error = sys.exc_info()[1]
-            print(f"facegan: warning: cannot write {self.baseFilename}: {error}; "
-                  f"its later lines are lost", file=sys.stderr)
+            print(
+                f"facegan: warning: cannot write {self.baseFilename}: {error}; "
+                f"its later lines are lost",
+                file=sys.stderr,
+            )
 
 
 @contextlib.contextmanager

@@ -50,8 +50,10 @@ class Role:
     def describe(self) -> str:
         if self.task_type is None:
             return "single process"
-        return (f"{self.task_type} {self.task_id} of {self.num_workers} workers"
-                f"{' (chief)' if self.is_chief else ''}")
+        return (
+            f"{self.task_type} {self.task_id} of {self.num_workers} workers"
+            f"{' (chief)' if self.is_chief else ''}"
+        )
 
 
 def cluster_role(environ: dict | None = None) -> Role:
@@ -70,13 +72,17 @@ def cluster_role(environ: dict | None = None) -> Role:
         members = {kind: list(addresses) for kind, addresses in cluster.items()}
     except (ValueError, KeyError, TypeError) as err:
         raise UserError(
-            f"TF_CONFIG must be JSON like {{\"cluster\": {{\"worker\": [\"host:port\", ...]}}, "
-            f"\"task\": {{\"type\": \"worker\", \"index\": 0}}}}; it is not ({err})") from None
+            f'TF_CONFIG must be JSON like {{"cluster": {{"worker": ["host:port", ...]}}, '
+            f'"task": {{"type": "worker", "index": 0}}}}; it is not ({err})'
+        ) from None
     if task_type not in members or not 0 <= task_id < len(members[task_type]):
-        raise UserError(f"TF_CONFIG names task {task_type} {task_id}, which its cluster "
-                        f"({', '.join(f'{k}: {len(v)}' for k, v in members.items())}) does not have")
-    is_chief = task_type == "chief" or (task_type == "worker" and task_id == 0
-                                        and "chief" not in members)
+        raise UserError(
+            f"TF_CONFIG names task {task_type} {task_id}, which its cluster "
+            f"({', '.join(f'{k}: {len(v)}' for k, v in members.items())}) does not have"
+        )
+    is_chief = task_type == "chief" or (
+        task_type == "worker" and task_id == 0 and "chief" not in members
+    )
     workers = sum(len(members.get(kind, [])) for kind in ("chief", "worker"))
     return Role(task_type, task_id, is_chief, workers)
 
@@ -92,14 +98,16 @@ def configure_cpu_replicas(count: int) -> None:
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
         tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+        )
     except RuntimeError:
         have = len(tf.config.list_logical_devices("CPU"))
         if have != count:
             raise UserError(
                 f"`train.cpu_replicas` = {count} needs a process whose TensorFlow has not yet "
                 f"run anything (this one already has {have} CPU device(s)); call "
-                f"facegan.make_strategy(config) first, or use the facegan command") from None
+                f"facegan.make_strategy(config) first, or use the facegan command"
+            ) from None
 
 
 def make_strategy(train: TrainConfig | Config) -> tf.distribute.Strategy:
@@ -132,19 +140,24 @@ def make_strategy(train: TrainConfig | Config) -> tf.distribute.Strategy:
         except RuntimeError as err:
             if "program startup" not in str(err):
                 raise
-            raise UserError("`train.strategy` multiworker must be set up before TensorFlow "
-                            "runs anything: call facegan.make_strategy(config) at the start of "
-                            "the program, or use the facegan command") from None
+            raise UserError(
+                "`train.strategy` multiworker must be set up before TensorFlow "
+                "runs anything: call facegan.make_strategy(config) at the start of "
+                "the program, or use the facegan command"
+            ) from None
     assert name == "tpu", name
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-            tpu=os.environ.get("TPU_NAME", ""))
+            tpu=os.environ.get("TPU_NAME", "")
+        )
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise UserError(f"`train.strategy` tpu: no TPU could be reached ({first}); set TPU_NAME "
-                        f"or run on a TPU VM") from None
+        raise UserError(
+            f"`train.strategy` tpu: no TPU could be reached ({first}); set TPU_NAME "
+            f"or run on a TPU VM"
+        ) from None
     return tf.distribute.TPUStrategy(resolver)
 
 
@@ -160,12 +173,19 @@ def per_replica_batch(strategy: tf.distribute.Strategy, batch_size: int) -> int:
         raise UserError(
             f"`train.batch_size` (the global batch) must be a multiple of the {replicas} "
             f"replicas of the {describe(strategy).split(' with ')[0]}; received {batch_size} (try "
-            f"{lower or replicas} or {lower + replicas})")
+            f"{lower or replicas} or {lower + replicas})"
+        )
     return batch_size // replicas
 
 
-def distributed_batches(strategy: tf.distribute.Strategy, data: TrainingImages,
-                        batch_size: int, seed: int, flip: bool, start_step: int) -> Iterator:
+def distributed_batches(
+    strategy: tf.distribute.Strategy,
+    data: TrainingImages,
+    batch_size: int,
+    seed: int,
+    flip: bool,
+    start_step: int,
+) -> Iterator:
     """An endless iterator of global batches, each replica holding its slice.
 
     Args:
@@ -183,9 +203,15 @@ def distributed_batches(strategy: tf.distribute.Strategy, data: TrainingImages,
     per_replica_batch(strategy, batch_size)  # refuses a batch the replicas cannot share
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        return data.batches(batch_size, seed, flip, start_step, replicas=replicas,
-                            pipeline=context.input_pipeline_id,
-                            pipelines=context.num_input_pipelines)
+        return data.batches(
+            batch_size,
+            seed,
+            flip,
+            start_step,
+            replicas=replicas,
+            pipeline=context.input_pipeline_id,
+            pipelines=context.num_input_pipelines,
+        )
 
     return iter(strategy.distribute_datasets_from_function(dataset_fn))
 
@@ -198,8 +224,9 @@ def describe(strategy: tf.distribute.Strategy) -> str:
         devices = ()
     names = ", ".join(d.rsplit("/", 1)[-1] if "/" in d else d for d in devices)
     name = _PUBLIC_NAMES.get(type(strategy).__name__, type(strategy).__name__)
-    return (f"{name} with {strategy.num_replicas_in_sync} replica(s)"
-            + (f" ({names})" if names else ""))
+    return f"{name} with {strategy.num_replicas_in_sync} replica(s)" + (
+        f" ({names})" if names else ""
+    )
 
 
 # tf.distribute's class names for what its documentation calls otherwise.
@@ -217,5 +244,9 @@ class WorkerLost(UserError):
 
 
 # What the collective ops raise when a peer has died or the cluster is being torn down.
-PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.AbortedError,
-                 tf.errors.DeadlineExceededError, tf.errors.CancelledError)
+PEER_FAILURES = (
+    tf.errors.UnavailableError,
+    tf.errors.AbortedError,
+    tf.errors.DeadlineExceededError,
+    tf.errors.CancelledError,
+)

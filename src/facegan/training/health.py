@@ -54,7 +54,7 @@ def diversity(images: np.ndarray) -> float:
     pixels = images.astype(np.float32) / 255.0  # [N, H, W, C]
     n, height, width, channels = pixels.shape
     block = max(1, height // 16)
-    small = pixels[:, :height // block * block, :width // block * block]
+    small = pixels[:, : height // block * block, : width // block * block]
     small = small.reshape(n, height // block, block, width // block, block, channels).mean((2, 4))
     return float(small.std(axis=0).mean())
 
@@ -83,10 +83,12 @@ class CollapseMonitor:
         if not self._armed or self._warned:
             return ratio, None
         self._warned = True  # once per episode, not at every sample interval
-        return ratio, (f"possible mode collapse: the fixed-latent samples vary {ratio:.0%} as much "
-                       f"as the training images (below {self.threshold:.0%}); look at the latest "
-                       f"sample grid; if they look alike, resume from an earlier checkpoint with "
-                       f"a lower optim.g_lr or more data")
+        return ratio, (
+            f"possible mode collapse: the fixed-latent samples vary {ratio:.0%} as much "
+            f"as the training images (below {self.threshold:.0%}); look at the latest "
+            f"sample grid; if they look alike, resume from an earlier checkpoint with "
+            f"a lower optim.g_lr or more data"
+        )
 
 
 class OverfitMonitor:
@@ -117,6 +119,8 @@ class OverfitMonitor:
         if self._above < self.patience or self._warned:
             return None
         self._warned = True
-        return (f"discriminator may be overfitting: it has called {share_positive:.0%} of real "
-                f"images real for {self._above} log intervals; more data, augmentation or a "
-                f"lower optim.d_lr usually help")
+        return (
+            f"discriminator may be overfitting: it has called {share_positive:.0%} of real "
+            f"images real for {self._above} log intervals; more data, augmentation or a "
+            f"lower optim.d_lr usually help"
+        )

@@ -82,19 +82,26 @@ def run_session(session: Session) -> Run:
             latest = tf.train.latest_checkpoint(str(paths.checkpoints))
             raise CheckpointWriteError(
                 f"cannot write to {str(paths.root)!r}: {os.strerror(err.errno)}; "
-                + (f"the last checkpoint {Path(latest).name} is intact" if latest
-                   else "no checkpoint was written yet"), err.errno) from None
+                + (
+                    f"the last checkpoint {Path(latest).name} is intact"
+                    if latest
+                    else "no checkpoint was written yet"
+                ),
+                err.errno,
+            ) from None
     return Run(paths, session.config)
 
 
 def _train(session: Session, log: logging.Logger, stops: StopRequests) -> None:
     config, role, strategy = session.config, session.role, session.strategy
     report_data(log, session.images, config.data.pack_above_gb)
-    log.info("devices: %s; %s, %s", describe_devices(), describe_strategy(strategy),
-             role.describe())
+    log.info(
+        "devices: %s; %s, %s", describe_devices(), describe_strategy(strategy), role.describe()
+    )
     state = build_state(config, strategy)
-    store = state.store(session.paths.checkpoints, config.train.keep_checkpoints,
-                        chief=role.is_chief)
+    store = state.store(
+        session.paths.checkpoints, config.train.keep_checkpoints, chief=role.is_chief
+    )
     restored = store.restore_latest(log)
     start, total = int(state.step.numpy()), config.train.steps
     if restored:
@@ -103,48 +110,85 @@ def _train(session: Session, log: logging.Logger, stops: StopRequests) -> None:
         log.info("run is already at step %d of %d; nothing to do", start, total)
         return
     replicas = strategy.num_replicas_in_sync
-    log.info("training %s steps %d -> %d, batch %d%s, %dx%d px, %d channel(s) in %s",
-             config.preset or "custom config", start, total, config.train.batch_size,
-             f" ({config.train.batch_size // replicas} on each of {replicas} replicas)"
-             if replicas > 1 else "", config.model.resolution, config.model.resolution,
-             config.model.channels, session.paths.root)
+    log.info(
+        "training %s steps %d -> %d, batch %d%s, %dx%d px, %d channel(s) in %s",
+        config.preset or "custom config",
+        start,
+        total,
+        config.train.batch_size,
+        f" ({config.train.batch_size // replicas} on each of {replicas} replicas)"
+        if replicas > 1
+        else "",
+        config.model.resolution,
+        config.model.resolution,
+        config.model.channels,
+        session.paths.root,
+    )
     TrainingLoop(session, state, store, log, stops).run(start)
 
 
 class TrainingLoop:
     """The outer loop of one training session: step, log, sample, evaluate, checkpoint."""
 
-    def __init__(self, session: Session, state: TrainState, store: CheckpointStore,
-                 log: logging.Logger, stops: StopRequests):
-        self.session, self.state, self.store, self.log, self.stops = (session, state, store,
-                                                                      log, stops)
+    def __init__(
+        self,
+        session: Session,
+        state: TrainState,
+        store: CheckpointStore,
+        log: logging.Logger,
+        stops: StopRequests,
+    ):
+        self.session, self.state, self.store, self.log, self.stops = (
+            session,
+            state,
+            store,
+            log,
+            stops,
+        )
         self.config, self.paths, self.strategy = session.config, session.paths, session.strategy
         self.chief, self.workers = session.role.is_chief, session.role.num_workers
         train, model, images = self.config.train, self.config.model, session.images
         self.first_batches = self._batches(int(state.step.numpy()))
-        self.train_step = make_train_step(state, self.config, self.strategy,
-                                          self.first_batches.element_spec)
-        self.sampler = Sampler(state.sampling_generator, model.latent_dim,
-                               [classes for _, classes in model.label_sizes])
+        self.train_step = make_train_step(
+            state, self.config, self.strategy, self.first_batches.element_spec
+        )
+        self.sampler = Sampler(
+            state.sampling_generator,
+            model.latent_dim,
+            [classes for _, classes in model.label_sizes],
+        )
         # The grid shows the faces of seeds train.seed .. + grid - 1 (`facegan generate
         # --seed train.seed -n grid` gives the same faces).
-        self.sample_latents = latents_from_seeds(seed_range(train.seed, train.sample_grid),
-                                                 model.latent_dim)
+        self.sample_latents = latents_from_seeds(
+            seed_range(train.seed, train.sample_grid), model.latent_dim
+        )
         # A conditional model samples with the labels of randomly chosen training images.
-        self.sample_labels = images.sample_labels(train.sample_grid, train.seed,
-                                                  PickPart.GRID_LABELS)
-        self.divergence = Divergence(train.max_bad_steps, train.max_rollbacks,
-                                     train.rollback_lr_factor)
-        self.collapse = CollapseMonitor(images.sample_pixels(train.sample_grid, train.seed,
-                                                             PickPart.MONITOR))
+        self.sample_labels = images.sample_labels(
+            train.sample_grid, train.seed, PickPart.GRID_LABELS
+        )
+        self.divergence = Divergence(
+            train.max_bad_steps, train.max_rollbacks, train.rollback_lr_factor
+        )
+        self.collapse = CollapseMonitor(
+            images.sample_pixels(train.sample_grid, train.seed, PickPart.MONITOR)
+        )
         self.overfit = OverfitMonitor()
-        self.eval = (InTrainingEval(session.evaluator, self.config, self.sampler,
-                                    state.store(self.paths.checkpoints / "best", keep=1,
-                                                name="best"), images, log)
-                     if session.evaluator is not None else None)
+        self.eval = (
+            InTrainingEval(
+                session.evaluator,
+                self.config,
+                self.sampler,
+                state.store(self.paths.checkpoints / "best", keep=1, name="best"),
+                images,
+                log,
+            )
+            if session.evaluator is not None
+            else None
+        )
         # Only the chief writes logs, samples and metrics; other workers train.
-        self.metrics = (MetricsLog(self.paths.metrics, self.paths.logs) if self.chief
-                        else _NoMetrics())
+        self.metrics = (
+            MetricsLog(self.paths.metrics, self.paths.logs) if self.chief else _NoMetrics()
+        )
         self.checkpoint_due = False
         self._reset_interval()
         self.pending: dict[str, float] = {}  # health numbers for the next log line
@@ -154,26 +198,35 @@ class TrainingLoop:
         self.interval_steps, self.timed_steps, self.timed_seconds = 0, 0, 0.0
 
     def _batches(self, step: int) -> Iterator:
-        return distributed_batches(self.strategy, self.session.images,
-                                   images_per_step(self.config), self.config.train.seed,
-                                   self.config.data.flip, start_step=step)
+        return distributed_batches(
+            self.strategy,
+            self.session.images,
+            images_per_step(self.config),
+            self.config.train.seed,
+            self.config.data.flip,
+            start_step=step,
+        )
 
     def run(self, start: int) -> None:
         train = self.config.train
         if start > 0:
             self.metrics.event(start, "resume", time=time.time())
-        self.bar = progress_bar(train.steps, "train", "step", show=self.session.progress,
-                                initial=start, leave=True)
+        self.bar = progress_bar(
+            train.steps, "train", "step", show=self.session.progress, initial=start, leave=True
+        )
         self.batches, self.step, self.first = self.first_batches, start, True
         self.stops.training_started()
         self.started = time.monotonic()
         self.deadline = self.started + train.minutes * 60 if train.minutes else None
-        self.next_grid = self.started + train.sample_minutes * 60 if train.sample_minutes \
-            else None
+        self.next_grid = self.started + train.sample_minutes * 60 if train.sample_minutes else None
         if self.deadline is not None:
             ends = time.strftime("%H:%M", time.localtime(time.time() + train.minutes * 60))
-            self.log.info("time budget: %g min of training (train.minutes), until about %s, "
-                          "or step %d", train.minutes, ends, train.steps)
+            self.log.info(
+                "time budget: %g min of training (train.minutes), until about %s, or step %d",
+                train.minutes,
+                ends,
+                train.steps,
+            )
         if start == 0 and self.chief:
             self._grid(0)  # the untrained generator: the first grid to compare with
         try:
@@ -181,8 +234,12 @@ class TrainingLoop:
                 if self._one_step():
                     break
         except KeyboardInterrupt:
-            self.log.warning("aborted by a second Ctrl-C at step %d without a checkpoint; the "
-                             "last checkpoint is %s", self.step, self.store.latest)
+            self.log.warning(
+                "aborted by a second Ctrl-C at step %d without a checkpoint; the "
+                "last checkpoint is %s",
+                self.step,
+                self.store.latest,
+            )
             raise
         except PEER_FAILURES as err:
             raise self._worker_lost(err) from None
@@ -191,8 +248,12 @@ class TrainingLoop:
             if self.bar is not None:
                 self.bar.close()
         if self.chief:
-            self.log.info("done: step %d; samples in %s; checkpoint %s", self.step,
-                          self.paths.samples, self.store.latest)
+            self.log.info(
+                "done: step %d; samples in %s; checkpoint %s",
+                self.step,
+                self.paths.samples,
+                self.store.latest,
+            )
         else:
             self.log.info("done: step %d (the chief wrote the checkpoint)", self.step)
 
@@ -210,16 +271,16 @@ class TrainingLoop:
             self.bar.update(1)
         if bad_streak:
             if bad_streak == 1:
-                self.log.warning("step %d: non-finite loss or gradient; update skipped",
-                                 self.step)
+                self.log.warning("step %d: non-finite loss or gradient; update skipped", self.step)
             if self.divergence.needs_rollback(bad_streak):
                 self.step = self._roll_back(self.step, bad_streak)
                 self.batches = self._batches(self.step)
                 return False
         # The time budget is decided on the step's own result, the same on every
         # worker (time is not: a worker would stop alone).
-        last = self.step == train.steps or (self.deadline is not None
-                                            and self._out_of_time(self.deadline))
+        last = self.step == train.steps or (
+            self.deadline is not None and self._out_of_time(self.deadline)
+        )
         # Side work is not counted in img/s: it is not training throughput.
         if self.chief and (self.step % train.sample_every == 0 or last or self._grid_time()):
             self._sample(self.step)  # before the log line, which carries its diversity
@@ -241,9 +302,14 @@ class TrainingLoop:
         latest = self.store.latest
         return WorkerLost(
             f"a worker of this {self.workers}-worker job stopped answering at step {self.step} "
-            f"({first}); " + (f"the last checkpoint is {Path(latest).name}" if latest else
-                              "no checkpoint was written yet")
-            + "; restart every worker (facegan train ... --auto-resume) to continue from it")
+            f"({first}); "
+            + (
+                f"the last checkpoint is {Path(latest).name}"
+                if latest
+                else "no checkpoint was written yet"
+            )
+            + "; restart every worker (facegan train ... --auto-resume) to continue from it"
+        )
 
     def _accumulate(self, out: dict[str, tf.Tensor], seconds: float, first: bool) -> None:
         out = {k: v for k, v in out.items() if k != "bad_streak"}
@@ -252,7 +318,10 @@ class TrainingLoop:
         if first:  # tracing and graph optimisation: not throughput
             self.log.info("compiled the train step in %.1f s", seconds)
         else:
-            self.timed_steps, self.timed_seconds = self.timed_steps + 1, self.timed_seconds + seconds
+            self.timed_steps, self.timed_seconds = (
+                self.timed_steps + 1,
+                self.timed_seconds + seconds,
+            )
 
     def _log(self, step: int) -> None:
         train = self.config.train
@@ -263,16 +332,20 @@ class TrainingLoop:
         values = {k: (v / good if good else float("nan")) for k, v in sums.items()}
         values["skipped"] = float(skipped)
         if self.timed_steps:
-            values["img_per_s"] = (self.timed_steps * images_per_step(self.config)
-                                   / self.timed_seconds)
+            values["img_per_s"] = (
+                self.timed_steps * images_per_step(self.config) / self.timed_seconds
+            )
         values.update(self.pending)
         self.pending = {}
         self._reset_interval()
         if not self.chief:
             return
         record = self.metrics.scalars(step, values, time=time.time())
-        budget = (f"{(time.monotonic() - self.started) / 60:.1f}/{train.minutes:g} min"
-                  if self.deadline is not None else "")
+        budget = (
+            f"{(time.monotonic() - self.started) / 60:.1f}/{train.minutes:g} min"
+            if self.deadline is not None
+            else ""
+        )
         show_interval(self.log, self.bar, record, train.steps, budget)
         warning = self.overfit.check(record.get("d_real_positive"))
         if warning:
@@ -286,8 +359,16 @@ class TrainingLoop:
             return over
         # One tiny all-reduce, only under a time budget: the chief's answer wins.
         flag = tf.constant(float(over and self.chief))
-        return float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(
-            lambda x: x, args=(flag,)), axis=None)) > 0
+        return (
+            float(
+                self.strategy.reduce(
+                    tf.distribute.ReduceOp.SUM,
+                    self.strategy.run(lambda x: x, args=(flag,)),
+                    axis=None,
+                )
+            )
+            > 0
+        )
 
     def _side_work(self, step: int, bad_streak: int, last: bool) -> None:
         train = self.config.train
@@ -332,15 +413,21 @@ class TrainingLoop:
         first_bad = step - bad_streak + 1
         latest = self.store.latest
         if not self.divergence.may_roll_back(done):
-            kept = (f"the last good checkpoint {Path(latest).name} is intact" if latest
-                    else "no checkpoint had been written yet")
+            kept = (
+                f"the last good checkpoint {Path(latest).name} is intact"
+                if latest
+                else "no checkpoint had been written yet"
+            )
             raise Diverged(
                 f"training diverged: steps {first_bad}-{step} all had non-finite losses or "
                 f"gradients, after {done} rollback(s) (train.max_rollbacks = "
                 f"{self.divergence.max_rollbacks}); {kept}. Start a new run with lower "
-                f"optim.g_lr and optim.d_lr, or check the data")
-        rates = (float(self.state.g_optimizer.learning_rate.numpy()),
-                 float(self.state.d_optimizer.learning_rate.numpy()))
+                f"optim.g_lr and optim.d_lr, or check the data"
+            )
+        rates = (
+            float(self.state.g_optimizer.learning_rate.numpy()),
+            float(self.state.d_optimizer.learning_rate.numpy()),
+        )
         if latest is not None:
             restored = Path(self.store.restore_latest(self.log)).name
         else:
@@ -357,10 +444,24 @@ class TrainingLoop:
         back_to = int(self.state.step.numpy())
         self.log.warning(
             "rollback %d of %d: steps %d-%d had non-finite losses or gradients; back to step %d "
-            "(%s) with learning rates G %.3g, D %.3g", done + 1, self.divergence.max_rollbacks,
-            first_bad, step, back_to, restored, rates[0] * factor, rates[1] * factor)
-        self.metrics.event(step, "rollback", to_step=back_to, g_lr=rates[0] * factor,
-                           d_lr=rates[1] * factor, time=time.time())
+            "(%s) with learning rates G %.3g, D %.3g",
+            done + 1,
+            self.divergence.max_rollbacks,
+            first_bad,
+            step,
+            back_to,
+            restored,
+            rates[0] * factor,
+            rates[1] * factor,
+        )
+        self.metrics.event(
+            step,
+            "rollback",
+            to_step=back_to,
+            g_lr=rates[0] * factor,
+            d_lr=rates[1] * factor,
+            time=time.time(),
+        )
         self._reset_interval()
         self.checkpoint_due = False
         if self.bar is not None:

@@ -24,8 +24,9 @@ def resolve_precision(requested: str, strategy: tf.distribute.Strategy) -> str:
         return "mixed_bfloat16"
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
-        capabilities = [tf.config.experimental.get_device_details(gpu).get("compute_capability")
-                        for gpu in gpus]
+        capabilities = [
+            tf.config.experimental.get_device_details(gpu).get("compute_capability") for gpu in gpus
+        ]
         if all(c and c >= (8, 0) for c in capabilities):
             return "mixed_bfloat16"
         if all(c and c >= (7, 0) for c in capabilities):

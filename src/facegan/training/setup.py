@@ -38,9 +38,15 @@ class RunSetup:
     images: TrainingImages | None
 
 
-def set_up_run(config: Config, strategy: tf.distribute.Strategy, *, open_data: bool = True,
-               workers: int = 1, progress: bool = False,
-               before_decoding: Callable[[Config], None] | None = None) -> RunSetup:
+def set_up_run(
+    config: Config,
+    strategy: tf.distribute.Strategy,
+    *,
+    open_data: bool = True,
+    workers: int = 1,
+    progress: bool = False,
+    before_decoding: Callable[[Config], None] | None = None,
+) -> RunSetup:
     """Resolves `config` for `strategy` and (by default) opens its training data.
 
     Args:
@@ -60,10 +66,12 @@ def set_up_run(config: Config, strategy: tf.distribute.Strategy, *, open_data: b
     per_replica_batch(strategy, config.train.batch_size)
     config = absolute_data_paths(config)
     config = config.with_overrides(
-        {"train.precision": resolve_precision(config.train.precision, strategy)})
+        {"train.precision": resolve_precision(config.train.precision, strategy)}
+    )
     if open_data:
-        config, images = open_training_data(config, workers, progress=progress,
-                                            before_decoding=before_decoding)
+        config, images = open_training_data(
+            config, workers, progress=progress, before_decoding=before_decoding
+        )
         return RunSetup(config, images)
     if config.model.channels is None:
         config = resolve_data_settings(config, workers)

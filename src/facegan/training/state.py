@@ -75,8 +75,9 @@ class TrainState:
             generator = build_generator(config.model, seed=seed)
             discriminator = build_discriminator(config.model, seed=seed)
             # Built from the same seed, the average starts equal to the generator.
-            generator_ema = (build_generator(config.model, seed=seed)
-                             if config.train.ema_kimg > 0 else None)
+            generator_ema = (
+                build_generator(config.model, seed=seed) if config.train.ema_kimg > 0 else None
+            )
         g_optimizer = _optimizer(config, config.optim.g_lr, "g_adam")
         d_optimizer = _optimizer(config, config.optim.d_lr, "d_adam")
         # Slots must exist before a checkpoint is restored into them.
@@ -110,11 +111,18 @@ class TrainState:
         parts = {name: getattr(self, name) for name in CHECKPOINT_PARTS}
         return tf.train.Checkpoint(**{k: v for k, v in parts.items() if v is not None})
 
-    def store(self, directory: Path, keep: int, *, name: str = "ckpt",
-              chief: bool = True) -> CheckpointStore:
+    def store(
+        self, directory: Path, keep: int, *, name: str = "ckpt", chief: bool = True
+    ) -> CheckpointStore:
         """A `CheckpointStore` of this state that refuses to save non-finite values."""
-        return CheckpointStore(self.checkpoint(), directory, keep, name=name, chief=chief,
-                               variables=self.checkpoint_variables())
+        return CheckpointStore(
+            self.checkpoint(),
+            directory,
+            keep,
+            name=name,
+            chief=chief,
+            variables=self.checkpoint_variables(),
+        )
 
     def set_learning_rates(self, g_lr: float, d_lr: float) -> None:
         """Sets both learning rates (optimizer variables, so the change is checkpointed)."""
@@ -129,22 +137,30 @@ class TrainState:
         Call it in the same distribution-strategy scope as `create`.
         """
         fresh = TrainState.create(config)
-        for live, initial in zip(self.checkpoint_variables(), fresh.checkpoint_variables(),
-                                 strict=True):
+        for live, initial in zip(
+            self.checkpoint_variables(), fresh.checkpoint_variables(), strict=True
+        ):
             live.assign(initial)
         self.step.assign(0)
 
     def checkpoint_variables(self) -> list[tf.Variable]:
         """Every variable a checkpoint holds (weights, statistics, optimizer slots)."""
         ema = self.generator_ema.variables if self.generator_ema is not None else []
-        return [*self.generator.variables, *self.discriminator.variables, *ema,
-                *self.g_optimizer.variables, *self.d_optimizer.variables, self.augment_p]
+        return [
+            *self.generator.variables,
+            *self.discriminator.variables,
+            *ema,
+            *self.g_optimizer.variables,
+            *self.d_optimizer.variables,
+            self.augment_p,
+        ]
 
 
 def _optimizer(config: Config, learning_rate: float, name: str) -> keras.optimizers.Optimizer:
     optim = config.optim
-    adam = keras.optimizers.Adam(learning_rate, beta_1=optim.beta1, beta_2=optim.beta2,
-                                 epsilon=optim.epsilon, name=name)
+    adam = keras.optimizers.Adam(
+        learning_rate, beta_1=optim.beta1, beta_2=optim.beta2, epsilon=optim.epsilon, name=name
+    )
     if config.train.precision == "mixed_float16":
         # float16 gradients underflow without scaling; the wrapper finds the scale and
         # skips the steps whose scaled gradients overflow while it does.

@@ -38,19 +38,26 @@ StepFn = Callable[[object, tf.Tensor], dict[str, tf.Tensor]]
 
 def images_per_step(config: Config) -> int:
     """Real images one train step consumes: a batch per discriminator update."""
-    return config.train.batch_size * (config.loss.n_critic
-                                      if config.train.updates == "alternating" else 1)
+    return config.train.batch_size * (
+        config.loss.n_critic if config.train.updates == "alternating" else 1
+    )
 
 
 def tensors_finite(tensors: Sequence[tf.Tensor | None]) -> tf.Tensor:
     """A scalar bool tensor: every element of every (non-None) tensor is finite (traceable)."""
-    checks = [tf.reduce_all(tf.math.is_finite(tf.cast(t, tf.float32)))
-              for t in tensors if t is not None]
+    checks = [
+        tf.reduce_all(tf.math.is_finite(tf.cast(t, tf.float32))) for t in tensors if t is not None
+    ]
     return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
 
 
-def apply_if(ok: tf.Tensor, apply: Callable[..., None], skip: Callable[..., None],
-             apply_args: tuple = (), skip_args: tuple = ()) -> None:
+def apply_if(
+    ok: tf.Tensor,
+    apply: Callable[..., None],
+    skip: Callable[..., None],
+    apply_args: tuple = (),
+    skip_args: tuple = (),
+) -> None:
     """Runs `apply(*apply_args)` or `skip(*skip_args)` in replica context, under any strategy.
 
     `ok` must be the same on every replica (all-reduce it first). Optimizers
@@ -64,28 +71,31 @@ def apply_if(ok: tf.Tensor, apply: Callable[..., None], skip: Callable[..., None
     replica's function objects run for all replicas, and only arguments are
     regrouped so that each replica gets its own.
     """
+
     def run(branch: Callable[..., None], args: tuple) -> Callable[[], tf.Tensor]:
         def body() -> tf.Tensor:
             branch(*args)
             return tf.constant(True)
+
         return body
 
     if tf.__internal__.distribute.strategy_supports_no_merge_call():
         tf.cond(ok, run(apply, apply_args), run(skip, skip_args))
         return
 
-    def cross_replica(strategy: tf.distribute.Strategy, ok: tf.Tensor, apply_args: tuple,
-                      skip_args: tuple) -> None:
+    def cross_replica(
+        strategy: tf.distribute.Strategy, ok: tf.Tensor, apply_args: tuple, skip_args: tuple
+    ) -> None:
         first = strategy.experimental_local_results(ok)[0]
 
         def each_replica(branch: Callable[..., None], args: tuple) -> Callable[[], None]:
             return lambda: strategy.extended.call_for_each_replica(branch, args=args)
 
-        tf.cond(first, run(each_replica(apply, apply_args), ()),
-                run(each_replica(skip, skip_args), ()))
+        tf.cond(
+            first, run(each_replica(apply, apply_args), ()), run(each_replica(skip, skip_args), ())
+        )
 
-    tf.distribute.get_replica_context().merge_call(cross_replica,
-                                                   args=(ok, apply_args, skip_args))
+    tf.distribute.get_replica_context().merge_call(cross_replica, args=(ok, apply_args, skip_args))
 
 
 def _nothing(*args) -> None:
@@ -110,8 +120,9 @@ class StepParts:
         self.float16 = train.precision == "mixed_float16"
         self.augment = make_augmenter(config.augment)
         # Batch-norm statistics, spectral-norm vectors, w_avg: moved by forward passes.
-        self.moving_stats = (self.generator.non_trainable_variables
-                             + self.discriminator.non_trainable_variables)
+        self.moving_stats = (
+            self.generator.non_trainable_variables + self.discriminator.non_trainable_variables
+        )
 
     # -- inputs ---------------------------------------------------------------
     def unpack(self, real) -> tuple[tf.Tensor, tf.Tensor | None]:
@@ -131,8 +142,12 @@ class StepParts:
         The same noise under any strategy and replica count, and a resumed run
         draws exactly what an uninterrupted one would.
         """
-        return replica_rows(tf.random.stateless_normal, self.key(Stream.NOISE, part),
-                            self.per_replica, [self.latent_dim])
+        return replica_rows(
+            tf.random.stateless_normal,
+            self.key(Stream.NOISE, part),
+            self.per_replica,
+            [self.latent_dim],
+        )
 
     # -- networks ---------------------------------------------------------------
     def generate(self, z: tf.Tensor, labels: tf.Tensor | None) -> tf.Tensor:
@@ -140,22 +155,26 @@ class StepParts:
 
     def critic(self, labels: tf.Tensor | None) -> Callable[[tf.Tensor], tf.Tensor]:
         """images -> float32 logits [b, 1] (labels bound), for losses and penalties."""
+
         def call(images: tf.Tensor) -> tf.Tensor:
             inputs = [images, labels] if labels is not None else images
             return tf.cast(self.discriminator(inputs, training=True), tf.float32)
+
         return call
 
     def augmented(self, images: tf.Tensor, part: int) -> tf.Tensor:
         if self.augment is None:
             return images
-        return self.augment(images, self.state.augment_p.read_value(),
-                            self.key(Stream.AUGMENT, part))
+        return self.augment(
+            images, self.state.augment_p.read_value(), self.key(Stream.AUGMENT, part)
+        )
 
     # -- losses -------------------------------------------------------------------
     def mean(self, per_example: tf.Tensor) -> tf.Tensor:
         # Divide by the global batch, not the replica's: correct under any strategy.
-        return tf.nn.compute_average_loss(tf.reshape(tf.cast(per_example, tf.float32), [-1]),
-                                          global_batch_size=self.global_batch)
+        return tf.nn.compute_average_loss(
+            tf.reshape(tf.cast(per_example, tf.float32), [-1]), global_batch_size=self.global_batch
+        )
 
     @staticmethod
     def regularization(network: keras.Model) -> tf.Tensor:
@@ -163,9 +182,9 @@ class StepParts:
         losses = [tf.cast(loss, tf.float32) for loss in network.losses]
         return tf.nn.scale_regularization_loss(tf.add_n(losses)) if losses else 0.0
 
-    def discriminator_loss(self, real_aug: tf.Tensor, fake_aug: tf.Tensor,
-                           labels: tf.Tensor | None, part: int
-                           ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    def discriminator_loss(
+        self, real_aug: tf.Tensor, fake_aug: tf.Tensor, labels: tf.Tensor | None, part: int
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """D's total loss with its penalties; returns (loss, real_logits, fake_logits)."""
         loss_cfg = self.config.loss
         critic = self.critic(labels)
@@ -174,16 +193,19 @@ class StepParts:
         total += self.regularization(self.discriminator)
         if self.loss.penalty is not None and loss_cfg.gp_weight > 0:  # the loss requires it
             rows = real_aug.shape[0] if real_aug.shape[0] is not None else tf.shape(real_aug)[0]
-            alpha = replica_rows(tf.random.stateless_uniform, self.key(Stream.PENALTY, part),
-                                 rows)
+            alpha = replica_rows(tf.random.stateless_uniform, self.key(Stream.PENALTY, part), rows)
             total += loss_cfg.gp_weight * self.mean(
-                self.loss.penalty(critic, real_aug, fake_aug, alpha))
+                self.loss.penalty(critic, real_aug, fake_aug, alpha)
+            )
         if loss_cfg.r1_gamma > 0:
             # Lazy regularization: every r1_every steps, weighted by the interval.
             due = tf.equal(self.state.step.read_value() % loss_cfg.r1_every, 0)
             weight = loss_cfg.r1_gamma / 2.0 * loss_cfg.r1_every
-            total += tf.cond(due, lambda: weight * self.mean(r1_penalty(critic, real_aug)),
-                             lambda: tf.constant(0.0))
+            total += tf.cond(
+                due,
+                lambda: weight * self.mean(r1_penalty(critic, real_aug)),
+                lambda: tf.constant(0.0),
+            )
         return total, real_logits, fake_logits
 
     def scaled(self, optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:
@@ -198,15 +220,22 @@ class StepParts:
     def all_reduce_flags(self, *flags: tf.Tensor) -> tf.Tensor:
         """Sums int32 flags over replicas: one all-reduce for all of them."""
         return tf.distribute.get_replica_context().all_reduce(
-            tf.distribute.ReduceOp.SUM, tf.stack([tf.cast(f, tf.int32) for f in flags]))
+            tf.distribute.ReduceOp.SUM, tf.stack([tf.cast(f, tf.int32) for f in flags])
+        )
 
     def restore_stats(self, saved: list[tf.Tensor]) -> None:
         for variable, value in zip(self.moving_stats, saved):
             variable.assign(value)
 
-    def report(self, ok: tf.Tensor, g_loss: tf.Tensor, d_loss: tf.Tensor,
-               real_logits: tf.Tensor, fake_logits: tf.Tensor, stop: tf.Tensor
-               ) -> dict[str, tf.Tensor]:
+    def report(
+        self,
+        ok: tf.Tensor,
+        g_loss: tf.Tensor,
+        d_loss: tf.Tensor,
+        real_logits: tf.Tensor,
+        fake_logits: tf.Tensor,
+        stop: tf.Tensor,
+    ) -> dict[str, tf.Tensor]:
         """Per-replica outputs; flags are equal on all replicas, so divided by their count."""
         real_flat = tf.reshape(real_logits, [-1])
         fake_flat = tf.reshape(fake_logits, [-1])
@@ -240,7 +269,8 @@ class StepParts:
         with tf.control_dependencies([trained]):
             self.state.step.assign_add(1)
         self.state.bad_streak.assign(
-            tf.where(trained, tf.constant(0, tf.int64), self.state.bad_streak + 1))
+            tf.where(trained, tf.constant(0, tf.int64), self.state.bad_streak + 1)
+        )
         out["bad_streak"] = tf.identity(self.state.bad_streak)
         if self.config.augment.kind == "ada":
             out["augment_p"] = tf.identity(self.state.augment_p)
@@ -258,8 +288,9 @@ class StepParts:
         for average, weight in zip(ema.trainable_variables, self.generator.trainable_variables):
             average.assign(weight + (average - weight) * tf.cast(beta, average.dtype))
         # Statistics (batch norm, w_avg) are copied, not averaged, as StyleGAN2 does.
-        for average, value in zip(ema.non_trainable_variables,
-                                  self.generator.non_trainable_variables):
+        for average, value in zip(
+            ema.non_trainable_variables, self.generator.non_trainable_variables
+        ):
             average.assign(value)
         return tf.constant(True)
 
@@ -271,8 +302,15 @@ class StepParts:
         state.ada_count.assign_add(float(self.global_batch))
 
         def adjust() -> tf.Tensor:
-            state.augment_p.assign(ada_adjust(state.augment_p, state.ada_signs, state.ada_count,
-                                              augment.ada_target, augment.ada_kimg))
+            state.augment_p.assign(
+                ada_adjust(
+                    state.augment_p,
+                    state.ada_signs,
+                    state.ada_count,
+                    augment.ada_target,
+                    augment.ada_kimg,
+                )
+            )
             state.ada_signs.assign(0.0)
             state.ada_count.assign(0.0)
             return tf.constant(True)
@@ -282,8 +320,9 @@ class StepParts:
         return tf.constant(True)
 
 
-def make_train_step(state: TrainState, config: Config, strategy: tf.distribute.Strategy,
-                    batch_spec=None) -> StepFn:
+def make_train_step(
+    state: TrainState, config: Config, strategy: tf.distribute.Strategy, batch_spec=None
+) -> StepFn:
     """Returns a `tf.function(real, stop) -> dict of scalars` for `config.train.updates`.
 
     Args:
@@ -312,11 +351,15 @@ def make_train_step(state: TrainState, config: Config, strategy: tf.distribute.S
     replica_step, reduce_and_finish = make_replica_step(state, config, strategy)
     if batch_spec is None:
         model = config.model
-        images = tf.TensorSpec([images_per_step(config), model.resolution, model.resolution,
-                                model.channels], tf.float32)
-        batch_spec = ((images, tf.TensorSpec([images_per_step(config),
-                                              len(model.label_sizes)], tf.int32))
-                      if model.conditional else images)
+        images = tf.TensorSpec(
+            [images_per_step(config), model.resolution, model.resolution, model.channels],
+            tf.float32,
+        )
+        batch_spec = (
+            (images, tf.TensorSpec([images_per_step(config), len(model.label_sizes)], tf.int32))
+            if model.conditional
+            else images
+        )
     stop_spec = tf.TensorSpec([], tf.int32, name="stop")
 
     @tf.function(input_signature=[batch_spec, stop_spec], jit_compile=config.train.jit)
@@ -326,8 +369,9 @@ def make_train_step(state: TrainState, config: Config, strategy: tf.distribute.S
     return train_step
 
 
-def make_replica_step(state: TrainState, config: Config, strategy: tf.distribute.Strategy
-                      ) -> tuple[Callable, Callable[[dict], dict]]:
+def make_replica_step(
+    state: TrainState, config: Config, strategy: tf.distribute.Strategy
+) -> tuple[Callable, Callable[[dict], dict]]:
     """The two halves of one train step, for any driver of it.
 
     Returns `(replica_step, reduce_and_finish)`: `replica_step(real, stop)` runs
@@ -340,13 +384,18 @@ def make_replica_step(state: TrainState, config: Config, strategy: tf.distribute
     two front ends train identically.
     """
     parts = StepParts(state, config, strategy)
-    replica_step = (_simultaneous_replica_step(parts) if config.train.updates == "simultaneous"
-                    else _alternating_replica_step(parts))
+    replica_step = (
+        _simultaneous_replica_step(parts)
+        if config.train.updates == "simultaneous"
+        else _alternating_replica_step(parts)
+    )
 
     def reduce_and_finish(strategy: tf.distribute.Strategy, per_replica: dict) -> dict:
         # Each replica already divided by the global batch: the sum is the mean.
-        summed = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-                  for name, value in per_replica.items()}
+        summed = {
+            name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+            for name, value in per_replica.items()
+        }
         return parts.finish(summed)
 
     return replica_step, reduce_and_finish
@@ -368,16 +417,17 @@ def _simultaneous_replica_step(parts: StepParts):
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = parts.generate(z, labels)  # [b, R, R, C]
             real_aug, fake_aug = parts.augmented(images, 0), parts.augmented(fake, 1)
-            d_loss, real_logits, fake_logits = parts.discriminator_loss(real_aug, fake_aug,
-                                                                        labels, 0)
-            g_loss = (parts.mean(parts.g_loss_fn(fake_logits))
-                      + parts.regularization(generator))
+            d_loss, real_logits, fake_logits = parts.discriminator_loss(
+                real_aug, fake_aug, labels, 0
+            )
+            g_loss = parts.mean(parts.g_loss_fn(fake_logits)) + parts.regularization(generator)
             g_scaled = parts.scaled(state.g_optimizer, g_loss)
             d_scaled = parts.scaled(state.d_optimizer, d_loss)
         g_grads = g_tape.gradient(g_scaled, generator.trainable_variables)
         d_grads = d_tape.gradient(d_scaled, discriminator.trainable_variables)
         flags = parts.all_reduce_flags(
-            tf.logical_not(parts.finite([g_loss, d_loss], [*g_grads, *d_grads])), stop)
+            tf.logical_not(parts.finite([g_loss, d_loss], [*g_grads, *d_grads])), stop
+        )
         ok = tf.equal(flags[0], 0)
         apply_if(ok, apply_updates, parts.restore_stats, (g_grads, d_grads), (saved_stats,))
         return parts.report(ok, g_loss, d_loss, real_logits, fake_logits, flags[1])
@@ -403,13 +453,13 @@ def _alternating_replica_step(parts: StepParts):
         b = (images.shape[0] if images.shape[0] is not None else tf.shape(images)[0]) // n_critic
         bad = tf.constant(0, tf.int32)
         for k in range(n_critic):  # a few unrolled critic updates, each on its own batch
-            real_k = images[k * b:(k + 1) * b]
-            labels_k = labels[k * b:(k + 1) * b] if labels is not None else None
+            real_k = images[k * b : (k + 1) * b]
+            labels_k = labels[k * b : (k + 1) * b] if labels is not None else None
             fake = tf.stop_gradient(parts.generate(parts.noise(k), labels_k))
             with tf.GradientTape() as d_tape:
                 d_loss, real_logits, fake_logits = parts.discriminator_loss(
-                    parts.augmented(real_k, 2 * k), parts.augmented(fake, 2 * k + 1),
-                    labels_k, k)
+                    parts.augmented(real_k, 2 * k), parts.augmented(fake, 2 * k + 1), labels_k, k
+                )
                 d_scaled = parts.scaled(state.d_optimizer, d_loss)
             d_grads = d_tape.gradient(d_scaled, discriminator.trainable_variables)
             d_flags = parts.all_reduce_flags(tf.logical_not(parts.finite([d_loss], d_grads)))

@@ -66,5 +66,7 @@ class StopRequests:
         """What the loop logs once it notices the request."""
         assert self.signum is not None
         again = " (Ctrl-C again to stop at once)" if self.signum == signal.SIGINT else ""
-        return (f"{signal.Signals(self.signum).name} received: stopping after this step and "
-                f"writing a checkpoint{again}")
+        return (
+            f"{signal.Signals(self.signum).name} received: stopping after this step and "
+            f"writing a checkpoint{again}"
+        )

@@ -21,8 +21,25 @@ from facegan.models.layers.pooling import GlobalSumPooling, MinibatchStddev
 from facegan.models.layers.resampling import ConvDownsample2D, UpsampleConv2D
 from facegan.models.layers.spectral import SpectralNorm, maybe_spectral_norm
 
-__all__ = ["SEED_STRIDE", "BiasAct", "ConstantInput", "ConvDownsample2D", "EqualizedConv2D",
-           "EqualizedDense", "GlobalSumPooling", "LabelEmbedding", "LabelProjection", "Layer",
-           "MinibatchStddev", "ModulatedConv2D", "NoiseInjection", "NoiseKey", "PixelNorm",
-           "SpectralNorm", "UpsampleConv2D", "maybe_spectral_norm", "seed_stream",
-           "tensor_hash"]
+__all__ = [
+    "SEED_STRIDE",
+    "BiasAct",
+    "ConstantInput",
+    "ConvDownsample2D",
+    "EqualizedConv2D",
+    "EqualizedDense",
+    "GlobalSumPooling",
+    "LabelEmbedding",
+    "LabelProjection",
+    "Layer",
+    "MinibatchStddev",
+    "ModulatedConv2D",
+    "NoiseInjection",
+    "NoiseKey",
+    "PixelNorm",
+    "SpectralNorm",
+    "UpsampleConv2D",
+    "maybe_spectral_norm",
+    "seed_stream",
+    "tensor_hash",
+]

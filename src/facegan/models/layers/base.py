@@ -68,5 +68,3 @@ class Layer(layers.Layer):
 
     def _cast(self, x) -> tf.Tensor:
         return tf.cast(x, self.compute_dtype)
-
-

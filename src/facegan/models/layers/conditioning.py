@@ -35,9 +35,16 @@ class LabelEmbedding(Layer):
         seed: initializer seed (attribute a uses seed + a; A < SEED_STRIDE).
     """
 
-    def __init__(self, label_sizes: Sequence[Sequence], dim: int, stddev: float = 1.0,
-                 multiplier: float = 1.0, spectral_norm: bool = False, seed: int = 0,
-                 **kwargs):
+    def __init__(
+        self,
+        label_sizes: Sequence[Sequence],
+        dim: int,
+        stddev: float = 1.0,
+        multiplier: float = 1.0,
+        spectral_norm: bool = False,
+        seed: int = 0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.label_sizes = _label_sizes(label_sizes)
         if not self.label_sizes:
@@ -46,13 +53,23 @@ class LabelEmbedding(Layer):
         self.spectral_norm, self.seed = bool(spectral_norm), int(seed)
         for index, (_name, classes) in enumerate(self.label_sizes):
             embedding = layers.Embedding(
-                classes, self.dim, dtype="float32", name=f"embed_{index}",
+                classes,
+                self.dim,
+                dtype="float32",
+                name=f"embed_{index}",
                 embeddings_initializer=keras.initializers.RandomNormal(
-                    0.0, self.stddev, seed=self.seed + index))
+                    0.0, self.stddev, seed=self.seed + index
+                ),
+            )
             # One attribute per attribute-embedding: tf.train.Checkpoint does not
             # follow a list of layers held by a Keras 3 layer (it would not be saved).
-            setattr(self, f"embed_{index}", maybe_spectral_norm(
-                embedding, self.spectral_norm, self.seed + SEED_STRIDE // 2 + index))
+            setattr(
+                self,
+                f"embed_{index}",
+                maybe_spectral_norm(
+                    embedding, self.spectral_norm, self.seed + SEED_STRIDE // 2 + index
+                ),
+            )
 
     @property
     def embeddings(self) -> list[layers.Layer]:
@@ -65,8 +82,12 @@ class LabelEmbedding(Layer):
 
     def call(self, inputs, training=None):
         labels = tf.cast(inputs, tf.int32)  # [B, A]
-        total = tf.add_n([embedding(labels[:, index], training=training)
-                          for index, embedding in enumerate(self.embeddings)])  # [B, dim]
+        total = tf.add_n(
+            [
+                embedding(labels[:, index], training=training)
+                for index, embedding in enumerate(self.embeddings)
+            ]
+        )  # [B, dim]
         return self._cast(total * self.multiplier)
 
     def compute_output_shape(self, input_shape):
@@ -74,9 +95,14 @@ class LabelEmbedding(Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(label_sizes=[list(pair) for pair in self.label_sizes], dim=self.dim,
-                      stddev=self.stddev, multiplier=self.multiplier,
-                      spectral_norm=self.spectral_norm, seed=self.seed)
+        config.update(
+            label_sizes=[list(pair) for pair in self.label_sizes],
+            dim=self.dim,
+            stddev=self.stddev,
+            multiplier=self.multiplier,
+            spectral_norm=self.spectral_norm,
+            seed=self.seed,
+        )
         return config
 
 
@@ -89,9 +115,15 @@ class LabelProjection(Layer):
     (Miyato & Koyama 2018). Arguments as `LabelEmbedding`'s; `dim` is F.
     """
 
-    def __init__(self, label_sizes: Sequence[Sequence], stddev: float = 1.0,
-                 multiplier: float = 1.0, spectral_norm: bool = False, seed: int = 0,
-                 **kwargs):
+    def __init__(
+        self,
+        label_sizes: Sequence[Sequence],
+        stddev: float = 1.0,
+        multiplier: float = 1.0,
+        spectral_norm: bool = False,
+        seed: int = 0,
+        **kwargs,
+    ):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.label_sizes = _label_sizes(label_sizes)
@@ -100,10 +132,16 @@ class LabelProjection(Layer):
 
     def build(self, input_shape):
         h_shape, labels_shape = input_shape
-        self.embedding = LabelEmbedding(self.label_sizes, int(h_shape[-1]), stddev=self.stddev,
-                                        multiplier=self.multiplier,
-                                        spectral_norm=self.spectral_norm, seed=self.seed,
-                                        dtype="float32", name="embedding")
+        self.embedding = LabelEmbedding(
+            self.label_sizes,
+            int(h_shape[-1]),
+            stddev=self.stddev,
+            multiplier=self.multiplier,
+            spectral_norm=self.spectral_norm,
+            seed=self.seed,
+            dtype="float32",
+            name="embedding",
+        )
         self.embedding.build(labels_shape)
 
     def call(self, inputs, training=None):
@@ -116,7 +154,11 @@ class LabelProjection(Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(label_sizes=[list(pair) for pair in self.label_sizes], stddev=self.stddev,
-                      multiplier=self.multiplier, spectral_norm=self.spectral_norm,
-                      seed=self.seed)
+        config.update(
+            label_sizes=[list(pair) for pair in self.label_sizes],
+            stddev=self.stddev,
+            multiplier=self.multiplier,
+            spectral_norm=self.spectral_norm,
+            seed=self.seed,
+        )
         return config

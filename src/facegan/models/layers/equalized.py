@@ -34,8 +34,16 @@ class EqualizedDense(Layer):
         seed: initializer seed.
     """
 
-    def __init__(self, units: int, lr_multiplier: float = 1.0, bias_init: float = 0.0,
-                 use_bias: bool = True, activation: str = "linear", seed: int = 0, **kwargs):
+    def __init__(
+        self,
+        units: int,
+        lr_multiplier: float = 1.0,
+        bias_init: float = 0.0,
+        use_bias: bool = True,
+        activation: str = "linear",
+        seed: int = 0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.units = int(units)
         self.lr_multiplier = float(lr_multiplier)
@@ -48,13 +56,20 @@ class EqualizedDense(Layer):
         fan_in = int(input_shape[-1])
         self.weight_gain = self.lr_multiplier / math.sqrt(fan_in)
         self.kernel = self.add_weight(
-            name="kernel", shape=(fan_in, self.units), autocast=False,
-            initializer=keras.initializers.RandomNormal(0.0, 1.0 / self.lr_multiplier,
-                                                        seed=self.seed))
+            name="kernel",
+            shape=(fan_in, self.units),
+            autocast=False,
+            initializer=keras.initializers.RandomNormal(
+                0.0, 1.0 / self.lr_multiplier, seed=self.seed
+            ),
+        )
         if self.use_bias:
             self.bias = self.add_weight(
-                name="bias", shape=(self.units,), autocast=False,
-                initializer=keras.initializers.Constant(self.bias_init / self.lr_multiplier))
+                name="bias",
+                shape=(self.units,),
+                autocast=False,
+                initializer=keras.initializers.Constant(self.bias_init / self.lr_multiplier),
+            )
 
     def call(self, inputs):
         kernel = self._cast(self.kernel * self.weight_gain)
@@ -68,9 +83,14 @@ class EqualizedDense(Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(units=self.units, lr_multiplier=self.lr_multiplier,
-                      bias_init=self.bias_init, use_bias=self.use_bias,
-                      activation=self.activation, seed=self.seed)
+        config.update(
+            units=self.units,
+            lr_multiplier=self.lr_multiplier,
+            bias_init=self.bias_init,
+            use_bias=self.use_bias,
+            activation=self.activation,
+            seed=self.seed,
+        )
         return config
 
 
@@ -89,8 +109,16 @@ class EqualizedConv2D(Layer):
         seed: initializer seed.
     """
 
-    def __init__(self, filters: int, kernel_size: int = 3, downsample: bool = False,
-                 use_bias: bool = True, activation: str = "linear", seed: int = 0, **kwargs):
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int = 3,
+        downsample: bool = False,
+        use_bias: bool = True,
+        activation: str = "linear",
+        seed: int = 0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.kernel_size = int(kernel_size)
@@ -103,12 +131,15 @@ class EqualizedConv2D(Layer):
         fan_in = int(input_shape[-1]) * self.kernel_size**2
         self.weight_gain = 1.0 / math.sqrt(fan_in)
         self.kernel = self.add_weight(
-            name="kernel", shape=(self.kernel_size, self.kernel_size, int(input_shape[-1]),
-                                  self.filters),
-            autocast=False, initializer=keras.initializers.RandomNormal(0.0, 1.0, seed=self.seed))
+            name="kernel",
+            shape=(self.kernel_size, self.kernel_size, int(input_shape[-1]), self.filters),
+            autocast=False,
+            initializer=keras.initializers.RandomNormal(0.0, 1.0, seed=self.seed),
+        )
         if self.use_bias:
-            self.bias = self.add_weight(name="bias", shape=(self.filters,), autocast=False,
-                                        initializer="zeros")
+            self.bias = self.add_weight(
+                name="bias", shape=(self.filters,), autocast=False, initializer="zeros"
+            )
 
     def call(self, inputs):
         x = self._cast(inputs)  # [B, H, W, Cin]
@@ -127,7 +158,12 @@ class EqualizedConv2D(Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(filters=self.filters, kernel_size=self.kernel_size,
-                      downsample=self.downsample, use_bias=self.use_bias,
-                      activation=self.activation, seed=self.seed)
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            downsample=self.downsample,
+            use_bias=self.use_bias,
+            activation=self.activation,
+            seed=self.seed,
+        )
         return config

@@ -81,8 +81,16 @@ class ModulatedConv2D(Layer):
         seed: initializer seed (the affine layer uses seed + 1).
     """
 
-    def __init__(self, filters: int, kernel_size: int = 3, demodulate: bool = True,
-                 upsample: bool = False, w_index: int = 0, seed: int = 0, **kwargs):
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int = 3,
+        demodulate: bool = True,
+        upsample: bool = False,
+        w_index: int = 0,
+        seed: int = 0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.kernel_size = int(kernel_size)
@@ -96,12 +104,16 @@ class ModulatedConv2D(Layer):
         channels = int(x_shape[-1])
         self.weight_gain = 1.0 / math.sqrt(channels * self.kernel_size**2)
         # Styles are float32 whatever the policy: they scale the demodulation sum.
-        self.affine = EqualizedDense(channels, bias_init=1.0, seed=self.seed + 1, dtype="float32",
-                                     name="affine")
+        self.affine = EqualizedDense(
+            channels, bias_init=1.0, seed=self.seed + 1, dtype="float32", name="affine"
+        )
         self.affine.build((ws_shape[0], ws_shape[-1]))
         self.kernel = self.add_weight(
-            name="kernel", shape=(self.kernel_size, self.kernel_size, channels, self.filters),
-            autocast=False, initializer=keras.initializers.RandomNormal(0.0, 1.0, seed=self.seed))
+            name="kernel",
+            shape=(self.kernel_size, self.kernel_size, channels, self.filters),
+            autocast=False,
+            initializer=keras.initializers.RandomNormal(0.0, 1.0, seed=self.seed),
+        )
 
     def call(self, inputs):
         x, ws = inputs
@@ -134,9 +146,14 @@ class ModulatedConv2D(Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(filters=self.filters, kernel_size=self.kernel_size,
-                      demodulate=self.demodulate, upsample=self.upsample, w_index=self.w_index,
-                      seed=self.seed)
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            demodulate=self.demodulate,
+            upsample=self.upsample,
+            w_index=self.w_index,
+            seed=self.seed,
+        )
         return config
 
 
@@ -153,7 +170,6 @@ def blur(x: tf.Tensor) -> tf.Tensor:
     return tf.nn.depthwise_conv2d(x, tf.transpose(kernel, [1, 0, 2, 3]), [1, 1, 1, 1], "VALID")
 
 
-
 @serializable
 class BiasAct(Layer):
     """Adds a learned per-channel bias (zeros at first), then an activation.
@@ -167,8 +183,9 @@ class BiasAct(Layer):
         self.activation = check_activation(activation)
 
     def build(self, input_shape):
-        self.bias = self.add_weight(name="bias", shape=(int(input_shape[-1]),),
-                                    initializer="zeros", autocast=False)
+        self.bias = self.add_weight(
+            name="bias", shape=(int(input_shape[-1]),), initializer="zeros", autocast=False
+        )
 
     def call(self, inputs):
         return activate(tf.nn.bias_add(self._cast(inputs), self._cast(self.bias)), self.activation)
@@ -194,8 +211,11 @@ class ConstantInput(Layer):
 
     def build(self, input_shape):
         self.const = self.add_weight(
-            name="const", shape=(1, self.size, self.size, self.channels), autocast=False,
-            initializer=keras.initializers.RandomNormal(0.0, 1.0, seed=self.seed))
+            name="const",
+            shape=(1, self.size, self.size, self.channels),
+            autocast=False,
+            initializer=keras.initializers.RandomNormal(0.0, 1.0, seed=self.seed),
+        )
 
     def call(self, inputs):
         return tf.tile(self._cast(self.const), [tf.shape(inputs)[0], 1, 1, 1])
@@ -204,5 +224,9 @@ class ConstantInput(Layer):
         return (input_shape[0], self.size, self.size, self.channels)
 
     def get_config(self):
-        return {**super().get_config(), "channels": self.channels, "size": self.size,
-                "seed": self.seed}
+        return {
+            **super().get_config(),
+            "channels": self.channels,
+            "size": self.size,
+            "seed": self.seed,
+        }

@@ -71,11 +71,16 @@ class NoiseInjection(Layer):
 
     def build(self, input_shape):
         _, h, w, _ = input_shape[0]
-        self.strength = self.add_weight(name="strength", shape=(), initializer="zeros",
-                                        autocast=False)
+        self.strength = self.add_weight(
+            name="strength", shape=(), initializer="zeros", autocast=False
+        )
         self.fixed_noise = self.add_weight(
-            name="fixed_noise", shape=(1, h, w, 1), trainable=False, autocast=False,
-            initializer=keras.initializers.RandomNormal(0.0, 1.0, seed=self.seed))
+            name="fixed_noise",
+            shape=(1, h, w, 1),
+            trainable=False,
+            autocast=False,
+            initializer=keras.initializers.RandomNormal(0.0, 1.0, seed=self.seed),
+        )
 
     def call(self, inputs, training=None):
         x, key = inputs

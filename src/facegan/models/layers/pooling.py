@@ -56,8 +56,11 @@ class MinibatchStddev(Layer):
         return (*input_shape[:-1], input_shape[-1] + self.num_channels)
 
     def get_config(self):
-        return {**super().get_config(), "group_size": self.group_size,
-                "num_channels": self.num_channels}
+        return {
+            **super().get_config(),
+            "group_size": self.group_size,
+            "num_channels": self.num_channels,
+        }
 
 
 @serializable

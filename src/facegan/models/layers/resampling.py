@@ -44,9 +44,13 @@ class _FusedConv(layers.Conv2D):
 def _check_fused_conv(kernel_size, kwargs) -> None:
     if kernel_size not in (3, (3, 3)):
         raise ValueError(f"kernel_size must be 3; received {kernel_size!r}")
-    for key, allowed in (("strides", (1, (1, 1))), ("padding", ("same",)),
-                         ("dilation_rate", (1, (1, 1))), ("groups", (1,)),
-                         ("data_format", (None, "channels_last"))):
+    for key, allowed in (
+        ("strides", (1, (1, 1))),
+        ("padding", ("same",)),
+        ("dilation_rate", (1, (1, 1))),
+        ("groups", (1,)),
+        ("data_format", (None, "channels_last")),
+    ):
         if key in kwargs and kwargs[key] not in allowed:
             raise ValueError(f"{key} must be {allowed[0]!r}; received {kwargs[key]!r}")
 

@@ -47,11 +47,19 @@ class SpectralNorm(layers.Wrapper):
 
     _SUPPORTED = (layers.Dense, layers.Conv2D, layers.Conv2DTranspose, layers.Embedding)
 
-    def __init__(self, layer: layers.Layer, power_iterations: int = 1, epsilon: float = 1e-12,
-                 seed: int = 0, **kwargs):
+    def __init__(
+        self,
+        layer: layers.Layer,
+        power_iterations: int = 1,
+        epsilon: float = 1e-12,
+        seed: int = 0,
+        **kwargs,
+    ):
         if not isinstance(layer, self._SUPPORTED):
-            raise TypeError("SpectralNorm wraps Dense, Conv2D (and its subclasses), "
-                            f"Conv2DTranspose or Embedding; received {type(layer).__name__}")
+            raise TypeError(
+                "SpectralNorm wraps Dense, Conv2D (and its subclasses), "
+                f"Conv2DTranspose or Embedding; received {type(layer).__name__}"
+            )
         if power_iterations < 1:
             raise ValueError(f"power_iterations must be at least 1; received {power_iterations}")
         kwargs.setdefault("dtype", layer.dtype_policy)  # the wrapper computes what `layer` did
@@ -65,8 +73,13 @@ class SpectralNorm(layers.Wrapper):
         if not self.layer.built:
             self.layer.build(input_shape)
         out = self._kernel().shape[-2 if self._transposed else -1]
-        self.u = self.add_weight(name="u", shape=(1, out), trainable=False, autocast=False,
-                                 initializer=keras.initializers.RandomNormal(seed=self.seed))
+        self.u = self.add_weight(
+            name="u",
+            shape=(1, out),
+            trainable=False,
+            autocast=False,
+            initializer=keras.initializers.RandomNormal(seed=self.seed),
+        )
         self.built = True
 
     @property
@@ -113,15 +126,23 @@ class SpectralNorm(layers.Wrapper):
             y = keras.ops.matmul(x, kernel)
         elif isinstance(layer, layers.Conv2DTranspose):
             y = keras.ops.conv_transpose(
-                x, kernel, strides=list(layer.strides), padding=layer.padding,
-                output_padding=layer.output_padding, dilation_rate=layer.dilation_rate,
-                data_format=layer.data_format)
+                x,
+                kernel,
+                strides=list(layer.strides),
+                padding=layer.padding,
+                output_padding=layer.output_padding,
+                dilation_rate=layer.dilation_rate,
+                data_format=layer.data_format,
+            )
         else:  # Conv2D and its subclasses (UpsampleConv2D, ConvDownsample2D)
             y = layer.convolution_op(x, kernel)
         if layer.use_bias:
             channels_first = getattr(layer, "data_format", None) == "channels_first"
-            y = tf.nn.bias_add(y, tf.cast(layer.bias, self.compute_dtype),
-                               data_format="NCHW" if channels_first else None)
+            y = tf.nn.bias_add(
+                y,
+                tf.cast(layer.bias, self.compute_dtype),
+                data_format="NCHW" if channels_first else None,
+            )
         return layer.activation(y) if layer.activation is not None else y
 
     def compute_output_shape(self, input_shape):
@@ -129,8 +150,7 @@ class SpectralNorm(layers.Wrapper):
 
     def get_config(self):
         config = super().get_config()
-        config.update(power_iterations=self.power_iterations, epsilon=self.epsilon,
-                      seed=self.seed)
+        config.update(power_iterations=self.power_iterations, epsilon=self.epsilon, seed=self.seed)
         return config
 
 

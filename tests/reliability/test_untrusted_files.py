@@ -27,7 +27,7 @@ from conftest import REPO
 from facegan.config import Config, ConfigError
 from facegan.data import problems as bad
 from facegan.data.problems import BadFile
-from facegan.data.report import html_escape, markdown_escape
+from facegan.data.report_markup import html_escape, markdown_escape
 from facegan.data.scan import scan_source
 from facegan.data.sources import FolderSource, ZipSource, open_source
 

@@ -15,6 +15,8 @@ import zipfile
 
 from PIL import Image
 
+from facegan.errors import UserError
+
 # Kinds of bad files, as they appear in reports and in `inspect-data --json`.
 EMPTY = "empty"  # zero bytes
 NOT_IMAGE = "not_image"  # Pillow cannot identify the content
@@ -49,6 +51,10 @@ KINDS = (
     ZIP_BOMB,
     OUTSIDE_LINK,
 )
+
+
+class DataError(UserError, ValueError):
+    """The data the user pointed at cannot be used."""
 
 
 class BadFile(Exception):

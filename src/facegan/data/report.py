@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import html
-import re
 import statistics
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -254,14 +252,18 @@ class DataReport:
 
     def to_markdown(self, max_names: int = 1000) -> str:
         """A Markdown report; file names escaped so they render as plain text."""
-        return _render(self, _Markdown(), max_names)
+        from facegan.data.report_markup import Markdown, render
+
+        return render(self, Markdown(), max_names)
 
     def to_html(self, max_names: int = 1000) -> str:
         """A standalone HTML page; file names escaped with `html.escape`."""
-        return _render(self, _Html(), max_names)
+        from facegan.data.report_markup import Html, render
+
+        return render(self, Html(), max_names)
 
 
-def _by_name(items: Iterable[ItemRecord]) -> list[ItemRecord]:
+def by_name(items: Iterable[ItemRecord]) -> list[ItemRecord]:
     return sorted(items, key=lambda item: item.name)
 
 
@@ -339,7 +341,7 @@ def _sections(report: DataReport) -> list[_Section]:
     return [
         _Section(
             f"bad, skipped: {len(report.bad)} ({bad_kinds})",
-            [[f"{display_name(i.name)}: {i.reason}"] for i in _by_name(report.bad)],
+            [[f"{display_name(i.name)}: {i.reason}"] for i in by_name(report.bad)],
         ),
         _Section(
             f"ignored, not a supported image extension: {len(report.ignored)}",
@@ -411,123 +413,3 @@ def _verdict(report: DataReport) -> str:
             f"usable: {len(report.good)} images for training at {report.resolution} px ({timing})"
         )
     return f"NOT usable: {report.refusal()} ({timing})"
-
-
-# ---------------------------------------------------------------------- markdown, html
-
-# Characters with a meaning inside a Markdown line or table cell: code, emphasis,
-# links and images, raw HTML and autolinks, table cells, strikethrough, entities,
-# math, e-mail autolinks. A backslash makes each one literal (CommonMark lets any
-# ASCII punctuation be escaped). Names never start a line, so list and heading
-# markers (- + . # =) need no escape there.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#!|~&$@])")
-
-
-def markdown_escape(name: str) -> str:
-    """`name` as Markdown text that renders literally, also inside a table cell."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", display_name(name))
-
-
-def html_escape(name: str) -> str:
-    """`name` as HTML text (quotes too, so it is safe in attributes)."""
-    return html.escape(display_name(name), quote=True)
-
-
-class _Markdown:
-    escape = staticmethod(markdown_escape)
-
-    def page(self, title: str, body: list[str]) -> str:
-        return f"# {markdown_escape(title)}\n\n" + "\n".join(body) + "\n"
-
-    def table(self, rows: list[tuple[str, str]]) -> list[str]:
-        out = ["| | |", "| --- | --- |"]
-        out += [f"| {key} | {value} |" for key, value in rows]
-        return out + [""]
-
-    def section(self, title: str, entries: list[str], more: int) -> list[str]:
-        out = [f"## {title}", ""] + [f"- {entry}" for entry in entries]
-        if more:
-            out.append(f"- … and {more} more")
-        return out + [""]
-
-
-class _Html:
-    escape = staticmethod(html_escape)
-
-    def page(self, title: str, body: list[str]) -> str:
-        safe = html.escape(title)
-        return (
-            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{safe}</title>\n<style>body{{font-family:sans-serif;max-width:60em;"
-            "margin:2em auto}td,th{padding:.2em .8em;text-align:left}"
-            "li{font-family:monospace}</style></head><body>\n"
-            f"<h1>{safe}</h1>\n" + "\n".join(body) + "\n</body></html>\n"
-        )
-
-    def table(self, rows: list[tuple[str, str]]) -> list[str]:
-        return (
-            ["<table>"]
-            + [f"<tr><th>{key}</th><td>{value}</td></tr>" for key, value in rows]
-            + ["</table>"]
-        )
-
-    def section(self, title: str, entries: list[str], more: int) -> list[str]:
-        out = [f"<h2>{title}</h2>", "<ul>"] + [f"<li>{entry}</li>" for entry in entries]
-        if more:
-            out.append(f"<li>… and {more} more</li>")
-        return out + ["</ul>"]
-
-
-def _render(report: DataReport, fmt: Any, max_names: int) -> str:
-    """One report body for both markup languages; every name and reason escaped by `fmt`."""
-    esc = fmt.escape
-    stats = report.short_side_stats()
-    rows = [
-        ("source", esc(report.description)),
-        ("verdict", "usable" if report.usable else "NOT usable"),
-        ("image files", str(len(report.items))),
-        ("usable", str(len(report.good))),
-        ("bad (skipped)", str(len(report.bad))),
-        ("ignored (not a supported image extension)", str(len(report.ignored))),
-        ("sizes", esc(", ".join(f"{w}x{h} ({n})" for (w, h), n in report.sizes().most_common(5)))),
-        (
-            "short side (px)",
-            f"{stats['min']}–{stats['max']}, median {stats['median']}" if stats else "–",
-        ),
-        ("modes", esc(", ".join(f"{m} ({n})" for m, n in report.modes().items()))),
-        ("training resolution", f"{report.resolution} px"),
-    ]
-    body = fmt.table(rows)
-    for title, entries in _markup_sections(report, esc):
-        if entries:
-            body += fmt.section(
-                f"{title} ({len(entries)})", entries[:max_names], max(0, len(entries) - max_names)
-            )
-    return fmt.page("Dataset report", body)
-
-
-def _markup_sections(report: DataReport, esc) -> list[tuple[str, list[str]]]:
-    res = report.resolution
-    return [
-        (
-            "Bad files, skipped",
-            [f"{esc(i.name)}: {esc(i.kind)}: {esc(i.reason)}" for i in _by_name(report.bad)],
-        ),
-        ("Ignored, not a supported image extension", [esc(n) for n in report.ignored]),
-        (
-            "Exact duplicates (same bytes)",
-            [" = ".join(esc(n) for n in g) for g in report.exact_duplicates],
-        ),
-        (
-            f"Near duplicates (perceptual hash within {NEAR_DUPLICATE_BITS} bits)",
-            [" ~ ".join(esc(n) for n in g) for g in report.near_duplicates],
-        ),
-        (f"Smaller than {res} px, upscaled", [esc(n) for n in report.smaller_than_resolution()]),
-        ("Non-square, centre-cropped", [esc(n) for n in report.non_square()]),
-        (
-            "Extension differs from content",
-            [f"{esc(n)}: {esc(f)}" for n, f in report.extension_mismatches()],
-        ),
-        ("Animated, first frame used", [esc(n) for n in report.animated()]),
-        ("Rotated by their EXIF orientation", [esc(n) for n in report.rotated()]),
-    ]

@@ -7,8 +7,8 @@ Exit codes of the `facegan` command (documented in the README), all `ExitCode`:
                       for inspect-data and prepare-data: no usable image
     2    USER_ERROR   a user error: a bad value, a missing path, a run in use
     3    DIVERGED     training diverged: still non-finite after every allowed rollback
-    4    WRITE_FAILED a checkpoint could not be written (disk full, quota); the
-                      previous one is intact
+    4    WRITE_FAILED a file could not be written (disk full, quota, read-only):
+                      nothing half-written is left; a previous checkpoint is intact
     5    WORKER_LOST  a worker of a multi-worker job was lost; restart the job to continue
     130  SIGINT       stopped by SIGINT (Ctrl-C); a checkpoint was written first
     143  SIGTERM      stopped by SIGTERM; a checkpoint was written first
@@ -17,6 +17,9 @@ Exit codes of the `facegan` command (documented in the README), all `ExitCode`:
 from __future__ import annotations
 
 import enum
+import errno
+import os
+import re
 import signal
 from pathlib import Path
 
@@ -50,6 +53,49 @@ class WriteError(UserError):
     """A file could not be written (disk full, quota, read-only): exit 4, nothing half-written."""
 
     exit_code = ExitCode.WRITE_FAILED
+
+
+# errno values that mean "the disk (or the quota, or the size limit) is full".
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+# ... and that mean "this place cannot be written at all".
+NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+# File-system errors worth naming plainly; TensorFlow reports them inside long op messages.
+_IO_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EIO)
+
+
+def describe_io_error(err: BaseException) -> tuple[int | None, str]:
+    """(errno, a short reason) for an OSError or a TensorFlow OpError.
+
+    TensorFlow's errors carry no errno: the reason is found in their message
+    (`... part-00000.tempstate123; No space left on device [Op:SaveV2]`).
+    """
+    code = getattr(err, "errno", None)
+    if code:
+        return code, os.strerror(code)
+    text = str(getattr(err, "message", None) or err)
+    for candidate in _IO_ERRNOS:
+        if os.strerror(candidate) in text:
+            return candidate, os.strerror(candidate)
+    first = (text.strip().splitlines() or [type(err).__name__])[0]
+    return None, re.sub(r"\{\{[^}]*\}\}\s*", "", first)[:300]
+
+
+def write_error(path: str | Path, err: BaseException, kept: str) -> WriteError:
+    """The one line for a failed write: what, why, what is left, and what to do.
+
+    Args:
+        path: what could not be written.
+        err: the OSError or TensorFlow OpError.
+        kept: what the failure left as it was ("nothing was changed").
+    """
+    code, reason = describe_io_error(err)
+    if code in DISK_FULL:
+        advice = "free some space and run the same command again"
+    elif code in NOT_WRITABLE:
+        advice = "choose a place you can write to"
+    else:
+        advice = "check the disk and run the same command again"
+    return WriteError(f"could not write {str(path)!r}: {reason}; {kept}: {advice}")
 
 
 class Interrupted(BaseException):

@@ -17,7 +17,6 @@ leaves the previous checkpoints and `checkpoint` as they were and raises
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import shutil
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from facegan.errors import UserError, WriteError
+from facegan.errors import UserError, WriteError, describe_io_error
 
 STATE_FILE = "checkpoint"
 _PARTIAL = ".partial"
@@ -162,7 +161,7 @@ class CheckpointStore:
         return str(final)
 
     def _write_error(self, number: int, err: Exception) -> CheckpointWriteError:
-        code, reason = _describe_io_error(err)
+        code, reason = describe_io_error(err)
         latest = self.latest
         kept = (
             f"the previous checkpoint {Path(latest).name} is intact"
@@ -285,23 +284,6 @@ def variables_finite(checkpoint_variables: Sequence[tf.Variable]) -> bool:
         ):
             return False
     return True
-
-
-# File-system errors worth naming plainly; TensorFlow reports them inside long op messages.
-_IO_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EIO)
-
-
-def _describe_io_error(err: Exception) -> tuple[int | None, str]:
-    """(errno, a short reason) for an OSError or a TensorFlow OpError."""
-    code = getattr(err, "errno", None)
-    if code:
-        return code, os.strerror(code)
-    text = str(getattr(err, "message", None) or err)
-    for candidate in _IO_ERRNOS:
-        if os.strerror(candidate) in text:
-            return candidate, os.strerror(candidate)
-    first = (text.strip().splitlines() or [type(err).__name__])[0]
-    return None, re.sub(r"\{\{[^}]*\}\}\s*", "", first)[:300]
 
 
 def _fsync_file(path: Path) -> None:

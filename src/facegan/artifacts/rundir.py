@@ -22,7 +22,7 @@ import socket
 from pathlib import Path
 
 from facegan.config import Config, ConfigError, UserError
-from facegan.errors import WriteError
+from facegan.errors import WriteError, write_error
 
 
 class RunDirError(UserError):
@@ -153,11 +153,7 @@ def write_config(paths: RunPaths, config: Config) -> None:
 
 
 def _write_error(path: Path, err: OSError) -> WriteError:
-    return WriteError(
-        f"could not write {str(path)!r}: {err.strerror or err} (disk full or "
-        f"read-only?); nothing was changed: free some space and run the same "
-        f"command again"
-    )
+    return write_error(path, err, "nothing was changed")
 
 
 class RunLock:
@@ -181,9 +177,18 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        """Takes the lock, or raises RunDirError naming the process that holds it."""
+        """Takes the lock.
+
+        Raises:
+            RunDirError: another trainer holds it (the message names its PID).
+            WriteError: the lock could not be written (a full or read-only disk);
+                no lock file is left behind.
+        """
         for _ in range(5):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:  # a read-only run, or no inode left
+                raise _write_error(self.path, err) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -196,7 +201,14 @@ class RunLock:
             if previous and previous.get("host") != socket.gethostname():
                 os.close(fd)
                 raise self._in_use()
-            self._write_holder(fd)
+            try:
+                self._write_holder(fd)
+            except OSError as err:
+                # A full disk: an empty lock would tell the next trainer nothing. We
+                # hold its flock, so removing it is the same as a release.
+                self.path.unlink(missing_ok=True)
+                os.close(fd)
+                raise _write_error(self.path, err) from None
             self._fd = fd
             return
         raise self._in_use()

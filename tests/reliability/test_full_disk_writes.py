@@ -47,3 +47,45 @@ def test_resume_on_a_full_disk_is_one_line_exit_4_and_leaves_no_lock(tmp_path, m
         f"nothing was changed: free some space and run the same command again\n"
     )
     assert sorted(p.name for p in paths.root.iterdir()) == before  # no 0-byte lock
+
+
+def _disk_full_while_saving_pngs(monkeypatch):
+    """PIL gets half a PNG out, then the disk is full."""
+    from PIL import Image
+
+    def save(self, fp, *args, **kwargs):
+        with open(fp, "wb") as half:
+            half.write(b"\x89PNG\r\n\x1a\n")
+        raise OSError(errno.ENOSPC, NO_SPACE)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+
+
+def test_a_png_that_does_not_fit_leaves_no_partial_file(tmp_path, monkeypatch):
+    import numpy as np
+
+    from facegan.artifacts.images import save_png
+
+    _disk_full_while_saving_pngs(monkeypatch)
+    with pytest.raises(OSError) as error:
+        save_png(np.zeros((4, 4, 3), np.uint8), tmp_path / "samples" / "step-0000002.png")
+    assert error.value.errno == errno.ENOSPC
+    assert list((tmp_path / "samples").iterdir()) == []
+
+
+@pytest.mark.integration
+def test_a_sample_grid_on_a_full_disk_stops_a_new_run_cleanly(tmp_path, monkeypatch, capsys):
+    from trainer_process import TINY_MODEL
+
+    toml = tmp_path / "c.toml"
+    toml.write_text(TINY_MODEL.format(log_every=2, checkpoint_every=2, sample_every=2))
+    run_dir = tmp_path / "run"
+    _disk_full_while_saving_pngs(monkeypatch)
+    code = main(
+        ["train", "--config", str(toml), "--steps", "4", "--run-dir", str(run_dir), "--no-progress"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == ExitCode.WRITE_FAILED, err[-20:]
+    assert err[-1].startswith(f"facegan: error: cannot write to {str(run_dir)!r}: {NO_SPACE}")
+    assert not list(run_dir.rglob("*.partial")) and not list(run_dir.glob("samples/*"))
+    assert not (run_dir / "lock").exists()

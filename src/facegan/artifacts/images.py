@@ -59,11 +59,16 @@ def png_bytes(image: np.ndarray, size: int | None = None) -> bytes:
 def save_png(image: np.ndarray, path: str | Path) -> Path:
     """Writes uint8 [H, W, C] (C in {1, 3}) as a PNG, creating parent folders.
 
-    Written to a temporary name and renamed, so a reader never sees half a file.
+    Written to a temporary name and renamed, so a reader never sees half a file;
+    a failed write (a full disk) removes the temporary file and raises its OSError.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    to_pil(image).save(partial, format="PNG")
-    partial.replace(path)
+    try:
+        to_pil(image).save(partial, format="PNG")
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return path

@@ -37,6 +37,7 @@ import tensorflow as tf
 from facegan.artifacts.export_target import FORMATS, SUFFIXES, ExportError, check_target
 from facegan.artifacts.run import Run
 from facegan.artifacts.sampler import Sampler
+from facegan.errors import describe_io_error, write_error
 from facegan.progress import Heartbeat
 
 # Seeds need TensorFlow's stateless random ops, which TFLite runs only through the
@@ -74,7 +75,10 @@ def export(
 
     Raises:
         ExportError: an unknown format, an output that already exists (nothing
-            is ever overwritten), a version for a non-SavedModel format.
+            is ever overwritten), a version for a non-SavedModel format, an
+            output under a file.
+        WriteError: the output could not be written (a full disk, a read-only
+            folder); nothing is left of it, not even the folders made for it.
     """
     check_target(fmt, out, version)
     run.generator()  # a run with no checkpoint fails here, before anything is written
@@ -86,10 +90,21 @@ def export(
         "tflite": lambda: _export_tflite(run, out),
         "keras": lambda: _export_keras(run, out),
     }
+    made = _missing_folders(out if fmt == "savedmodel" else out.parent)
     # tracing and converting report nothing for a minute or more on a large model:
     # a line now and then keeps a log file from looking hung
     with Heartbeat(f"export: writing {fmt} to {out}"):
-        return writers[fmt]()
+        try:
+            return writers[fmt]()
+        except BaseException as err:
+            # Each writer removes its own staging file or folder; the folders made
+            # for it go too, so a failed export leaves nothing behind.
+            _remove_empty(made)
+            if isinstance(err, OSError) or (
+                isinstance(err, tf.errors.OpError) and describe_io_error(err)[0] is not None
+            ):
+                raise write_error(out, err, "nothing was written") from None
+            raise
 
 
 def metadata(run: Run) -> dict:
@@ -238,6 +253,25 @@ def _write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         staging.unlink(missing_ok=True)
         raise
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Removes the folders an export made, deepest first, while they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (never ours to clear) or never made
+            if folder.exists():
+                return
 
 
 def usual_permissions(root: Path) -> None:

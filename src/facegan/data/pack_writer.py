@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from PIL import Image
 
 from facegan.data.pipeline import parallel_decode
 from facegan.data.sources import ImageSource
+from facegan.errors import describe_io_error
 
 
 def example_bytes(image: bytes, index: int, labels: Sequence[int] = ()) -> bytes:
@@ -58,6 +60,9 @@ def write_records(
 
     Returns:
         (records written, [(source index, reason) of images that failed to decode]).
+
+    Raises:
+        OSError: the file could not be written (a full disk: errno ENOSPC).
     """
     failures: dict[int, str] = {}
     encode = (
@@ -66,7 +71,7 @@ def write_records(
         else (lambda pixels: np.ascontiguousarray(pixels).tobytes())
     )
     written = 0
-    with tf.io.TFRecordWriter(str(path)) as writer:
+    with _as_os_error(path), tf.io.TFRecordWriter(str(path)) as writer:
         decoded = parallel_decode(
             source,
             indices,
@@ -87,3 +92,19 @@ def write_records(
     with open(path, "rb+") as file:  # on disk before it is published by a rename
         os.fsync(file.fileno())
     return written, sorted(failures.items())
+
+
+@contextlib.contextmanager
+def _as_os_error(path: Path):
+    """TensorFlow's file errors as the OSError that Python's own writes raise.
+
+    TensorFlow names a full disk only inside its message (a ResourceExhaustedError
+    from the writer); the pack's callers handle one kind of write failure.
+    """
+    try:
+        yield
+    except tf.errors.OpError as err:
+        code, reason = describe_io_error(err)
+        if code is None:
+            raise
+        raise OSError(code, reason, str(path)) from None

@@ -39,6 +39,7 @@ from facegan.data.packed import (
 from facegan.data.problems import display_name
 from facegan.data.scan import scan_source
 from facegan.data.sources import DataError, ImageSource, open_source
+from facegan.errors import WriteError, write_error
 from facegan.progress import progress
 from facegan.seeds import Stream, rng
 
@@ -170,6 +171,9 @@ def pack(
 
     Raises:
         DataError: a bad setting, an unusable source, or an output folder in use.
+        WriteError: the disk refused a write (full, quota, read-only); the
+            finished shards are kept for the same command to resume, nothing
+            half-written is left.
     """
     check_settings(resolution, encoding, channels, shard_mb, images_per_shard)
     out_dir = check_output(out)
@@ -190,9 +194,13 @@ def pack(
     if align:
         source = _aligned_faces(spec, out_dir, settings, show_progress, report)
     plan = _make_plan(source, settings, shard_mb, show_progress, report)
-    _start_or_resume(out_dir, plan)
-    shards = [_write_shard(source, plan, k, out_dir, show_progress) for k in range(plan.shards)]
-    info = _finish(out_dir, plan, shards, report)
+    made = not out_dir.exists()
+    try:
+        _start_or_resume(out_dir, plan)
+        shards = [_write_shard(source, plan, k, out_dir, show_progress) for k in range(plan.shards)]
+        info = _finish(out_dir, plan, shards, report)
+    except OSError as err:  # a full disk, a quota: the same command resumes
+        raise _write_failed(out_dir, plan, err, made) from None
     if align:  # the pack's own working copy; the pack holds the faces now
         shutil.rmtree(out_dir / ALIGNED_DIR, ignore_errors=True)
     return info
@@ -354,18 +362,23 @@ def _write_shard(
     bar = progress(
         len(positions), f"packing shard {k + 1}/{plan.shards}", "img", show=show_progress
     )
-    written, failures = write_records(
-        source,
-        [plan.items[p] for p in positions],
-        staging,
-        plan.settings,
-        first_index,
-        None if plan.labels is None else plan.labels[positions],
-        on_done=bar.update,
-    )
-    bar.close()
-    shard = Shard(name, written, staging.stat().st_size, _sha256(staging))
-    os.replace(staging, out_dir / name)
+    try:
+        written, failures = write_records(
+            source,
+            [plan.items[p] for p in positions],
+            staging,
+            plan.settings,
+            first_index,
+            None if plan.labels is None else plan.labels[positions],
+            on_done=bar.update,
+        )
+        shard = Shard(name, written, staging.stat().st_size, _sha256(staging))
+        os.replace(staging, out_dir / name)
+    except BaseException:
+        staging.unlink(missing_ok=True)  # its bytes would only hold the full disk fuller
+        raise
+    finally:
+        bar.close()
     skipped = [(source.names[i], reason) for i, reason in failures]
     _write_json(sidecar, {"shard": dataclasses.asdict(shard), "skipped": skipped})
     return shard, skipped
@@ -414,11 +427,31 @@ def _sha256(path: Path) -> str:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    """Atomically: a temporary file, synced, renamed over the target."""
+    """Atomically: a temporary file, synced, renamed over the target (or removed on failure)."""
     partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "w", encoding="utf-8") as file:
-        json.dump(payload, file, indent=2)
-        file.write("\n")
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(partial, path)
+    try:
+        with open(partial, "w", encoding="utf-8") as file:
+            json.dump(payload, file, indent=2)
+            file.write("\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _write_failed(out_dir: Path, plan: _Plan, err: OSError, made: bool) -> WriteError:
+    """The one line for a pack that ran out of disk: what is kept for the resume."""
+    finished = sum(
+        (out_dir / shard_name(k, plan.shards)).is_file() and _sidecar(out_dir, k, plan).is_file()
+        for k in range(plan.shards)
+    )
+    if made and out_dir.is_dir() and not any(out_dir.iterdir()):
+        out_dir.rmdir()  # made for this pack, and nothing in it to resume from
+    kept = (
+        f"{finished} of {plan.shards} shard(s) finished and kept"
+        if finished
+        else "no shard was finished"
+    )
+    return write_error(out_dir, err, kept)

@@ -10,7 +10,6 @@ steps) is read back so that a diverging run is rolled back promptly.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import logging
 import os
 import signal
@@ -28,7 +27,7 @@ from facegan.artifacts.rundir import RunPaths
 from facegan.artifacts.sampler import Sampler
 from facegan.config import Config
 from facegan.data.training_images import TrainingImages
-from facegan.errors import Interrupted
+from facegan.errors import DISK_FULL, Interrupted
 from facegan.evaluate import Evaluator
 from facegan.evaluate.in_training import InTrainingEval
 from facegan.models import latents_from_seeds
@@ -42,9 +41,6 @@ from facegan.training.setup import build_state
 from facegan.training.state import TrainState
 from facegan.training.steps import images_per_step, make_train_step
 from facegan.training.stopping import StopRequests
-
-# errno values that mean "the disk (or the quota, or the size limit) is full".
-_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +73,7 @@ def run_session(session: Session) -> Run:
         try:
             _train(session, log, stops)
         except OSError as err:
-            if err.errno not in _DISK_FULL:
+            if err.errno not in DISK_FULL:
                 raise
             latest = tf.train.latest_checkpoint(str(paths.checkpoints))
             raise CheckpointWriteError(

@@ -30,7 +30,7 @@ from facegan.artifacts.run import Run, load
 from facegan.artifacts.rundir import RunDirError, RunLock, RunPaths, create_run_dir, open_run_dir
 from facegan.config import Config
 from facegan.errors import UserError
-from facegan.keras.inputs import prepare
+from facegan.keras.inputs import NOT_FINITE, InputError, prepare
 from facegan.keras.sampling import LiveRun
 from facegan.models import synthesize
 from facegan.presets import get_preset
@@ -180,8 +180,9 @@ class GAN(keras.Model):
                 initial_epoch, verbose).
 
         Raises:
-            UserError: data the step cannot take, a batch_size other than the
-                config's, or validation data (a GAN has no validation loss; use
+            UserError: data the step cannot take (`InputError`: no full batch, a
+                value range it cannot tell, a NaN or inf in any batch), a
+                batch_size other than the config's, or validation data (a GAN has no validation loss; use
                 `facegan evaluate` on `save_run`'s run).
         """
         if batch_size not in (None, self.config.train.batch_size):
@@ -202,8 +203,16 @@ class GAN(keras.Model):
                 # Regrouped batches have no known count, so Keras learns an epoch's
                 # length by running out of data, and says so as if it were a mistake.
                 warnings.filterwarnings("ignore", message="Your input ran out of data")
-            # shuffle=False: the order is the dataset's (NumPy arrays were shuffled above)
-            return super().fit(dataset, shuffle=False, **kwargs)
+            try:
+                # shuffle=False: the order is the dataset's (NumPy arrays were shuffled above)
+                return super().fit(dataset, shuffle=False, **kwargs)
+            except tf.errors.InvalidArgumentError as err:
+                if NOT_FINITE not in str(err):
+                    raise
+                raise InputError(
+                    f"{NOT_FINITE} after step {self.step}; images must be finite "
+                    f"(the steps before it trained)"
+                ) from None
 
     def train_step(self, data) -> dict[str, tf.Tensor]:
         """One facegan train step on this replica's slice of the global batch."""

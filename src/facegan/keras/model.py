@@ -100,10 +100,11 @@ class GAN(keras.Model):
     @classmethod
     def from_run(cls, run_dir: str | Path, **kwargs) -> GAN:
         """A run's latest checkpoint (from `facegan train` or `save_run`), ready to fit on."""
+        from facegan.keras.runs import restore_checkpoint
+
         paths, config = open_run_dir(run_dir)
         gan = cls(config, **kwargs)
-        store = gan._state.store(paths.checkpoints, config.train.keep_checkpoints)
-        if store.restore_latest() is None:
+        if restore_checkpoint(gan, paths) is None:
             raise RunDirError(f"run {str(paths.root)!r} has no checkpoint yet")
         gan._run_dir = paths.root
         return gan
@@ -197,6 +198,8 @@ class GAN(keras.Model):
             )
         if y is not None:
             x = (x, y)
+        for callback in kwargs.get("callbacks") or ():
+            _check_backup(callback)
         dataset = prepare(x, self.config, value_range=value_range, shuffle=shuffle)
         with warnings.catch_warnings():
             if kwargs.get("steps_per_epoch") is None:
@@ -303,6 +306,43 @@ class GAN(keras.Model):
             save_checkpoint(self, paths)
         self._run_dir = paths.root.absolute()
         return load(paths.root)
+
+
+def _check_backup(callback) -> None:
+    """Refuses a `BackupAndRestore` backup that Keras would fail to load, in one line.
+
+    Keras writes `latest.weights.h5` in place, so a process killed during that
+    write leaves a damaged file, and Keras' own restore then fails with an h5py
+    traceback at every later `fit` (it falls back only to a readable `.bkp`,
+    kept with `double_checkpoint=True`). The file is the user's: it is named,
+    never deleted.
+
+    Raises:
+        UserError: the backup, and any `.bkp` copy, cannot be read.
+    """
+    if not isinstance(callback, keras.callbacks.BackupAndRestore):
+        return
+    latest = Path(callback._weights_path)
+    if not latest.exists() or _readable_h5(latest):
+        return
+    if _readable_h5(Path(callback._prev_weights_path)):
+        return  # Keras restores from its previous copy
+    raise UserError(
+        f"keras.callbacks.BackupAndRestore's backup {str(latest)!r} is damaged (a process "
+        f"killed while writing it?); delete {str(Path(callback.backup_dir))!r} to start "
+        f"over, or save with facegan.keras.RunCheckpoint, whose checkpoints survive a kill"
+    )
+
+
+def _readable_h5(path: Path) -> bool:
+    import h5py  # Keras' own dependency for .weights.h5
+
+    try:
+        with h5py.File(path, "r") as handle:
+            handle.visit(lambda name: None)  # walks the tree: a cut-off file fails here
+        return True
+    except (OSError, RuntimeError, KeyError):
+        return False
 
 
 def resolve_for_keras(config: Config, strategy: tf.distribute.Strategy) -> Config:

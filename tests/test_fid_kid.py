@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 from facegan.errors import UserError
 from facegan.metrics.fid import feature_statistics, fid, frechet_distance
-from facegan.metrics.kid import kid
+from facegan.metrics.kid import kid, kid_estimate
 
 # ---------------------------------------------------------------- references
 
@@ -220,3 +222,38 @@ def test_kid_caps_the_subset_at_the_smaller_set():
 def test_kid_rejects_bad_arguments(kwargs):
     with pytest.raises(UserError):
         kid(np.zeros((4, 2)), np.zeros((4, 2)), **kwargs)
+
+
+# ---------------------------------------------------------------- small sets (issue 24, item 8)
+
+
+def test_fid_of_singular_covariances_warns_nothing_on_the_terminal():
+    # Inception pool features have channels that never fire: exactly singular covariances,
+    # for which scipy's sqrtm spilled a LinAlgWarning; the number is the references' own.
+    rng = np.random.default_rng(10)
+    a, b = np.abs(rng.normal(size=(40, 64))), np.abs(rng.normal(size=(40, 64)))
+    a[:, :5] = b[:, :5] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value = fid(a, b)
+    mu1, sigma1 = a.mean(axis=0), np.cov(a, rowvar=False)
+    mu2, sigma2 = b.mean(axis=0), np.cov(b, rowvar=False)
+    assert value == pytest.approx(reference_frechet(mu1, sigma1, mu2, sigma2), rel=1e-6)
+
+
+def test_evaluate_s_kid_has_a_real_spread_for_small_sets():
+    # 200 vs 200 (`evaluate --num 200`): subsets of 1000 capped at 200 were the whole sets,
+    # 100 times over, so the spread printed as ± 0.00000. Subsets of half the smaller set differ.
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=(200, 8)), rng.normal(size=(200, 8)) * 1.2 + 0.2
+    mean, spread, subset = kid_estimate(x, y)
+    assert subset == 100
+    assert spread > 0.05 * abs(mean) > 0
+    whole = kid(x, y, num_subsets=1, subset_size=200)[0]
+    assert mean == pytest.approx(whole, rel=0.25)  # an unbiased estimate of the same MMD²
+
+
+def test_evaluate_s_kid_keeps_the_reference_subsets_for_large_sets():
+    rng = np.random.default_rng(12)
+    x, y = rng.normal(size=(2500, 4)), rng.normal(size=(2500, 4)) + 0.1
+    assert kid_estimate(x, y, seed=3) == (*kid(x, y, seed=3), 1000)

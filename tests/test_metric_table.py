@@ -41,7 +41,7 @@ def sets(monkeypatch):
 
 def test_compare_fills_every_result_key_from_its_function(sets):
     from facegan.metrics.fid import fid
-    from facegan.metrics.kid import kid
+    from facegan.metrics.kid import kid_estimate
     from facegan.metrics.memorization import memorization
     from facegan.metrics.precision_recall import precision_recall
 
@@ -53,8 +53,10 @@ def test_compare_fills_every_result_key_from_its_function(sets):
         "num_generated": 40,
         "num_real": 30,
         "fid": fid(real, fake),
-        "kid": kid(real, fake)[0],
-        "kid_std": kid(real, fake)[1],
+        # the registry's KID: subsets of half the smaller set (15 of 30), so they differ
+        "kid": kid_estimate(real, fake)[0],
+        "kid_std": kid_estimate(real, fake)[1],
+        "kid_subset": kid_estimate(real, fake)[2],
         "precision": precision_recall(real, fake)[0],
         "recall": precision_recall(real, fake)[1],
         "face_rate": 0.6,
@@ -159,3 +161,26 @@ def test_the_table_loads_no_tensorflow():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_small_sets_get_a_note_under_the_table_saying_what_n_does():
+    from facegan.evaluate.reports import format_notes
+
+    results = {"fid": 80.0, "kid": 0.02, "kid_std": 0.004, "kid_subset": 100}
+    notes = format_notes({**results, "num_generated": 200, "num_real": 200})
+    assert notes == [
+        "note: FID from 200 images per set (under 2048, the feature size) comes out higher "
+        "than from more images of the same sets; compare FIDs only at equal image counts",
+        "note: KID's ± is the spread over 100 subsets of 100 images per set "
+        "(half the smaller set, so that subsets differ)",
+    ]
+    assert (
+        format_notes({**results, "kid_subset": 1000, "num_generated": 2048, "num_real": 5000}) == []
+    )
+
+
+def test_the_kid_note_starts_where_kid_estimate_halves_its_subsets():
+    from facegan.metrics.kid import SUBSET_SIZE
+    from facegan.metrics.registry import REPORT_NOTES
+
+    assert [note.below for note in REPORT_NOTES if note.key == "kid"] == [2 * SUBSET_SIZE]

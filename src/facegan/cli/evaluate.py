@@ -125,4 +125,6 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=2))
     else:
         print(evaluate.format_table(results, title))
+        for note in evaluate.format_notes(results):
+            print(note)
     return 0

@@ -17,7 +17,7 @@ from facegan.artifacts.images import make_grid, save_png
 from facegan.artifacts.logs import MetricsLog
 from facegan.data.opening import dataset_size
 from facegan.evaluate.evaluator import Evaluator, ImageSet, real_image_set
-from facegan.metrics import METRICS, REPORT_LINES
+from facegan.metrics import METRICS, REPORT_LINES, REPORT_NOTES
 
 
 def format_table(results: dict, title: str) -> str:
@@ -32,6 +32,15 @@ def format_table(results: dict, title: str) -> str:
     lines = [title, "-" * min(max(len(title), width + 20), 72)]
     lines += [f"{label:<{width}}  {text}" for label, text in rows]
     return "\n".join(lines)
+
+
+def format_notes(results: dict) -> list[str]:
+    """What the image counts do to the numbers, one line each (`REPORT_NOTES`; [] if nothing).
+
+    Printed under `format_table`: FID from few images is biased upward, and
+    KID's spread comes from smaller subsets than the references use.
+    """
+    return [text for note in REPORT_NOTES if (text := note.text(results)) is not None]
 
 
 def evaluate_run(

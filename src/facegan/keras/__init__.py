@@ -9,8 +9,8 @@
 docs/custom-training-loop.md explains the step and when `fit` is enough.
 """
 
-from facegan.keras.callbacks import SampleGrid
+from facegan.keras.callbacks import RunCheckpoint, SampleGrid
 from facegan.keras.inputs import InputError, prepare
 from facegan.keras.model import GAN
 
-__all__ = ["GAN", "InputError", "SampleGrid", "prepare"]
+__all__ = ["GAN", "InputError", "RunCheckpoint", "SampleGrid", "prepare"]

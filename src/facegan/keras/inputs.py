@@ -8,16 +8,20 @@ short), other pipelines yield uint8, and facegan's own pipeline yields [-1, 1].
 `prepare` converts any of them, inside the tf.data pipeline:
 
 - value range: uint8 is 0-255; a float dataset's range is read from its first
-  batch (below 0: [-1, 1]; above 1: 0-255; inside [0, 1]: refused, because a
-  [0, 1] batch and a nearly black 0-255 one cannot be told apart) unless the
-  caller names it;
+  batch unless the caller names it: inside [-1, 1] with a value below 0 is
+  [-1, 1]; inside [0, 255] with at least 1 % of its values above 1 is 0-255;
+  anything else is refused (a [0, 1] batch, even with a stray value above 1,
+  and a nearly black 0-255 batch cannot be told apart; values outside both
+  ranges, NaN and inf are nobody's images). Every later float batch is checked
+  to be finite as it is read (`fit` stops with one line at the first that is not);
 - channels: an alpha channel (RGBA, grey + alpha) is composited onto white, as
   facegan's decoder does with files; RGB becomes grey (ITU-R 601 luma) for a
   1-channel model and grey is repeated for a 3-channel one;
 - size: a non-square image is centre-cropped to a square (as facegan's decoder
   does), then resized with antialiasing to the model's resolution;
 - batch: regrouped into full global batches (the short last batch is dropped:
-  the step's noise and its loss scaling are sized for the global batch).
+  the step's noise and its loss scaling are sized for the global batch); data
+  that gives no full batch at all is refused rather than trained for 0 steps.
 
 0-255 values are scaled exactly as facegan's own pipeline scales them
 (`facegan.data.training_images.to_signed_unit`), so uint8 batches train
@@ -35,6 +39,15 @@ from facegan.errors import UserError
 from facegan.training.steps import images_per_step
 
 RANGES = ("0-255", "-1-1")
+
+# A float batch is read as 0-255 only if at least this share of its values is above
+# 1: a [0, 1] batch with a stray 1.5 (or 200) is not a 0-255 photo, and a 0-255
+# batch as dark as that is better named by the caller than guessed.
+_MIN_SHARE_ABOVE_ONE = 0.01
+# Rounding past a range's ends (e.g. [-1, 1] images computed in bfloat16).
+_RANGE_TOLERANCE = 1e-3
+# The message of the in-pipeline finiteness check, which `fit` turns into an InputError.
+NOT_FINITE = "a batch holds values that are not finite (NaN or inf)"
 
 
 class InputError(UserError):
@@ -67,12 +80,32 @@ def prepare(
     if images_spec.shape.rank == 3:  # single images: batch them here
         dataset = dataset.batch(images_per_step(config), drop_remainder=True)
     if value_range is None:
-        value_range = _read_range(dataset, images_spec.dtype)
-    convert = _converter(config, value_range)
+        value_range = _read_range(dataset, images_spec.dtype, config)
+    convert = _converter(config, value_range, check_finite=images_spec.dtype.is_floating)
     dataset = dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if _batch_dim(dataset) != images_per_step(config):
         dataset = dataset.rebatch(images_per_step(config), drop_remainder=True)
+    _check_gives_a_batch(dataset, config)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _no_batch(config: Config) -> InputError:
+    batch = images_per_step(config)
+    return InputError(
+        f"fit's data gives no full batch of {batch} images (the config's train.batch_size): "
+        f"it is empty or holds fewer than {batch} images, so fit would train nothing"
+    )
+
+
+def _check_gives_a_batch(dataset: tf.data.Dataset, config: Config) -> None:
+    """Refuses data that yields no full global batch (Keras would run 0 steps, silently)."""
+    count = int(dataset.cardinality())
+    if count == tf.data.INFINITE_CARDINALITY or count > 0:
+        return
+    # Unknown (a filter, a generator): reading one batch is the only way to know.
+    if count == tf.data.UNKNOWN_CARDINALITY and any(True for _ in dataset.take(1)):
+        return
+    raise _no_batch(config)
 
 
 def _as_dataset(data, config: Config, shuffle: bool) -> tf.data.Dataset:
@@ -84,8 +117,8 @@ def _as_dataset(data, config: Config, shuffle: bool) -> tf.data.Dataset:
     ):
         dataset = tf.data.Dataset.from_tensor_slices(data)
         if shuffle:
-            dataset = dataset.shuffle(
-                len(_first(data)), seed=config.train.seed, reshuffle_each_iteration=True
+            dataset = dataset.shuffle(  # a buffer of 0 is an error; no images is refused later
+                max(len(_first(data)), 1), seed=config.train.seed, reshuffle_each_iteration=True
             )
         return dataset
     raise InputError(
@@ -131,30 +164,49 @@ def _first(element) -> tf.Tensor:
     return element[0] if isinstance(element, (tuple, list)) else element
 
 
-def _read_range(dataset: tf.data.Dataset, dtype: tf.DType) -> str:
-    """0-255 for uint8; for floats, what the first batch's values say."""
+def _read_range(dataset: tf.data.Dataset, dtype: tf.DType, config: Config) -> str:
+    """0-255 for uint8; for floats, what the first batch's values say (see the module doc)."""
     if dtype == tf.uint8:
         return "0-255"
     for element in dataset.take(1):
-        images = _first(element)
-        low, high = float(tf.reduce_min(images)), float(tf.reduce_max(images))
-        if low < 0.0:
-            return "-1-1"
-        if high > 1.0:
-            return "0-255"
+        return _range_of(tf.cast(_first(element), tf.float32).numpy())
+    raise _no_batch(config)
+
+
+def _range_of(images: np.ndarray) -> str:
+    """The value range of a float batch, or an InputError saying why it has none."""
+    finite = np.isfinite(images)
+    if not finite.all():
+        bad = int(images.size - np.count_nonzero(finite))
+        values = "1 value that is" if bad == 1 else f"{bad} values that are"
         raise InputError(
-            f"the first batch's values lie in [{low:.3g}, {high:.3g}]: images scaled to [0, 1] "
-            f"are not taken; give 0-255 (what image_dataset_from_directory yields) or [-1, 1], "
-            f"or name the range: fit(..., value_range='0-255' or '-1-1')"
+            f"the first batch holds {values} not finite (NaN or inf); images must be finite"
         )
-    raise InputError("the dataset is empty")
+    low, high = float(images.min()), float(images.max())
+    span = f"the first batch's values lie in [{low:.3g}, {high:.3g}]"
+    name_it = "or name the range: fit(..., value_range='0-255' or '-1-1')"
+    if -1 - _RANGE_TOLERANCE <= low < 0 and high <= 1 + _RANGE_TOLERANCE:
+        return "-1-1"
+    if 0 <= low and high <= 255 + _RANGE_TOLERANCE:
+        above = int(np.count_nonzero(images > 1))
+        if above >= _MIN_SHARE_ABOVE_ONE * images.size:
+            return "0-255"
+        counted = f" with {above} of {images.size} values above 1" if above else ""
+        raise InputError(
+            f"{span}{counted}: images scaled to [0, 1] are not taken, and a 0-255 batch "
+            f"this dark is not guessed; give 0-255 (what image_dataset_from_directory "
+            f"yields) or [-1, 1], {name_it}"
+        )
+    raise InputError(f"{span}: neither [-1, 1] nor 0-255; rescale the images, {name_it}")
 
 
-def _converter(config: Config, value_range: str):
+def _converter(config: Config, value_range: str, check_finite: bool):
     resolution, channels = config.model.resolution, config.model.channels
     conditional = config.model.conditional
 
     def images_of(images: tf.Tensor) -> tf.Tensor:
+        if check_finite:  # only the first batch was read; a NaN later must not train silently
+            images = tf.debugging.assert_all_finite(images, NOT_FINITE)
         x = to_signed_unit(images) if value_range == "0-255" else tf.cast(images, tf.float32)
         x = _channels(x, channels)
         return _resize(x, resolution)

@@ -30,7 +30,7 @@ from facegan.artifacts.run import Run, load
 from facegan.artifacts.rundir import RunDirError, RunLock, RunPaths, create_run_dir, open_run_dir
 from facegan.config import Config
 from facegan.errors import UserError
-from facegan.keras.inputs import prepare
+from facegan.keras.inputs import NOT_FINITE, InputError, prepare
 from facegan.keras.sampling import LiveRun
 from facegan.models import synthesize
 from facegan.presets import get_preset
@@ -100,10 +100,11 @@ class GAN(keras.Model):
     @classmethod
     def from_run(cls, run_dir: str | Path, **kwargs) -> GAN:
         """A run's latest checkpoint (from `facegan train` or `save_run`), ready to fit on."""
+        from facegan.keras.runs import restore_checkpoint
+
         paths, config = open_run_dir(run_dir)
         gan = cls(config, **kwargs)
-        store = gan._state.store(paths.checkpoints, config.train.keep_checkpoints)
-        if store.restore_latest() is None:
+        if restore_checkpoint(gan, paths) is None:
             raise RunDirError(f"run {str(paths.root)!r} has no checkpoint yet")
         gan._run_dir = paths.root
         return gan
@@ -180,8 +181,9 @@ class GAN(keras.Model):
                 initial_epoch, verbose).
 
         Raises:
-            UserError: data the step cannot take, a batch_size other than the
-                config's, or validation data (a GAN has no validation loss; use
+            UserError: data the step cannot take (`InputError`: no full batch, a
+                value range it cannot tell, a NaN or inf in any batch), a
+                batch_size other than the config's, or validation data (a GAN has no validation loss; use
                 `facegan evaluate` on `save_run`'s run).
         """
         if batch_size not in (None, self.config.train.batch_size):
@@ -196,14 +198,24 @@ class GAN(keras.Model):
             )
         if y is not None:
             x = (x, y)
+        for callback in kwargs.get("callbacks") or ():
+            _check_backup(callback)
         dataset = prepare(x, self.config, value_range=value_range, shuffle=shuffle)
         with warnings.catch_warnings():
             if kwargs.get("steps_per_epoch") is None:
                 # Regrouped batches have no known count, so Keras learns an epoch's
                 # length by running out of data, and says so as if it were a mistake.
                 warnings.filterwarnings("ignore", message="Your input ran out of data")
-            # shuffle=False: the order is the dataset's (NumPy arrays were shuffled above)
-            return super().fit(dataset, shuffle=False, **kwargs)
+            try:
+                # shuffle=False: the order is the dataset's (NumPy arrays were shuffled above)
+                return super().fit(dataset, shuffle=False, **kwargs)
+            except tf.errors.InvalidArgumentError as err:
+                if NOT_FINITE not in str(err):
+                    raise
+                raise InputError(
+                    f"{NOT_FINITE} after step {self.step}; images must be finite "
+                    f"(the steps before it trained)"
+                ) from None
 
     def train_step(self, data) -> dict[str, tf.Tensor]:
         """One facegan train step on this replica's slice of the global batch."""
@@ -294,6 +306,43 @@ class GAN(keras.Model):
             save_checkpoint(self, paths)
         self._run_dir = paths.root.absolute()
         return load(paths.root)
+
+
+def _check_backup(callback) -> None:
+    """Refuses a `BackupAndRestore` backup that Keras would fail to load, in one line.
+
+    Keras writes `latest.weights.h5` in place, so a process killed during that
+    write leaves a damaged file, and Keras' own restore then fails with an h5py
+    traceback at every later `fit` (it falls back only to a readable `.bkp`,
+    kept with `double_checkpoint=True`). The file is the user's: it is named,
+    never deleted.
+
+    Raises:
+        UserError: the backup, and any `.bkp` copy, cannot be read.
+    """
+    if not isinstance(callback, keras.callbacks.BackupAndRestore):
+        return
+    latest = Path(callback._weights_path)
+    if not latest.exists() or _readable_h5(latest):
+        return
+    if _readable_h5(Path(callback._prev_weights_path)):
+        return  # Keras restores from its previous copy
+    raise UserError(
+        f"keras.callbacks.BackupAndRestore's backup {str(latest)!r} is damaged (a process "
+        f"killed while writing it?); delete {str(Path(callback.backup_dir))!r} to start "
+        f"over, or save with facegan.keras.RunCheckpoint, whose checkpoints survive a kill"
+    )
+
+
+def _readable_h5(path: Path) -> bool:
+    import h5py  # Keras' own dependency for .weights.h5
+
+    try:
+        with h5py.File(path, "r") as handle:
+            handle.visit(lambda name: None)  # walks the tree: a cut-off file fails here
+        return True
+    except (OSError, RuntimeError, KeyError):
+        return False
 
 
 def resolve_for_keras(config: Config, strategy: tf.distribute.Strategy) -> Config:

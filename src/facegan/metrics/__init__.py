@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from facegan.config import ConfigError
-from facegan.metrics.registry import METRIC_TABLE, REPORT_LINES, Line, Metric, metric_rows
+from facegan.metrics.registry import (
+    METRIC_TABLE,
+    REPORT_LINES,
+    REPORT_NOTES,
+    Line,
+    Metric,
+    Note,
+    metric_rows,
+)
 
 METRICS = tuple(row.name for row in METRIC_TABLE)
 # The metrics computed from Inception features (face_rate runs the face detector).
@@ -36,7 +44,9 @@ __all__ = [
     "METRICS",
     "METRIC_TABLE",
     "Metric",
+    "Note",
     "REPORT_LINES",
+    "REPORT_NOTES",
     "metric_rows",
     "parse_metrics",
 ]

@@ -8,6 +8,8 @@ small difference of large traces.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import linalg
 
@@ -72,11 +74,11 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
         )
 
     diff = mu1 - mu2
-    covmean = linalg.sqrtm(sigma1 @ sigma2)
+    covmean = _sqrtm(sigma1 @ sigma2)
     if not np.isfinite(covmean).all():
         # A (near) singular product, e.g. fewer samples than dimensions: regularise.
         offset = np.eye(d) * eps
-        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+        covmean = _sqrtm((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(covmean):
         # Round-off gives tiny imaginary parts even for valid covariances.
         if not np.allclose(np.diagonal(covmean).imag, 0.0, atol=_IMAGINARY_TOLERANCE):
@@ -105,3 +107,17 @@ def fid(features_a, features_b) -> float:
     """
     a, b = check_feature_pair(features_a, features_b, ("features_a", "features_b"), (2, 2))
     return frechet_distance(*feature_statistics(a), *feature_statistics(b))
+
+
+def _sqrtm(matrix: np.ndarray) -> np.ndarray:
+    """scipy's matrix square root, without its warning about a singular matrix.
+
+    The covariances of fewer images than features (or of a feature that never
+    fires) are singular, and so is their product; the reference implementations
+    take the same square root without a word (older scipy did not warn), and the
+    report says what few images do to FID (`facegan.metrics.registry`'s notes).
+    A result that is actually unusable is caught above: non-finite, or complex.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        return linalg.sqrtm(matrix)

@@ -87,7 +87,7 @@ def kid(
         raise UserError(f"num_subsets must be >= 1; received {num_subsets}")
     if subset_size < 2:
         raise UserError(f"subset_size must be >= 2; received {subset_size}")
-    m = min(subset_size, a.shape[0], b.shape[0])
+    m = min(subset_size, a.shape[0], b.shape[0])  # the whole smaller set: see kid_estimate
     draw = rng(seed, Stream.PICK, part=PickPart.KID_SUBSETS)
     estimates = np.empty(num_subsets, dtype=np.float64)
     for i in range(num_subsets):
@@ -95,3 +95,32 @@ def kid(
         y = b[draw.choice(b.shape[0], m, replace=False)]
         estimates[i] = mmd2_unbiased(x, y)
     return float(estimates.mean()), float(estimates.std())
+
+
+# The reference subset size (stylegan2-ada, torch-fidelity): 100 subsets of 1000 per set.
+SUBSET_SIZE = 1000
+
+
+def kid_estimate(features_a, features_b, seed: int = 0) -> tuple[float, float, int]:
+    """KID as `facegan evaluate` reports it: mean, spread and the subset size used.
+
+    The reference 100 subsets of 1000 rows per set, except for sets too small
+    to draw different subsets from: capped at the smaller set, every subset
+    would be the whole set, and the spread 0 however uncertain the mean. There
+    the subsets hold half the smaller set, so they differ and the spread says
+    how much a KID from sets of that size varies.
+
+    Args:
+        features_a: Array-like [Na, D], e.g. Inception features of real images (Na >= 4).
+        features_b: Array-like [Nb, D], e.g. Inception features of generated images.
+        seed: Seeds the subset draws.
+
+    Returns:
+        (mean, std, subset size): as `kid`, with the subset size it used.
+
+    Raises:
+        UserError: see `kid`; also sets of fewer than 4 rows (no two differing halves).
+    """
+    a, b = check_feature_pair(features_a, features_b, ("features_a", "features_b"), (4, 4))
+    size = min(SUBSET_SIZE, min(a.shape[0], b.shape[0]) // 2)
+    return (*kid(a, b, subset_size=size, seed=seed), size)

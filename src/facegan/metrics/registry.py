@@ -49,6 +49,29 @@ class Line:
 
 
 @dataclasses.dataclass(frozen=True)
+class Note:
+    """A sentence under the report table: what measuring on few images does to a metric.
+
+    Attributes:
+        key: shown only when this result is among the results.
+        below: ... and the smaller of the two sets has fewer images than this.
+        template: a `str.format` template over the results and `fewest` (that
+            smaller set's size).
+    """
+
+    key: str
+    below: int
+    template: str
+
+    def text(self, results: Mapping[str, object]) -> str | None:
+        """The note for `results`, or None when it does not apply."""
+        fewest = min(results.get("num_generated", 0), results.get("num_real", 0))
+        if self.key not in results or fewest >= self.below:
+            return None
+        return "note: " + self.template.format_map(_NanIfMissing(results, fewest=fewest))
+
+
+@dataclasses.dataclass(frozen=True)
 class Metric:
     """One metric: what it is computed from, by what, into which results, shown how.
 
@@ -59,6 +82,7 @@ class Metric:
         results: the result keys its return value fills: the value itself for
             one key, else a tuple of values in this order.
         lines: its lines of the report table, in order.
+        notes: what few images do to it, said under the table.
     """
 
     name: str
@@ -66,6 +90,7 @@ class Metric:
     inputs: Mapping[str, str]
     results: tuple[str, ...]
     lines: tuple[Line, ...]
+    notes: tuple[Note, ...] = ()
 
     @property
     def uses_features(self) -> bool:
@@ -97,13 +122,33 @@ METRIC_TABLE = (
         _REAL_VS_GENERATED,
         ("fid",),
         _one_line("fid", "FID", "{fid:.2f}"),
+        # Below the feature size the covariances are singular, and FID's bias (it
+        # falls as n grows) is large: the number compares only with the same n.
+        (
+            Note(
+                "fid",
+                2048,
+                "FID from {fewest} images per set (under 2048, the feature size) comes out "
+                "higher than from more images of the same sets; compare FIDs only at equal "
+                "image counts",
+            ),
+        ),
     ),
     Metric(
         "kid",
-        "facegan.metrics.kid:kid",
+        "facegan.metrics.kid:kid_estimate",
         _REAL_VS_GENERATED,
-        ("kid", "kid_std"),
+        ("kid", "kid_std", "kid_subset"),
         _one_line("kid", "KID", "{kid:.5f} ± {kid_std:.5f}"),
+        # 2 x kid.SUBSET_SIZE: below it kid_estimate draws subsets of half the smaller set.
+        (
+            Note(
+                "kid",
+                2000,
+                "KID's ± is the spread over 100 subsets of {kid_subset:.0f} images per set "
+                "(half the smaller set, so that subsets differ)",
+            ),
+        ),
     ),
     Metric(
         "pr",
@@ -138,3 +183,4 @@ def metric_rows(names: Container[str]) -> tuple[Metric, ...]:
 
 
 REPORT_LINES = tuple(line for row in METRIC_TABLE for line in row.lines)
+REPORT_NOTES = tuple(note for row in METRIC_TABLE for note in row.notes)

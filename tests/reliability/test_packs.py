@@ -1,0 +1,68 @@
+"""Packs: byte-reproducible across processes, resumed with a word, checked when opened."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from facegan.data.packed import DATASET_FILE
+
+# Packs face_folder in a child process under the given PYTHONHASHSEED; with
+# "kill", the third shard's write raises KeyboardInterrupt (Ctrl-C mid-pack).
+_PACK = """
+import sys
+from facegan.data import pack_writer, packing
+source, out, kill = sys.argv[1], sys.argv[2], sys.argv[3] == "kill"
+real, calls = pack_writer.write_records, []
+
+def write_records(*args, **kwargs):
+    calls.append(1)
+    if kill and len(calls) == 3:
+        raise KeyboardInterrupt
+    return real(*args, **kwargs)
+
+pack_writer.write_records = write_records
+try:
+    packing.pack(source, out, 16, images_per_shard=5, show_progress=False,
+                 report=lambda line: print(line, file=sys.stderr))
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def _pack_in_child(source: Path, out: Path, hash_seed: str, kill: bool = False):
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run(
+        [sys.executable, "-c", _PACK, str(source), str(out), "kill" if kill else "whole"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def _shards(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.glob("shard-*.tfrecord"))}
+
+
+def test_packs_are_byte_identical_under_any_hash_seed_and_after_a_kill(face_folder, tmp_path):
+    """Record fields used to follow the process's hash seed (SerializeToString's map order)."""
+    for name, seed in (("a", "1"), ("b", "2")):
+        done = _pack_in_child(face_folder, tmp_path / name, seed)
+        assert done.returncode == 0, done.stderr[-2000:]
+    killed = _pack_in_child(face_folder, tmp_path / "resumed", "3", kill=True)
+    assert killed.returncode == 130, killed.stderr[-2000:]
+    assert not (tmp_path / "resumed" / DATASET_FILE).exists()
+    resumed = _pack_in_child(face_folder, tmp_path / "resumed", "4")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    packs = [tmp_path / name for name in ("a", "b", "resumed")]
+    hashes = {json.loads((p / DATASET_FILE).read_text())["content_sha256"] for p in packs}
+    assert len(hashes) == 1, hashes
+    assert _shards(packs[0]) == _shards(packs[1]) == _shards(packs[2])
+    # the re-run says that it continues, and from which shard (2 of 5 were finished)
+    assert "resuming the unfinished pack" in resumed.stderr
+    assert "from shard 3/5 (2 finished)" in resumed.stderr
+    assert "resuming" not in _pack_in_child(face_folder, tmp_path / "c", "5").stderr

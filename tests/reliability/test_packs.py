@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from facegan.data.packed import DATASET_FILE
 
 # Packs face_folder in a child process under the given PYTHONHASHSEED; with
@@ -66,3 +68,53 @@ def test_packs_are_byte_identical_under_any_hash_seed_and_after_a_kill(face_fold
     assert "resuming the unfinished pack" in resumed.stderr
     assert "from shard 3/5 (2 finished)" in resumed.stderr
     assert "resuming" not in _pack_in_child(face_folder, tmp_path / "c", "5").stderr
+
+
+@pytest.fixture(scope="module")
+def small_pack(face_folder, tmp_path_factory) -> Path:
+    from facegan.data import packing
+
+    out = tmp_path_factory.mktemp("packs") / "faces"
+    packing.pack(
+        str(face_folder), out, 16, images_per_shard=5, show_progress=False, report=lambda line: None
+    )
+    return out
+
+
+def _edited_copy(pack: Path, tmp_path: Path, **changes) -> Path:
+    import shutil
+
+    copy = tmp_path / "pack"
+    shutil.copytree(pack, copy)
+    description = json.loads((copy / DATASET_FILE).read_text())
+    description.update(changes)
+    (copy / DATASET_FILE).write_text(json.dumps(description))
+    return copy
+
+
+@pytest.mark.parametrize(
+    "changes, found",
+    [
+        ({"resolution": 32}, "found (16, 16, 3)"),
+        ({"channels": 1}, "found (16, 16, 3)"),
+        ({"encoding": "raw"}, "raw bytes: (768,); found"),
+    ],
+)
+def test_a_dataset_json_that_does_not_describe_the_records_is_refused_at_open(
+    small_pack, tmp_path, changes, found
+):
+    """These used to fail in the pipeline (Reshape) or train in the wrong colour mode."""
+    from conftest import tiny_config
+    from facegan.data.sources import DataError
+    from facegan.data.streaming import open_packed
+
+    pack = _edited_copy(small_pack, tmp_path, **changes)
+    config = tiny_config(str(pack)).with_overrides(
+        {"model.resolution": changes.get("resolution", 16)}
+    )
+    with pytest.raises(DataError) as caught:
+        open_packed(config)
+    message = str(caught.value)
+    assert "record 0 of shard shard-00000-of-00005.tfrecord" in message
+    assert "is not what dataset.json says" in message and found in message, message
+    assert "\n" not in message

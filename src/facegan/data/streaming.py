@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from facegan.config import Config, ConfigError
-from facegan.data.packed import PackInfo, read_pack_info
+from facegan.data.packed import DATASET_FILE, PackInfo, read_pack_info
 from facegan.data.report import DataReport
 from facegan.data.sources import DataError
 from facegan.data.training_images import TrainingImages, to_signed_unit
@@ -76,9 +76,46 @@ def open_packed(config: Config, workers: int = 1) -> tuple[Config, PackedImages]
             f"`data.labels` is packed, but {info.describe()} has no labels: pack "
             f"it again with --labels"
         )
+    check_first_record(info)
     images = PackedImages(info, use_labels=labels == "packed")
     images.pipeline_shards(0, workers)  # fewer shards than workers fails here, not mid-run
     return config.with_overrides({"model.channels": info.channels}), images
+
+
+def check_first_record(info: PackInfo) -> None:
+    """Checks the first record against what `dataset.json` claims: its image's shape.
+
+    One record is cheap to read and catches a `dataset.json` edited (or copied
+    from another pack) to another resolution, encoding or channel count, which
+    would otherwise fail deep in the pipeline or train in the wrong colour mode.
+
+    Raises:
+        DataError: the record cannot be read, or its image is not
+            [resolution, resolution, channels] in the stated encoding.
+    """
+    shard = info.shards[0].file
+    where = f"{info.describe()}: record 0 of shard {shard}"
+    try:
+        serialized = next(iter(tf.data.TFRecordDataset(str(info.directory / shard)).take(1)))
+        data = tf.io.parse_single_example(
+            serialized, {"image": tf.io.FixedLenFeature([], tf.string)}
+        )["image"]
+        if info.encoding == "png":
+            found = tuple(tf.io.decode_png(data, channels=0).shape)
+        else:
+            found = (len(data.numpy()),)
+    except (StopIteration, tf.errors.OpError) as err:
+        reason = (str(err).strip().splitlines() or ["the shard is empty"])[0][:200]
+        raise DataError(f"{where} cannot be read ({reason}); pack the data again") from None
+    shape = (info.resolution, info.resolution, info.channels)
+    wanted = shape if info.encoding == "png" else (int(np.prod(shape)),)
+    if found != wanted:
+        what = "a PNG of shape" if info.encoding == "png" else "raw bytes:"
+        raise DataError(
+            f"{where} is not what {DATASET_FILE} says ({info.encoding}, {shape[0]} px, "
+            f"{shape[2]} channel(s): {what} {wanted}; found {found}); {DATASET_FILE} was "
+            f"edited or belongs to another pack: pack the data again"
+        )
 
 
 def parse_record(serialized: tf.Tensor, info: PackInfo) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:

@@ -118,3 +118,33 @@ def test_a_dataset_json_that_does_not_describe_the_records_is_refused_at_open(
     assert "record 0 of shard shard-00000-of-00005.tfrecord" in message
     assert "is not what dataset.json says" in message and found in message, message
     assert "\n" not in message
+
+
+def test_a_damaged_record_met_while_training_is_one_line_and_the_checkpoint_is_kept(
+    small_pack, tmp_path, capsys
+):
+    """tf.data's DataLossError used to end training with a traceback."""
+    import shutil
+
+    import facegan
+    from conftest import tiny_config
+    from facegan.cli import main
+
+    pack = tmp_path / "pack"
+    shutil.copytree(small_pack, pack)
+    run = tmp_path / "run"
+    facegan.train(tiny_config(str(pack), steps=2), run, progress=False)
+    for shard in sorted(pack.glob("shard-*.tfrecord")):  # 32 bytes changed mid-file
+        data = bytearray(shard.read_bytes())
+        middle = len(data) // 2
+        data[middle : middle + 32] = bytes(32)
+        shard.write_bytes(bytes(data))
+    code = main(["train", "--resume", str(run), "--steps", "8", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert "Traceback" not in err and last.startswith("facegan: error: packed dataset"), err
+    assert (
+        " of shard shard-0000" in last and "is damaged; the last checkpoint ckpt-2 is kept" in last
+    )
+    assert (run / "checkpoints" / "ckpt-2.index").is_file()

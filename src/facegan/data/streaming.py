@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -207,6 +208,25 @@ class PackedImages(TrainingImages):
     def sample_pixels(self, count: int, seed: int, part: int) -> np.ndarray:
         return self.sample(count, seed, part)[0]
 
+    def describe_damage(self, err: Exception) -> str:
+        """Names the shard and record that fail to read (tf.data names only a byte offset).
+
+        Reads the shards one by one until one fails; an error path, so its cost
+        (up to one pass over the pack) is paid only after training has stopped.
+        """
+        for shard in self.info.shards:
+            try:
+                for _ in tf.data.TFRecordDataset(str(self.info.directory / shard.file)):
+                    pass
+            except tf.errors.DataLossError as found:
+                offset = re.search(r"corrupted record at (\d+)", str(found))
+                record = (
+                    _record_at(self.info.directory / shard.file, int(offset[1])) if offset else None
+                )
+                where = f"record {record}" if record is not None else "a record"
+                return f"{self.description}: {where} of shard {shard.file} is damaged"
+        return super().describe_damage(err)
+
     # -- the stream ----------------------------------------------------------------
     def pipeline_shards(self, pipeline: int, pipelines: int) -> list[int]:
         """Which shards pipeline `pipeline` of `pipelines` reads (sorted shards p, p+P, ...)."""
@@ -332,6 +352,21 @@ def _epoch_records(
 
     windows = records.batch(window).enumerate(start=start_window).map(permute)
     return windows.unbatch().map(lambda serialized: (e, serialized))
+
+
+def _record_at(path, offset: int) -> int | None:
+    """The number of the TFRecord record whose bytes hold `offset` (a header's or data's)."""
+    with open(path, "rb") as file:
+        position, record = 0, 0
+        while True:
+            header = file.read(12)  # uint64 length, uint32 masked CRC of the length
+            if len(header) < 12:
+                return None
+            position += 12 + int.from_bytes(header[:8], "little") + 4
+            if offset < position:
+                return record
+            file.seek(position)
+            record += 1
 
 
 def packed_real_images(

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import tempfile
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,7 +57,38 @@ class CheckpointWriteError(WriteError):
 
 
 class CheckpointReadError(UserError):
-    """Checkpoints exist, but none of them can be restored."""
+    """Checkpoints exist, but none of them can be restored.
+
+    Attributes:
+        failures: one `ReadFailure` per checkpoint tried, newest first.
+    """
+
+    def __init__(self, message: str, failures: Sequence[ReadFailure] = ()):
+        super().__init__(message)
+        self.failures = list(failures)
+
+
+class ReadFailure:
+    """Why one checkpoint did not restore: its files are damaged, or they do not fit.
+
+    Attributes:
+        prefix: the checkpoint (a path prefix).
+        reason: the first line of the error, at most 200 characters.
+        damaged: True when the files themselves fail to read (cut, zeroed, a
+            bad checksum); False when they read back whole but do not hold
+            the objects asked for (another config, another network).
+    """
+
+    def __init__(self, prefix: str, reason: str, damaged: bool):
+        self.prefix, self.reason, self.damaged = prefix, reason, damaged
+
+    @property
+    def name(self) -> str:
+        return Path(self.prefix).name
+
+    def describe(self) -> str:
+        """ "ckpt-4 is damaged (...)" or "ckpt-4 does not match (...)"."""
+        return f"{self.name} {'is damaged' if self.damaged else 'does not match'} ({self.reason})"
 
 
 class CheckpointStore:
@@ -194,30 +226,30 @@ class CheckpointStore:
         `<name>-N` files that the state file does not list (a lost or damaged
         state file must not send a run back to step 0). A checkpoint that fails
         to read (damaged by a disk fault) is reported through `log` and skipped.
-        Leftovers of interrupted saves are removed first.
+        Leftovers of interrupted saves are removed first (chief only: a
+        non-chief store never changes the folder).
 
         Returns:
             The restored prefix, or None when the folder holds no checkpoint.
 
         Raises:
             CheckpointReadError: checkpoints exist but none can be read (a run
-                is never silently restarted from scratch over them).
+                is never silently restarted from scratch over them); its
+                `failures` say which were damaged and which did not match.
         """
         if self.chief:
             self.clean_leftovers()
         candidates = set(self.listed()) | set(self._complete_on_disk())
-        errors = []
+        failures = []
         for prefix in sorted(candidates, key=self.step_of, reverse=True):
-            try:
-                self.checkpoint.read(prefix).assert_existing_objects_matched()
-            except Exception as err:  # a damaged file fails in many ways (IndexError too)
-                reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-                errors.append(f"{Path(prefix).name}: {reason}")
+            failure = self.restore(prefix)
+            if failure is not None:
+                failures.append(failure)
                 if log is not None:
                     log.warning(
                         "checkpoint %s could not be read (%s); trying an older one",
-                        Path(prefix).name,
-                        reason,
+                        failure.name,
+                        failure.describe(),
                     )
                 continue
             if prefix != self.latest and self.chief:
@@ -225,11 +257,29 @@ class CheckpointStore:
                     [p for p in self.listed() if self.step_of(p) < self.step_of(prefix)] + [prefix]
                 )
             return prefix
-        if errors:
+        if failures:
             raise CheckpointReadError(
-                f"none of the {len(errors)} checkpoint(s) in {str(self.directory)!r} can be read "
-                f"(newest: {errors[0]}); nothing was changed"
+                f"none of the {len(failures)} checkpoint(s) in {str(self.directory)!r} can be "
+                f"read (newest: {failures[0].describe()}); nothing was changed",
+                failures,
             )
+        return None
+
+    def restore(self, prefix: str) -> ReadFailure | None:
+        """Restores `prefix` into the checkpoint's objects; None on success, else why not.
+
+        Every object must get its value from the file; values in the file that
+        no object asks for (a generator restored alone from a training
+        checkpoint) are expected.
+        """
+        try:
+            status = self.checkpoint.read(prefix)
+            status.expect_partial()
+            status.assert_existing_objects_matched()
+        except Exception as err:  # a damaged file fails in many ways (IndexError too)
+            _mute_unrestored_warnings(err)
+            damage = checkpoint_damage(prefix)
+            return ReadFailure(prefix, damage or _first_line(err), damage is not None)
         return None
 
     def clean_leftovers(self) -> None:
@@ -273,6 +323,40 @@ class CheckpointStore:
 
     def _absolute(self, prefix: str) -> str:
         return prefix if os.path.isabs(prefix) else str(self.directory / prefix)
+
+
+def checkpoint_damage(prefix: str) -> str | None:
+    """Why the files of checkpoint `prefix` do not read back, whatever they hold; None if whole.
+
+    Reads every tensor (the reader checks each one's checksum), so a cut, a
+    zeroed or a changed file is told apart from a checkpoint of another network.
+    """
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as err:  # DataLossError, IndexError, OpError: all mean damage here
+        return _first_line(err)
+    return None
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+
+
+def _mute_unrestored_warnings(err: BaseException) -> None:
+    """Stops a failed read from logging every value it left unrestored.
+
+    TensorFlow's restore coordinator logs one WARNING line per unrestored
+    value (dozens) when it is garbage-collected, unless `expect_partial` was
+    set; a read that raises never hands back the status to set it on. The
+    coordinator is a local of the failed call, so it is found in its frames.
+    The failure itself is reported once, by the caller.
+    """
+    for frame, _ in traceback.walk_tb(err.__traceback__):
+        for value in frame.f_locals.values():
+            if hasattr(value, "expect_partial_attr"):
+                value.expect_partial = True
 
 
 def variables_finite(checkpoint_variables: Sequence[tf.Variable]) -> bool:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from facegan.artifacts.checkpoints import sampling_network
+from facegan.artifacts.checkpoints import (
+    CheckpointReadError,
+    CheckpointStore,
+    checkpoint_damage,
+    sampling_network,
+)
 from facegan.artifacts.rundir import RunDirError, RunPaths, open_run_dir
 from facegan.artifacts.sampler import Sampler
 from facegan.config import Config
@@ -29,7 +35,8 @@ class Run:
         self.config = config
         self._generator: keras.Model | None = None
         self._sampler: Sampler | None = None
-        self._checkpoint_path: str | None = None
+        self._checkpoint_path: str | None = None  # the checkpoint restored
+        self._wanted: str | None = None  # what was asked for (None: the newest)
 
     @property
     def directory(self) -> Path:
@@ -40,55 +47,85 @@ class Run:
 
     @property
     def step(self) -> int:
-        """The step of the latest checkpoint (0 if there is none)."""
-        latest = self.latest_checkpoint()
+        """The step of the checkpoint the generator came from (before loading: the latest's)."""
+        latest = self._checkpoint_path or self.latest_checkpoint()
         return int(latest.rsplit("-", 1)[1]) if latest else 0
 
     def generator(self, checkpoint: str | None = None) -> keras.Model:
-        """The sampling generator restored from `checkpoint` (default: the latest).
+        """The sampling generator restored from `checkpoint` (default: the newest intact one).
 
         That is the moving average of the generator's weights when the run
         keeps one (`train.ema_kimg` > 0), else the generator itself, computing
-        in float32 even if the run trained in mixed precision.
+        in float32 even if the run trained in mixed precision. A damaged newest
+        checkpoint is skipped with a warning on stderr naming it and the one used.
 
         Raises:
-            RunDirError: if the run has no checkpoint yet.
+            RunDirError: the run has no checkpoint yet, or config.json does
+                not describe the network in its checkpoints.
+            CheckpointReadError: every checkpoint is damaged (or `checkpoint` is).
         """
-        path = checkpoint or self.latest_checkpoint()
-        if path is None:
-            raise RunDirError(f"run {str(self.directory)!r} has no checkpoint yet")
-        if self._generator is None or path != self._checkpoint_path:
+        wanted = checkpoint or self.latest_checkpoint()
+        if self._generator is None or wanted != self._wanted:
             # Built in float32 whatever the run trained in: the weights are float32
             # either way, and sampling at full precision costs little.
             generator = build_generator(self.config.model, seed=self.config.train.seed)
-            name = sampling_network(self.config.train.ema_kimg > 0)
-            self._restore(generator, name, path)
-            self._generator, self._checkpoint_path = generator, path
+            restored = self._restore(self._store_of(generator), checkpoint)
+            self._generator, self._wanted, self._checkpoint_path = generator, wanted, restored
             self._sampler = None
         return self._generator
 
-    def _restore(self, generator: keras.Model, name: str, path: str) -> None:
-        """Loads `name`'s weights from `path`, or one line saying config and checkpoint differ.
+    def _store_of(self, generator: keras.Model) -> CheckpointStore:
+        name = sampling_network(self.config.train.ema_kimg > 0)
+        # chief=False: reading a run never changes its folder (training may be writing it).
+        return CheckpointStore(
+            tf.train.Checkpoint(**{name: generator}),
+            self.paths.checkpoints,
+            self.config.train.keep_checkpoints,
+            chief=False,
+        )
+
+    def _restore(self, store: CheckpointStore, checkpoint: str | None) -> str:
+        """Restores `checkpoint` (default: the newest intact one) into the store's generator.
+
+        Returns:
+            The prefix restored.
 
         Raises:
             RunDirError: a weight of the generator config.json describes is
-                missing from the checkpoint or has another shape (config.json
-                edited, or copied from another run).
+                missing from an intact checkpoint or has another shape
+                (config.json edited, or copied from another run).
+            CheckpointReadError: the checkpoint(s) are damaged.
         """
         try:
-            # read, not restore: no save counter of our own to match. expect_partial:
-            # the checkpoint also holds D and the optimizers, unused here; but every
-            # weight of this generator must come from it
-            status = tf.train.Checkpoint(**{name: generator}).read(path)
-            status.expect_partial()
-            status.assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as err:
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            if checkpoint is not None:
+                failure = store.restore(checkpoint)
+                if failure is not None:
+                    raise CheckpointReadError(
+                        f"run {str(self.directory)!r}: checkpoint {failure.describe()}", [failure]
+                    )
+                return checkpoint
+            restored = store.restore_latest()
+            if restored is None:
+                raise RunDirError(f"run {str(self.directory)!r} has no checkpoint yet")
+        except CheckpointReadError as err:
+            mismatch = next((f for f in err.failures if not f.damaged), None)
+            if mismatch is None:
+                raise
             raise RunDirError(
                 f"run {str(self.directory)!r}: its config.json does not describe the network "
-                f"in {Path(path).name} ({reason}); put back the config.json that training "
-                f"wrote"
+                f"in {mismatch.name} ({mismatch.reason[:160]}); put back the config.json that "
+                f"training wrote"
             ) from None
+        latest = self.latest_checkpoint()
+        if latest is not None and restored != latest:
+            damage = checkpoint_damage(latest) or "it does not read back"
+            print(
+                f"facegan: warning: checkpoint {Path(latest).name} of run "
+                f"{str(self.directory)!r} is damaged ({damage}); using {Path(restored).name}, "
+                f"the newest intact one",
+                file=sys.stderr,
+            )
+        return restored
 
     def sampler(self, checkpoint: str | None = None) -> Sampler:
         """The compiled uint8 sampling functions around `generator(checkpoint)`.

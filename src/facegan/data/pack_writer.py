@@ -24,7 +24,10 @@ def example_bytes(image: bytes, index: int, labels: Sequence[int] = ()) -> bytes
         "index": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(index)])),
         "labels": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in labels])),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
+    # deterministic: the feature map's order otherwise follows the process's hash
+    # seed, and two packs of the same images (or a resumed one) would differ in bytes.
+    return example.SerializeToString(deterministic=True)
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

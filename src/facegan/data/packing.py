@@ -196,7 +196,8 @@ def pack(
     plan = _make_plan(source, settings, shard_mb, show_progress, report)
     made = not out_dir.exists()
     try:
-        _start_or_resume(out_dir, plan)
+        if _start_or_resume(out_dir, plan):
+            _report_resume(out_dir, plan, report)
         shards = [_write_shard(source, plan, k, out_dir, show_progress) for k in range(plan.shards)]
         info = _finish(out_dir, plan, shards, report)
     except OSError as err:  # a full disk, a quota: the same command resumes
@@ -308,8 +309,12 @@ def _images_per_shard(settings: PackSettings, shard_mb: float | None) -> int:
     return max(1, int((shard_mb or DEFAULT_SHARD_MB) * 1e6 // per_image))
 
 
-def _start_or_resume(out_dir: Path, plan: _Plan) -> None:
-    """Writes the plan, or checks that an interrupted pack here was asked the same."""
+def _start_or_resume(out_dir: Path, plan: _Plan) -> bool:
+    """Writes the plan, or checks that an interrupted pack here was asked the same.
+
+    Returns:
+        True when an interrupted pack of this plan is continued.
+    """
     wanted = {
         "settings": dataclasses.asdict(plan.settings),
         "source_key": plan.source_key,
@@ -329,16 +334,31 @@ def _start_or_resume(out_dir: Path, plan: _Plan) -> None:
             and found.get("settings") == wanted["settings"]
         ):
             _write_json(plan_file, wanted)  # the faces are ready: now the shards
-            return
+            return False
         if found != wanted:
             raise DataError(
                 f"--out {str(out_dir)!r} holds an unfinished pack of other settings "
                 f"or other data; repeat that command to finish it, or choose "
                 f"another folder"
             )
-        return
+        return True
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_json(plan_file, wanted)
+    return False
+
+
+def _finished(out_dir: Path, plan: _Plan, k: int) -> bool:
+    """Whether an earlier run finished shard k (published, with its sidecar)."""
+    return (out_dir / shard_name(k, plan.shards)).is_file() and _sidecar(out_dir, k, plan).is_file()
+
+
+def _report_resume(out_dir: Path, plan: _Plan, report: Callable[[str], None]) -> None:
+    done = [k for k in range(plan.shards) if _finished(out_dir, plan, k)]
+    first = next((k for k in range(plan.shards) if k not in done), plan.shards - 1)
+    report(
+        f"pack: resuming the unfinished pack in {str(out_dir)!r} from shard "
+        f"{first + 1}/{plan.shards} ({len(done)} finished)"
+    )
 
 
 def _sidecar(out_dir: Path, k: int, plan: _Plan) -> Path:
@@ -351,7 +371,7 @@ def _write_shard(
     """Shard k: skipped if an earlier run finished it, else written and published."""
     name = shard_name(k, plan.shards)
     sidecar = _sidecar(out_dir, k, plan)
-    if (out_dir / name).is_file() and sidecar.is_file():
+    if _finished(out_dir, plan, k):
         done = json.loads(sidecar.read_text())
         return Shard(**done["shard"]), [tuple(pair) for pair in done["skipped"]]
     from facegan.data.pack_writer import write_records

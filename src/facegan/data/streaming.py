@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 
 import numpy as np
 import tensorflow as tf
 
 from facegan.config import Config, ConfigError
-from facegan.data.packed import PackInfo, read_pack_info
+from facegan.data.packed import DATASET_FILE, PackInfo, read_pack_info
 from facegan.data.report import DataReport
 from facegan.data.sources import DataError
 from facegan.data.training_images import TrainingImages, to_signed_unit
@@ -76,9 +77,46 @@ def open_packed(config: Config, workers: int = 1) -> tuple[Config, PackedImages]
             f"`data.labels` is packed, but {info.describe()} has no labels: pack "
             f"it again with --labels"
         )
+    check_first_record(info)
     images = PackedImages(info, use_labels=labels == "packed")
     images.pipeline_shards(0, workers)  # fewer shards than workers fails here, not mid-run
     return config.with_overrides({"model.channels": info.channels}), images
+
+
+def check_first_record(info: PackInfo) -> None:
+    """Checks the first record against what `dataset.json` claims: its image's shape.
+
+    One record is cheap to read and catches a `dataset.json` edited (or copied
+    from another pack) to another resolution, encoding or channel count, which
+    would otherwise fail deep in the pipeline or train in the wrong colour mode.
+
+    Raises:
+        DataError: the record cannot be read, or its image is not
+            [resolution, resolution, channels] in the stated encoding.
+    """
+    shard = info.shards[0].file
+    where = f"{info.describe()}: record 0 of shard {shard}"
+    try:
+        serialized = next(iter(tf.data.TFRecordDataset(str(info.directory / shard)).take(1)))
+        data = tf.io.parse_single_example(
+            serialized, {"image": tf.io.FixedLenFeature([], tf.string)}
+        )["image"]
+        if info.encoding == "png":
+            found = tuple(tf.io.decode_png(data, channels=0).shape)
+        else:
+            found = (len(data.numpy()),)
+    except (StopIteration, tf.errors.OpError) as err:
+        reason = (str(err).strip().splitlines() or ["the shard is empty"])[0][:200]
+        raise DataError(f"{where} cannot be read ({reason}); pack the data again") from None
+    shape = (info.resolution, info.resolution, info.channels)
+    wanted = shape if info.encoding == "png" else (int(np.prod(shape)),)
+    if found != wanted:
+        what = "a PNG of shape" if info.encoding == "png" else "raw bytes:"
+        raise DataError(
+            f"{where} is not what {DATASET_FILE} says ({info.encoding}, {shape[0]} px, "
+            f"{shape[2]} channel(s): {what} {wanted}; found {found}); {DATASET_FILE} was "
+            f"edited or belongs to another pack: pack the data again"
+        )
 
 
 def parse_record(serialized: tf.Tensor, info: PackInfo) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -169,6 +207,25 @@ class PackedImages(TrainingImages):
 
     def sample_pixels(self, count: int, seed: int, part: int) -> np.ndarray:
         return self.sample(count, seed, part)[0]
+
+    def describe_damage(self, err: Exception) -> str:
+        """Names the shard and record that fail to read (tf.data names only a byte offset).
+
+        Reads the shards one by one until one fails; an error path, so its cost
+        (up to one pass over the pack) is paid only after training has stopped.
+        """
+        for shard in self.info.shards:
+            try:
+                for _ in tf.data.TFRecordDataset(str(self.info.directory / shard.file)):
+                    pass
+            except tf.errors.DataLossError as found:
+                offset = re.search(r"corrupted record at (\d+)", str(found))
+                record = (
+                    _record_at(self.info.directory / shard.file, int(offset[1])) if offset else None
+                )
+                where = f"record {record}" if record is not None else "a record"
+                return f"{self.description}: {where} of shard {shard.file} is damaged"
+        return super().describe_damage(err)
 
     # -- the stream ----------------------------------------------------------------
     def pipeline_shards(self, pipeline: int, pipelines: int) -> list[int]:
@@ -295,6 +352,21 @@ def _epoch_records(
 
     windows = records.batch(window).enumerate(start=start_window).map(permute)
     return windows.unbatch().map(lambda serialized: (e, serialized))
+
+
+def _record_at(path, offset: int) -> int | None:
+    """The number of the TFRecord record whose bytes hold `offset` (a header's or data's)."""
+    with open(path, "rb") as file:
+        position, record = 0, 0
+        while True:
+            header = file.read(12)  # uint64 length, uint32 masked CRC of the length
+            if len(header) < 12:
+                return None
+            position += 12 + int.from_bytes(header[:8], "little") + 4
+            if offset < position:
+                return record
+            file.seek(position)
+            record += 1
 
 
 def packed_real_images(

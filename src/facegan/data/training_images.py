@@ -57,6 +57,10 @@ class TrainingImages(abc.ABC):
     def _label_rows(self, count: int, seed: int, part: int) -> np.ndarray:
         """int32 [M, A]: labels of training images to draw from (M >= 1)."""
 
+    def describe_damage(self, err: Exception) -> str:
+        """Where a read error of the batches (a damaged file) lies, as a phrase for one line."""
+        return f"{self.description}: {(str(err).strip().splitlines() or [''])[0][:200]}"
+
     @property
     def conditional(self) -> bool:
         """Whether batches carry class labels."""

@@ -26,6 +26,7 @@ from facegan.artifacts.run import Run
 from facegan.artifacts.rundir import RunPaths
 from facegan.artifacts.sampler import Sampler
 from facegan.config import Config
+from facegan.data.sources import DataError
 from facegan.data.training_images import TrainingImages
 from facegan.errors import DISK_FULL, Interrupted
 from facegan.evaluate import Evaluator
@@ -72,6 +73,10 @@ def run_session(session: Session) -> Run:
     with run_logging(paths, session.role) as log, StopRequests(paths.root) as stops:
         try:
             _train(session, log, stops)
+        except tf.errors.DataLossError as err:  # a damaged shard, met at start or a new epoch
+            latest = tf.train.latest_checkpoint(str(paths.checkpoints))
+            kept = f"the last checkpoint {Path(latest).name} is kept" if latest else "no checkpoint"
+            raise DataError(f"{session.images.describe_damage(err)}; {kept}") from None
         except OSError as err:
             if err.errno not in DISK_FULL:
                 raise

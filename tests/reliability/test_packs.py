@@ -120,6 +120,37 @@ def test_a_dataset_json_that_does_not_describe_the_records_is_refused_at_open(
     assert "\n" not in message
 
 
+def test_inspect_data_verify_finds_edited_counts_and_changed_bytes(small_pack, tmp_path, capsys):
+    """Counts raised together (total and one shard) kept the sizes right and trained before."""
+    from facegan.cli import main
+
+    assert main(["inspect-data", str(small_pack), "--verify"]) == 0
+    assert "every shard verified" in capsys.readouterr().out
+    description = json.loads((small_pack / DATASET_FILE).read_text())
+    shards = [dict(shard) for shard in description["shards"]]
+    shards[1]["count"] += 1000
+    pack = _edited_copy(small_pack, tmp_path, count=description["count"] + 1000, shards=shards)
+    assert main(["inspect-data", str(pack)]) == 0  # the cheap checks cannot see it
+    capsys.readouterr()
+    assert main(["inspect-data", str(pack), "--verify"]) == 1
+    out = capsys.readouterr().out
+    assert "shard shard-00001-of-00005.tfrecord: holds 5 record(s), dataset.json says 1005" in out
+    damaged = tmp_path / "damaged"
+    import shutil
+
+    shutil.copytree(small_pack, damaged)
+    shard = damaged / shards[2]["file"]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte in the middle: same size, another hash
+    shard.write_bytes(bytes(data))
+    assert main(["inspect-data", str(damaged), "--verify", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["verified"] is False
+    assert report["problems"] == [
+        "shard shard-00002-of-00005.tfrecord: its SHA-256 is not the one dataset.json records"
+    ]
+
+
 def test_a_damaged_record_met_while_training_is_one_line_and_the_checkpoint_is_kept(
     small_pack, tmp_path, capsys
 ):

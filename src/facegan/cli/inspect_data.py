@@ -65,6 +65,12 @@ def add_parser(commands) -> None:
         help="also write the full report to FILE.md (Markdown) or FILE.html",
     )
     inspect.add_argument(
+        "--verify",
+        action="store_true",
+        help="for a packed dataset: read every shard and check its SHA-256 and record "
+        "count against dataset.json (exit 1 if any differs)",
+    )
+    inspect.add_argument(
         "--no-cache",
         action="store_true",
         help="decode every file again; do not read or write the scan cache",
@@ -150,12 +156,16 @@ def _print_outside_links(outside: list[tuple[str, str]]) -> None:
 
 def _inspect_pack(args: argparse.Namespace) -> int:
     """A packed dataset was checked when it was packed: say what it holds; check its shards."""
-    from facegan.data.packed import pack_description, read_pack_info
+    from facegan.data.packed import pack_description, read_pack_info, verify_pack
 
     info = read_pack_info(args.path)  # every shard present, at its recorded size
+    problems = verify_pack(info) if args.verify else []
     if args.json:
-        print(json.dumps(pack_description(info), indent=2))
-        return 0
+        described = pack_description(info)
+        if args.verify:
+            described["verified"], described["problems"] = not problems, problems
+        print(json.dumps(described, indent=2))
+        return 1 if problems else 0
     megabytes = sum(shard.bytes for shard in info.shards) / 1e6
     print(
         f"{info.describe()}: {info.channels} channel(s), {info.encoding}, {megabytes:.1f} MB; "
@@ -170,5 +180,11 @@ def _inspect_pack(args: argparse.Namespace) -> int:
         print(f"  {len(info.skipped)} file(s) of the source were left out when it was packed:")
         for name, reason in info.skipped[:20]:
             print(f"    {name}: {reason}")
-    print(f"usable: {info.count} images for training at {info.resolution} px (streamed)")
+    if problems:
+        print(f"NOT usable: {len(problems)} difference(s) from dataset.json (pack the data again):")
+        for line in problems:
+            print(f"  {line}")
+        return 1
+    checked = "; every shard verified" if args.verify else " (--verify reads every shard)"
+    print(f"usable: {info.count} images for training at {info.resolution} px (streamed){checked}")
     return 0

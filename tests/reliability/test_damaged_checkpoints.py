@@ -115,3 +115,18 @@ def test_a_config_from_another_preset_is_one_line_without_tensorflow_warnings(ti
     assert done.returncode == 2, done.stderr[-2000:]
     assert done.stderr.count("\n") == 1, done.stderr[-3000:]
     assert "does not describe the network in ckpt-2" in done.stderr
+
+
+def test_a_preset_config_with_automatic_channels_is_one_line_not_an_assertion(
+    tiny_run, tmp_path, capsys
+):
+    """A preset's config.json copied into a run used to end in an AssertionError traceback."""
+    from facegan.presets import get_preset
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "config.json").write_text(get_preset("quick-32").to_json())
+    code, err = _run(COMMANDS["generate"], run, tmp_path, capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and "leaves model.channels unset" in err, err
+    assert not (tmp_path / "out.png").exists()

@@ -138,6 +138,13 @@ def open_run_dir(path: str | Path) -> tuple[RunPaths, Config]:
         config = Config.from_dict(json.loads(paths.config.read_text()))
     except (ValueError, ConfigError) as err:
         raise RunDirError(f"{str(paths.config)!r} is not a valid facegan config: {err}") from None
+    if config.model.channels is None:
+        # Training always writes the resolved config; an unset one came from elsewhere
+        # (a preset's file copied in) and no network can be built from it.
+        raise RunDirError(
+            f"{str(paths.config)!r} leaves model.channels unset, so it is not the config "
+            f"training wrote for this run; put back the config.json that training wrote"
+        )
     return paths, config
 
 

@@ -51,6 +51,15 @@ class WriteError(UserError):
 
     exit_code = ExitCode.WRITE_FAILED
 
+    @classmethod
+    def from_os_error(cls, path, err: OSError, outcome: str = "nothing was written") -> WriteError:
+        """The one line for an OSError while writing `path`: what failed, why, what is left."""
+        reason = err.strerror or str(err) or type(err).__name__
+        return cls(
+            f"could not write {str(path)!r}: {reason} (disk full, read-only or not "
+            f"writable?); {outcome}"
+        )
+
 
 class Interrupted(BaseException):
     """Training was stopped by a signal; if it had started, a checkpoint was written first.

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from facegan.models import latents_for_seed, latents_from_seeds
+from facegan.seeds import Stream
 
 SEEDS = [0, 1, 2, 3, 42, 65535, 2**32 + 7, 2**63 - 1]
 
@@ -25,6 +26,27 @@ FIRST_ROW = [-0.4980229139328003, 0.3409591615200043, -1.0350403785705566]  # se
 LAST_ROW = [-2.191830635070801, -0.8869353532791138, -0.30777645111083984]  # seed 2^63 - 1
 
 
+# latents_for_seed(n, Z, seed, stream): sha256 and the last row's first two values,
+# stored before it was compiled (in-training evaluation's latents come from it).
+STORED_RANGES = [
+    (
+        (5, 16, 7, Stream.EVAL_LATENT),
+        "0ad8621509902af2f97e0ddc772d61e728e4a7152bfa5457a2a6e7d35c0fd92e",
+        [0.8941819667816162, 1.8697155714035034],
+    ),
+    (
+        (3, 128, 42, Stream.LATENT),
+        "ce11fe4a22169e4a889057c3d6fcfd56d44eb21775fc358fc4847492e4b9ee89",
+        [0.5467653870582581, -0.31534019112586975],
+    ),
+    (
+        (4, 128, 2**63 - 1, Stream.TRUNCATION),
+        "2cf332f6ea747e8d6628f39d5b295e05c9e02cb676dd7de8a48d3547d9d1b576",
+        [-0.3642517328262329, -1.006009817123413],
+    ),
+]
+
+
 def _digest(latents: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(latents, np.float32).tobytes()).hexdigest()
 
@@ -36,6 +58,13 @@ def test_latents_are_the_stored_values(latent_dim):
     assert latents[0, :3].tolist() == FIRST_ROW
     assert latents[-1, :3].tolist() == LAST_ROW
     assert _digest(latents) == STORED[latent_dim]
+
+
+@pytest.mark.parametrize(("args", "digest", "last"), STORED_RANGES)
+def test_latents_of_a_range_are_the_stored_values(args, digest, last):
+    latents = latents_for_seed(*args).numpy()
+    assert latents.shape == args[:2] and latents[-1, :2].tolist() == last
+    assert _digest(latents) == digest
 
 
 def test_traced_latents_are_the_eager_ones():
@@ -66,5 +95,6 @@ def test_latents_are_not_derived_one_eager_call_per_seed(monkeypatch):
 
     monkeypatch.setattr(tf.random, "stateless_normal", counting)
     latents_from_seeds(np.arange(1000), 24)
+    latents_for_seed(1000, 24, 5, Stream.EVAL_LATENT)
     assert not any(calls), f"{sum(calls)} eager draws"
-    assert len(calls) <= 2  # traced once (twice at most: autograph's first pass)
+    assert len(calls) <= 4  # each traced once (twice at most: autograph's first pass)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,7 +47,7 @@ from PIL import Image, UnidentifiedImageError
 from facegan.artifacts.animation import upscale
 from facegan.artifacts.images import make_grid, save_png
 from facegan.data.decode import prepare
-from facegan.data.problems import BadFile
+from facegan.data.problems import BadFile, describe_error
 from facegan.data.training_images import to_signed_unit
 from facegan.errors import UserError
 from facegan.models import synthesize
@@ -105,10 +106,14 @@ def load_target(path: str | Path, resolution: int, channels: int) -> np.ndarray:
     if not path.is_file():
         raise ProjectionError(f"--image {str(path)!r} does not exist or is not a file")
     try:
-        with Image.open(path) as image:
-            return prepare(image, resolution, channels)
-    except BadFile as err:
-        raise ProjectionError(f"--image {str(path)!r}: {err.reason}") from None
+        # Pillow warns of (or, past twice its limit, raises on) a huge declared size
+        # while opening; the refusal is prepare's size check, or the data readers' line
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return prepare(image, resolution, channels)
+    except (BadFile, Image.DecompressionBombError) as err:
+        raise ProjectionError(f"--image {str(path)!r}: {describe_error(err)[1]}") from None
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise ProjectionError(f"--image {str(path)!r} cannot be read as an image: {err}") from None
 

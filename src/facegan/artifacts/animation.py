@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facegan.artifacts.images import to_pil
-from facegan.errors import UserError
+from facegan.artifacts.images import check_fits_in_memory, to_pil
+from facegan.errors import UserError, write_error
 
 FORMATS = (".gif", ".mp4")
 RESAMPLING = {"nearest": Image.Resampling.NEAREST, "bicubic": Image.Resampling.BICUBIC}
@@ -108,6 +108,30 @@ def walk_frames(
     )
 
 
+def walk_length(keys: int, frames: int, loop: bool = False) -> int:
+    """How many frames `walk_latents` makes from `keys` latents, `frames` per segment."""
+    return frames * keys if loop else frames * (keys - 1) + 1
+
+
+def check_walk_memory(count: int, resolution: int, size: int | None, channels: int) -> None:
+    """Refuses, before rendering, a walk whose frames cannot all be held in memory.
+
+    The frames are held twice at the output size (the array, then PIL's copies
+    while the GIF is assembled; ffmpeg gets the array) plus once as rendered.
+
+    Raises:
+        UserError: one line with the frames asked for and the most that fit.
+    """
+    size = size or resolution
+    frame = channels * (resolution * resolution + 2 * size * size)
+    check_fits_in_memory(
+        count,
+        frame,
+        f"frames at {size} x {size} px",
+        "use fewer --frames or seeds, or a smaller --size",
+    )
+
+
 # ------------------------------------------------------------------ frames to files
 
 
@@ -167,6 +191,7 @@ def write_animation(frames: np.ndarray, path: str | Path, fps: float = 24.0) -> 
 
     Raises:
         AnimationError: see `check_output`; or the encoder failed.
+        WriteError: the disk is full or read-only (nothing is left behind).
     """
     path = check_output(path)
     assert frames.ndim == 4 and frames.dtype == np.uint8 and len(frames), frames.shape
@@ -179,6 +204,8 @@ def write_animation(frames: np.ndarray, path: str | Path, fps: float = 24.0) -> 
         else:
             _write_mp4(frames, partial, fps, find_video_encoder())
         partial.replace(path)
+    except OSError as err:
+        raise write_error(path, err, "nothing was written") from None
     finally:
         if partial.exists():
             partial.unlink()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from facegan.errors import UserError
 
 
 def make_grid(
@@ -69,6 +72,49 @@ def save_png(image: np.ndarray, path: str | Path) -> Path:
         to_pil(image).save(partial, format="PNG")
         partial.replace(path)
     except BaseException:
-        partial.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)  # a full or read-only disk leaves no half a file
         raise
     return path
+
+
+def memory_budget() -> int:
+    """Bytes one output held in memory may take: half the machine's physical memory.
+
+    Half leaves room for TensorFlow, the model and the encoder's own copies.
+    Without the POSIX sysconf names, a 16 GiB machine is assumed.
+    """
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        physical = 16 * 2**30
+    return physical // 2
+
+
+def human_bytes(count: float) -> str:
+    """1536 -> "1.5 KB", 3.2e12 -> "3.2 TB" (powers of 1024)."""
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if count < 1024 or unit == "TB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_fits_in_memory(count: int, item_bytes: int, what: str, advice: str) -> None:
+    """Refuses `count` items of `item_bytes` each when they exceed `memory_budget()`.
+
+    Args:
+        count: how many items (frames, faces) would be held at once.
+        item_bytes: the memory one item takes, copies included.
+        what: names the items with their size, e.g. "frames at 1024 x 1024 px".
+        advice: what the user can change, e.g. "use fewer --frames".
+
+    Raises:
+        UserError: one line naming the request, the memory it needs and the most that fits.
+    """
+    budget = memory_budget()
+    if count * item_bytes <= budget:
+        return
+    raise UserError(
+        f"{count} {what} need about {human_bytes(count * item_bytes)} of memory; at most "
+        f"{budget // item_bytes} fit (half of this machine's {human_bytes(2 * budget)}): {advice}"
+    )

@@ -15,7 +15,7 @@ from facegan.artifacts.checkpoints import (
     checkpoint_damage,
     sampling_network,
 )
-from facegan.artifacts.rundir import RunDirError, RunPaths, open_run_dir
+from facegan.artifacts.rundir import RunDirError, RunPaths, open_run_dir, require_resolved_config
 from facegan.artifacts.sampler import Sampler
 from facegan.config import Config
 from facegan.models import build_generator, latents_from_seeds
@@ -66,6 +66,9 @@ class Run:
         """
         wanted = checkpoint or self.latest_checkpoint()
         if self._generator is None or wanted != self._wanted:
+            if wanted is None:
+                raise RunDirError(f"run {str(self.directory)!r} has no checkpoint yet")
+            require_resolved_config(self.paths, self.config)
             # Built in float32 whatever the run trained in: the weights are float32
             # either way, and sampling at full precision costs little.
             generator = build_generator(self.config.model, seed=self.config.train.seed)

@@ -138,14 +138,23 @@ def open_run_dir(path: str | Path) -> tuple[RunPaths, Config]:
         config = Config.from_dict(json.loads(paths.config.read_text()))
     except (ValueError, ConfigError) as err:
         raise RunDirError(f"{str(paths.config)!r} is not a valid facegan config: {err}") from None
-    if config.model.channels is None:
-        # Training always writes the resolved config; an unset one came from elsewhere
-        # (a preset's file copied in) and no network can be built from it.
-        raise RunDirError(
-            f"{str(paths.config)!r} leaves model.channels unset, so it is not the config "
-            f"training wrote for this run; put back the config.json that training wrote"
-        )
     return paths, config
+
+
+def require_resolved_config(paths: RunPaths, config: Config) -> None:
+    """Refuses a run config that training cannot have written (before a network is built).
+
+    Training writes the resolved config; an automatic `model.channels` means a
+    preset's file was copied in, and no network can be built from it.
+
+    Raises:
+        RunDirError: `model.channels` is unset.
+    """
+    if config.model.channels is None:
+        raise RunDirError(
+            f"run {str(paths.root)!r}: its config.json leaves model.channels unset, so it "
+            f"is not the config training wrote; put back the config.json that training wrote"
+        )
 
 
 def write_config(paths: RunPaths, config: Config) -> None:

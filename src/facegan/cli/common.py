@@ -136,9 +136,12 @@ def add_label_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
 def open_run(path: str) -> tuple:
     """(RunPaths, Config) of an existing run, read without TensorFlow: a missing or
     broken run directory is reported at once."""
-    from facegan.artifacts.rundir import open_run_dir
+    from facegan.artifacts.rundir import open_run_dir, require_resolved_config
 
-    return open_run_dir(path)
+    paths, config = open_run_dir(path)
+    if any(paths.checkpoints.glob("*.index")):  # a run without one says so later
+        require_resolved_config(paths, config)
+    return paths, config
 
 
 def load_run(opened: tuple):

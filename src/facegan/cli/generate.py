@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 
 from facegan.cli.common import (
     add_label_argument,
+    add_progress_flag,
     add_run_argument,
     load_run,
     open_run,
@@ -15,7 +17,10 @@ from facegan.cli.common import (
     unit_float,
 )
 from facegan.config import ConfigError
+from facegan.errors import write_error
 from facegan.seeds import seed_file_name, seed_range
+
+CHUNK = 256  # faces drawn, written and let go at a time: memory stays flat for any --seeds
 
 
 def add_parser(commands) -> None:
@@ -68,6 +73,7 @@ def add_parser(commands) -> None:
         help="conditional runs: one grid per class of attribute NAME, the "
         "same latents in every grid, into the folder --out",
     )
+    add_progress_flag(generate)
     generate.set_defaults(handler=run)
 
 
@@ -106,26 +112,103 @@ def run(args: argparse.Namespace) -> int:
 
     request = parse_label_requests(args.label)
     opened = open_run(args.run)  # before TensorFlow: a missing run fails at once
-    from facegan.artifacts.images import make_grid, save_png
-
+    if out.suffix.lower() == ".png" or args.by:
+        _check_grid_memory(opened[1].model, len(seeds))
     run = load_run(opened)
     if args.by:
         return _generate_by_class(run, args, seeds, request, out)
-    images = run.generate_seeds(seeds, labels=request or None, truncation=args.truncation)
+    batches = _batches(run, seeds, request, args)
     if out.suffix.lower() == ".png":
-        save_png(make_grid(images), out)
+        _write_grid(batches, out)
     else:
-        for seed, image in zip(seeds, images):
-            save_png(image, out / seed_file_name(seed))
+        with _FolderOutput(out) as folder:
+            for chunk, images in batches:
+                for seed, image in zip(chunk, images):
+                    folder.save(image, seed_file_name(seed))
     print(out)
     return 0
+
+
+def _batches(run, seeds: list[int], request: dict, args) -> Iterator[tuple[list[int], object]]:
+    """(seeds, uint8 images) CHUNK faces at a time, with a progress bar or lines."""
+    from facegan.progress import progress
+
+    bar = progress(len(seeds), "generate", "img", show=args.progress)
+    try:
+        for start in range(0, len(seeds), CHUNK):
+            chunk = seeds[start : start + CHUNK]
+            yield (
+                chunk,
+                run.generate_seeds(chunk, labels=request or None, truncation=args.truncation),
+            )
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+
+
+def _check_grid_memory(model, count: int) -> None:
+    """A grid holds every face at once (the images, then the grid): refuse one that cannot fit."""
+    from facegan.artifacts.images import check_fits_in_memory
+
+    face = 2 * model.channels * (model.resolution + 2) ** 2
+    check_fits_in_memory(
+        count,
+        face,
+        f"faces in one grid at {model.resolution} px",
+        "write them to a folder instead (--out DIR: one PNG each, written as they come)",
+    )
+
+
+def _write_grid(batches, out: Path) -> None:
+    import numpy as np
+
+    from facegan.artifacts.images import make_grid, save_png
+
+    grid = make_grid(np.concatenate([images for _, images in batches]))
+    try:
+        save_png(grid, out)
+    except OSError as err:
+        raise write_error(out, err, "nothing was written") from None
+
+
+class _FolderOutput:
+    """PNGs written into --out one by one; on a write failure, none of them is left.
+
+    The folder is created as needed (and removed again on failure if this command
+    made it); a folder the user made, empty as `_check_out` requires, stays.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.made = [p for p in (folder, *folder.parents) if not p.exists()]
+        self.written: list[Path] = []
+
+    def save(self, image, name: str) -> None:
+        from facegan.artifacts.images import save_png
+
+        self.written.append(save_png(image, self.folder / name))
+
+    def __enter__(self) -> _FolderOutput:
+        return self
+
+    def __exit__(self, kind, err, traceback) -> None:
+        if not isinstance(err, OSError):
+            return
+        for path in self.written:
+            path.unlink(missing_ok=True)
+        for folder in self.made:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise write_error(self.folder, err, "no image was left behind") from None
 
 
 def _generate_by_class(
     run, args: argparse.Namespace, seeds: list[int], request: dict, out: Path
 ) -> int:
     """One grid per class of `args.by`, every grid from the same latents and other labels."""
-    from facegan.artifacts.images import make_grid, save_png
+    from facegan.artifacts.images import make_grid
     from facegan.data.labels import schema_from_config
 
     if not run.config.model.conditional:
@@ -134,11 +217,12 @@ def _generate_by_class(
     names = schema.class_names(args.by)  # one clear error for an unknown attribute
     column = schema.names.index(args.by)
     base = run.labels_for_seeds(seeds, request)
-    for index, name in enumerate(names):
-        labels = base.copy()
-        labels[:, column] = index
-        images = run.generate_seeds(seeds, labels=labels, truncation=args.truncation)
-        slug = "".join(c if c.isalnum() or c in "-." else "-" for c in name).strip("-")
-        save_png(make_grid(images), out / f"{index:02d}-{slug}.png")
+    with _FolderOutput(out) as folder:
+        for index, name in enumerate(names):
+            labels = base.copy()
+            labels[:, column] = index
+            images = run.generate_seeds(seeds, labels=labels, truncation=args.truncation)
+            slug = "".join(c if c.isalnum() or c in "-." else "-" for c in name).strip("-")
+            folder.save(make_grid(images), f"{index:02d}-{slug}.png")
     print(out)
     return 0

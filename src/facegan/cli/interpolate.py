@@ -109,7 +109,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--size must be at most 4096 px; received {args.size}")
     request = parse_label_requests(args.label)
     out = animation.check_output(args.out)  # refuse before loading a model
-    run = load_run(open_run(args.run))
+    opened = open_run(args.run)
+    model = opened[1].model
+    count = animation.walk_length(len(args.seeds), args.frames, args.loop)
+    animation.check_walk_memory(count, model.resolution, args.size, model.channels)
+    run = load_run(opened)
     frames = animation.walk_frames(
         run,
         args.seeds,

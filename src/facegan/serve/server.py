@@ -9,11 +9,13 @@ loads the run, so a port in use fails at once, and loads TensorFlow only then.
 from __future__ import annotations
 
 import errno
+import io
 import ipaddress
 import socket
 import socketserver
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from http import HTTPStatus
@@ -48,12 +50,17 @@ class FaceServer(ThreadingHTTPServer):
     request_queue_size = 512
     # Requests being answered or waiting for the generator; beyond it: 503 + Retry-After.
     max_in_flight = 64
-    # Seconds a connection may sit idle or half-sent before it is closed.
+    # Seconds from a connection's start (or the end of its last answer) to a whole
+    # request: idle, half-sent and trickling clients (a byte every few seconds) alike.
     request_timeout = 15.0
+    # Open connections, each with its thread; beyond it a connection gets 503 at once.
+    max_connections = 128
 
     def __init__(self, address: tuple[str, int], app: FaceApp | None = None):
         self.app = app
         self.admission = threading.BoundedSemaphore(self.max_in_flight)
+        self._open = 0
+        self._open_lock = threading.Lock()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.loopback_only = _is_loopback(address[0])
@@ -70,6 +77,31 @@ class FaceServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
+    def process_request(self, request, client_address) -> None:
+        """A thread for the connection, or, beyond `max_connections`, a 503 and no thread."""
+        with self._open_lock:
+            admitted = self._open < self.max_connections
+            self._open += admitted
+        if not admitted:
+            _refuse_connection(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread started: the connection is not open
+            self._closed()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._closed()
+
+    def _closed(self) -> None:
+        with self._open_lock:
+            self._open -= 1
+
     def handle_error(self, request, client_address) -> None:
         if isinstance(sys.exc_info()[1], ConnectionError):
             return  # the browser went away mid-answer (a new page replaced the request)
@@ -84,6 +116,13 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.timeout = self.server.request_timeout  # idle and half-sent requests end
         super().setup()
+        self.deadline = time.monotonic() + self.server.request_timeout
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self))
+
+    def handle_one_request(self) -> None:
+        # http.server answers a TimeoutError while reading with a closed connection
+        super().handle_one_request()
+        self.deadline = time.monotonic() + self.server.request_timeout  # the next request's
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self._send(self._admitted())
@@ -137,6 +176,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
 
     def _send(self, response: Response, body: bool = True) -> None:
+        # the read deadline shortened the socket's timeout; writing gets a full one
+        self.connection.settimeout(self.server.request_timeout)
         self.send_response(response.status)
         headers = {
             **_SECURITY_HEADERS,
@@ -161,6 +202,57 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (base signature)
         pass  # a page load is ~4 requests: the terminal stays for the URL and real errors
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reading side that fails once `handler.deadline` has passed.
+
+    A socket timeout alone restarts with every byte received, so a client that
+    sends one byte every few seconds would hold its connection (and thread)
+    forever; here every read waits only for what is left of the deadline.
+    """
+
+    def __init__(self, connection: socket.socket, handler: _Handler):
+        self.connection, self.handler = connection, handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        left = self.handler.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request did not arrive in time")
+        self.connection.settimeout(left)
+        return self.connection.recv_into(buffer)
+
+
+def _refuse_connection(connection: socket.socket) -> None:
+    """Answers 503 on a connection over the cap without waiting for (or reading) its request.
+
+    Run in the accepting thread, so nothing here may block: the answer fits in
+    a fresh socket's send buffer, and a request already received is drained so
+    closing does not reset the connection before the client reads the answer.
+    """
+    answer = error_response(
+        503, "too many connections at once; try again in a moment", **{"Retry-After": "1"}
+    )
+    headers = {
+        **_SECURITY_HEADERS,
+        "Content-Type": answer.content_type,
+        "Content-Length": str(len(answer.body)),
+        **answer.headers,
+        "Connection": "close",
+    }
+    head = "HTTP/1.1 503 Service Unavailable\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in headers.items()
+    )
+    try:
+        connection.setblocking(False)
+        connection.sendall(head.encode("latin-1") + b"\r\n" + answer.body)
+        while connection.recv(65536):
+            pass
+    except OSError:  # nothing (more) to read, or the client is gone
+        pass
 
 
 def make_server(host: str, port: int, app: FaceApp | None = None) -> FaceServer:

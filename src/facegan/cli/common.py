@@ -133,12 +133,49 @@ def add_label_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
     )
 
 
-def open_run(path: str) -> tuple:
+# What `--set` may change on a finished run: names only, never what was trained.
+RUN_SETTINGS = ("data.label_names",)
+
+
+def add_run_settings_argument(parser: argparse.ArgumentParser) -> None:
+    """`--set data.label_names=...` for a command that uses a finished run."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="data.label_names=NAMES",
+        dest="overrides",
+        help="conditional runs: name the classes for this command only (the run is "
+        "not changed), e.g. --set data.label_names='gender=male,female'",
+    )
+
+
+def label_names_from_args(args: argparse.Namespace) -> str | None:
+    """The `data.label_names` that `--set` gives a finished run, or None.
+
+    Raises:
+        ConfigError: `--set` names any other setting (those were fixed by training).
+    """
+    from facegan.config import ConfigError
+
+    names = None
+    for item in getattr(args, "overrides", []):
+        key, sep, value = item.partition("=")
+        if key.strip() not in RUN_SETTINGS or not sep:
+            raise ConfigError(
+                f"--set on a finished run takes only {', '.join(RUN_SETTINGS)}=...; "
+                f"received {item!r} (the rest was fixed when the run was trained)"
+            )
+        names = value.strip()
+    return names
+
+
+def open_run(path: str, label_names: str | None = None) -> tuple:
     """(RunPaths, Config) of an existing run, read without TensorFlow: a missing or
-    broken run directory is reported at once."""
+    broken run directory, or class names that do not fit it, are reported at once."""
     from facegan.artifacts.rundir import open_run_dir
 
-    return open_run_dir(path)
+    return open_run_dir(path, label_names=label_names)
 
 
 def load_run(opened: tuple):

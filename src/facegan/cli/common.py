@@ -4,6 +4,7 @@ the run check and a quiet TensorFlow import. TensorFlow-free."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
 import sys
@@ -15,6 +16,23 @@ from facegan.errors import ExitCode
 
 class Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line and exit code 2 like every user error."""
+
+    def refuse_unknown(self, extras: list[str]) -> None:
+        """Ends with this (sub)command's usage for arguments it does not know.
+
+        argparse's own check runs in the top-level parser, which shows
+        `facegan`'s usage and no hint; a misspelt option is better answered
+        by the command's usage and the option nearest to it.
+        """
+        # argparse has no public list of a parser's option strings
+        options = [name for action in self._actions for name in action.option_strings]
+        named = []
+        for extra in extras:
+            guess = extra.startswith("-") and difflib.get_close_matches(
+                extra.split("=", 1)[0], options, n=1, cutoff=0.7
+            )
+            named.append(f"{extra} (did you mean {guess[0]}?)" if guess else extra)
+        self.error(f"unrecognized arguments: {' '.join(named)}")
 
     def error(self, message: str) -> None:  # type: ignore[override]
         # the command's usage, folded into the same line: what is allowed, at a glance

@@ -375,3 +375,22 @@ def test_a_usage_error_shows_the_commands_usage_in_its_one_line(capsys):
     err = capsys.readouterr().err
     assert stop.value.code == 2 and err.count("\n") == 1
     assert "usage: facegan generate [-h] --run DIR [-n N]" in err and "-n/--num" in err
+
+
+def test_a_misspelt_option_shows_the_commands_usage_and_the_nearest_option(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--stpes", "10"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1
+    assert err.startswith(
+        "facegan: error: unrecognized arguments: --stpes (did you mean --steps?) 10 "
+        "(usage: facegan train [-h]"
+    )
+    with pytest.raises(SystemExit):
+        main(["generate", "--run", "r", "--out", "o.png", "--sed=3"])
+    err = capsys.readouterr().err
+    assert "--sed=3 (did you mean --seed?)" in err and "usage: facegan generate" in err
+    with pytest.raises(SystemExit):
+        main(["serve", "--run", "r", "--zzzzzz"])  # nothing near: no guess
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --zzzzzz (usage: facegan serve" in err

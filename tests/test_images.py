@@ -1,7 +1,7 @@
 import numpy as np
 from PIL import Image
 
-from facegan.artifacts.images import make_grid, save_png
+from facegan.artifacts.images import make_grid, png_bytes, save_png
 
 
 def test_grid_layout():
@@ -22,3 +22,16 @@ def test_save_png_gray_and_rgb(tmp_path):
     save_png(rgb, tmp_path / "c.png")
     assert Image.open(tmp_path / "c.png").size == (3, 2)
     assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_png_bytes_keeps_the_aspect_ratio_of_a_strip():
+    import io
+
+    strip = make_grid(np.zeros((8, 32, 32, 3), np.uint8), columns=8)  # 1 x 8 faces, with gaps
+    height, width = strip.shape[:2]
+    assert width > 7 * height
+    expected = (512, round(height * 512 / width))
+    assert Image.open(io.BytesIO(png_bytes(strip, size=512))).size == expected
+    square = np.zeros((32, 32, 3), np.uint8)
+    assert Image.open(io.BytesIO(png_bytes(square, size=512))).size == (512, 512)
+    assert Image.open(io.BytesIO(png_bytes(square))).size == (32, 32)

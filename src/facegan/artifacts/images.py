@@ -50,10 +50,18 @@ def to_pil(image: np.ndarray) -> Image.Image:
 
 
 def png_bytes(image: np.ndarray, size: int | None = None) -> bytes:
-    """uint8 [H, W, C] -> PNG bytes, resized to size x size (Lanczos) when given and different."""
+    """uint8 [H, W, C] -> PNG bytes; with `size`, resized (Lanczos) so its longer side is `size`.
+
+    The aspect ratio is kept: a 1 x 8 strip of faces stays a strip (forced into a
+    square, it would show as smears). A square image becomes size x size.
+    """
     picture = to_pil(image)
-    if size is not None and picture.size != (size, size):
-        picture = picture.resize((size, size), Image.Resampling.LANCZOS)
+    if size is not None:
+        width, height = picture.size
+        scale = size / max(width, height)
+        shape = (max(1, round(width * scale)), max(1, round(height * scale)))
+        if shape != picture.size:
+            picture = picture.resize(shape, Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()

@@ -269,7 +269,15 @@ class Run:
         )
 
 
-def load(run_dir: str | Path) -> Run:
-    """Opens a run directory for generation: `facegan.load("runs/x").generate(16, seed=7)`."""
-    paths, config = open_run_dir(run_dir)
+def load(run_dir: str | Path, *, label_names: str | None = None) -> Run:
+    """Opens a run directory for generation: `facegan.load("runs/x").generate(16, seed=7)`.
+
+    Args:
+        run_dir: the run directory.
+        label_names: class names for a conditional run, as `data.label_names`
+            takes them ("gender=male,female"), for this `Run` only: a run
+            trained without them (or with wrong ones) gets them without
+            retraining; the run directory is not changed.
+    """
+    paths, config = open_run_dir(run_dir, label_names=label_names)
     return Run(paths, config)

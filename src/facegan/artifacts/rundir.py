@@ -123,11 +123,17 @@ def _exists_error(root: Path) -> RunDirError:
     )
 
 
-def open_run_dir(path: str | Path) -> tuple[RunPaths, Config]:
+def open_run_dir(path: str | Path, *, label_names: str | None = None) -> tuple[RunPaths, Config]:
     """Opens an existing run directory and reads its resolved config.
+
+    Args:
+        path: the run directory.
+        label_names: `data.label_names` for this use of the run only (a finished
+            run can be given class names without retraining); never written.
 
     Raises:
         RunDirError: if the directory or its config.json is missing or unreadable.
+        UserError: `label_names` does not name each class of the run's attributes.
     """
     paths = RunPaths(Path(path))
     if not paths.root.is_dir():
@@ -138,6 +144,8 @@ def open_run_dir(path: str | Path) -> tuple[RunPaths, Config]:
         config = Config.from_dict(json.loads(paths.config.read_text()))
     except (ValueError, ConfigError) as err:
         raise RunDirError(f"{str(paths.config)!r} is not a valid facegan config: {err}") from None
+    if label_names is not None:
+        config = _with_label_names(config, label_names)
     return paths, config
 
 
@@ -155,6 +163,17 @@ def require_resolved_config(paths: RunPaths, config: Config) -> None:
             f"run {str(paths.root)!r}: its config.json leaves model.channels unset, so it "
             f"is not the config training wrote; put back the config.json that training wrote"
         )
+
+
+def _with_label_names(config: Config, label_names: str) -> Config:
+    """The config with other class names, checked against the run's classes at once."""
+    from facegan.data.labels import schema_from_config
+
+    config = config.with_overrides({"data.label_names": label_names})
+    if not config.model.conditional:
+        raise RunDirError("data.label_names names classes, but this run is not class-conditional")
+    schema_from_config(config.data, config.model.label_classes)
+    return config
 
 
 def write_config(paths: RunPaths, config: Config) -> None:

@@ -54,13 +54,16 @@ def build_parser() -> Parser:
     commands.required = True
     for command in COMMANDS:
         command.add_parser(commands)
+    parser.commands = commands.choices  # name -> the command's own parser
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `facegan` command; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # answered by the command's parser: its usage, the nearest option
+        parser.commands[args.command].refuse_unknown(extras)
     try:
         return args.handler(args)
     except UserError as err:

@@ -4,6 +4,7 @@ the run check and a quiet TensorFlow import. TensorFlow-free."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
 import sys
@@ -15,6 +16,23 @@ from facegan.errors import ExitCode
 
 class Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line and exit code 2 like every user error."""
+
+    def refuse_unknown(self, extras: list[str]) -> None:
+        """Ends with this (sub)command's usage for arguments it does not know.
+
+        argparse's own check runs in the top-level parser, which shows
+        `facegan`'s usage and no hint; a misspelt option is better answered
+        by the command's usage and the option nearest to it.
+        """
+        # argparse has no public list of a parser's option strings
+        options = [name for action in self._actions for name in action.option_strings]
+        named = []
+        for extra in extras:
+            guess = extra.startswith("-") and difflib.get_close_matches(
+                extra.split("=", 1)[0], options, n=1, cutoff=0.7
+            )
+            named.append(f"{extra} (did you mean {guess[0]}?)" if guess else extra)
+        self.error(f"unrecognized arguments: {' '.join(named)}")
 
     def error(self, message: str) -> None:  # type: ignore[override]
         # the command's usage, folded into the same line: what is allowed, at a glance
@@ -133,12 +151,49 @@ def add_label_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
     )
 
 
-def open_run(path: str) -> tuple:
+# What `--set` may change on a finished run: names only, never what was trained.
+RUN_SETTINGS = ("data.label_names",)
+
+
+def add_run_settings_argument(parser: argparse.ArgumentParser) -> None:
+    """`--set data.label_names=...` for a command that uses a finished run."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="data.label_names=NAMES",
+        dest="overrides",
+        help="conditional runs: name the classes for this command only (the run is "
+        "not changed), e.g. --set data.label_names='gender=male,female'",
+    )
+
+
+def label_names_from_args(args: argparse.Namespace) -> str | None:
+    """The `data.label_names` that `--set` gives a finished run, or None.
+
+    Raises:
+        ConfigError: `--set` names any other setting (those were fixed by training).
+    """
+    from facegan.config import ConfigError
+
+    names = None
+    for item in getattr(args, "overrides", []):
+        key, sep, value = item.partition("=")
+        if key.strip() not in RUN_SETTINGS or not sep:
+            raise ConfigError(
+                f"--set on a finished run takes only {', '.join(RUN_SETTINGS)}=...; "
+                f"received {item!r} (the rest was fixed when the run was trained)"
+            )
+        names = value.strip()
+    return names
+
+
+def open_run(path: str, label_names: str | None = None) -> tuple:
     """(RunPaths, Config) of an existing run, read without TensorFlow: a missing or
-    broken run directory is reported at once."""
+    broken run directory, or class names that do not fit it, are reported at once."""
     from facegan.artifacts.rundir import open_run_dir, require_resolved_config
 
-    paths, config = open_run_dir(path)
+    paths, config = open_run_dir(path, label_names=label_names)
     if any(paths.checkpoints.glob("*.index")):  # a run without one says so later
         require_resolved_config(paths, config)
     return paths, config

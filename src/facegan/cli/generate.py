@@ -10,6 +10,8 @@ from facegan.cli.common import (
     add_label_argument,
     add_progress_flag,
     add_run_argument,
+    add_run_settings_argument,
+    label_names_from_args,
     load_run,
     open_run,
     positive_int,
@@ -65,8 +67,10 @@ def add_parser(commands) -> None:
         generate,
         "conditional runs: fix an attribute, e.g. --label gender=1 "
         "--label age=25 (a binned attribute takes any value in a "
-        "bin); others are drawn at random",
+        "bin, a named class its name); the others are drawn for each seed "
+        "uniformly over their classes, not as often as the data has them",
     )
+    add_run_settings_argument(generate)
     generate.add_argument(
         "--by",
         metavar="NAME",
@@ -111,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     from facegan.data.labels import parse_label_requests
 
     request = parse_label_requests(args.label)
-    opened = open_run(args.run)  # before TensorFlow: a missing run fails at once
+    # before TensorFlow: a missing run fails at once
+    opened = open_run(args.run, label_names_from_args(args))
     if out.suffix.lower() == ".png" or args.by:
         _check_grid_memory(opened[1].model, len(seeds))
     run = load_run(opened)

@@ -8,6 +8,8 @@ from facegan.cli.common import (
     HelpFormatter,
     add_label_argument,
     add_run_argument,
+    add_run_settings_argument,
+    label_names_from_args,
     load_run,
     open_run,
     positive_float,
@@ -98,6 +100,7 @@ def add_parser(commands) -> None:
         "conditional runs: fix an attribute for the whole walk "
         "(repeatable), as in `facegan generate`",
     )
+    add_run_settings_argument(interpolate)
     interpolate.set_defaults(handler=run)
 
 
@@ -109,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--size must be at most 4096 px; received {args.size}")
     request = parse_label_requests(args.label)
     out = animation.check_output(args.out)  # refuse before loading a model
-    opened = open_run(args.run)
+    opened = open_run(args.run, label_names_from_args(args))
     model = opened[1].model
     count = animation.walk_length(len(args.seeds), args.frames, args.loop)
     animation.check_walk_memory(count, model.resolution, args.size, model.channels)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from facegan.cli.common import HelpFormatter, add_run_argument, open_run, port, quiet_tensorflow
+from facegan.cli.common import (
+    HelpFormatter,
+    add_run_argument,
+    add_run_settings_argument,
+    label_names_from_args,
+    open_run,
+    port,
+    quiet_tensorflow,
+)
 
 
 def add_parser(commands) -> None:
@@ -35,6 +43,7 @@ def add_parser(commands) -> None:
         metavar="N",
         help="TCP port (default 8000; 0 picks a free one)",
     )
+    add_run_settings_argument(serve)
     serve.set_defaults(handler=run)
 
 
@@ -42,7 +51,14 @@ def run(args: argparse.Namespace) -> int:
     """Serves until Ctrl-C, which main() reports like any interrupt (exit 130)."""
     from facegan.serve import serve
 
-    open_run(args.run)  # a missing run fails at once
+    label_names = label_names_from_args(args)
+    open_run(args.run, label_names)  # a missing run or names that do not fit fail at once
     # The port is bound before TensorFlow loads: a port in use fails at once too.
-    serve(args.run, host=args.host, port=args.port, prepare=quiet_tensorflow)
+    serve(
+        args.run,
+        host=args.host,
+        port=args.port,
+        prepare=quiet_tensorflow,
+        label_names=label_names,
+    )
     return 0

@@ -52,6 +52,9 @@ __all__ = [
 # separators: they cannot appear in attribute names or categorical values.
 _SEPARATORS = frozenset(",;=:")
 
+# A class with fewer training images than this is named in a warning when training starts.
+RARE_CLASS_IMAGES = 20
+
 
 # ------------------------------------------------------------------ one attribute
 
@@ -77,7 +80,8 @@ class Attribute:
         if self.names and len(self.names) != self.classes:
             raise LabelError(
                 f"data.label_names gives `{self.name}` {len(self.names)} names "
-                f"but it has {self.classes} classes ({self.allowed()})"
+                f"but it has {self.classes} classes ({self._raw_allowed()}): name "
+                f"each class in that order"
             )
 
     @property
@@ -123,7 +127,15 @@ class Attribute:
         return [f"{self.name} {value}" for value in self.values]
 
     def allowed(self) -> str:
-        """What a value of this attribute may be, for error messages."""
+        """What a value of this attribute may be, for error messages: its names first."""
+        if self.names:
+            return (
+                f"one of {', '.join(self.names)} (or {self._raw_allowed().removeprefix('one of ')})"
+            )
+        return self._raw_allowed()
+
+    def _raw_allowed(self) -> str:
+        """What a raw value (as the data had it) may be."""
         if self.binned:
             bins = ", ".join(
                 f"{_edge(a)}–{_edge(b)}" for a, b in zip(self.edges[:-1], self.edges[1:])
@@ -185,6 +197,27 @@ class LabelSchema:
     def class_names(self, name: str) -> list[str]:
         """Readable names of every class of attribute `name` (for per-label sample grids)."""
         return self.attribute(name).class_names()
+
+    def rare_classes(self, labels: np.ndarray, minimum: int = RARE_CLASS_IMAGES) -> list[str]:
+        """The classes with fewer than `minimum` of the labelled images, readably.
+
+        A class seen a handful of times still gets its own embedding and its own
+        share of random labels in `generate`; the user should know before training.
+
+        Args:
+            labels: int32 [N, A] class indices of the training images, schema order.
+            minimum: fewer images than this make a class rare.
+
+        Returns:
+            One entry per rare class: "gender 3: 1 image".
+        """
+        rare = []
+        for column, attribute in enumerate(self.attributes):
+            counts = np.bincount(labels[:, column], minlength=attribute.classes)
+            for name, count in zip(attribute.class_names(), counts):
+                if count < minimum:
+                    rare.append(f"{name}: {count} image{'' if count == 1 else 's'}")
+        return rare
 
     def encode(self, request: Mapping[str, str]) -> list[int | None]:
         """Maps a request like {"gender": "1", "age": "25"} to class indices.

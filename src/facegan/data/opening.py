@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facegan.config import EMBEDDED_LFW, Config, ConfigError
+from facegan.data.labels import schema_from_config
 from facegan.data.packed import is_packed, read_pack_info
 from facegan.data.sources import ImageSource, open_source
 
@@ -118,6 +119,10 @@ def resolve_labels(config: Config, images: TrainingImages) -> Config:
 
     A resumed run must see the same classes it was built with: its stored
     values are reused while parsing, and a changed count is refused.
+
+    Raises:
+        ConfigError: the classes changed since the run started.
+        LabelError: `data.label_names` does not name each class of an attribute.
     """
     if not images.conditional:
         return config
@@ -126,9 +131,14 @@ def resolve_labels(config: Config, images: TrainingImages) -> Config:
             f"`model.label_classes` of this run is {config.model.label_classes!r}, but its data "
             f"now gives {images.label_classes!r}; the labels changed since the run started"
         )
-    return config.with_overrides(
+    resolved = config.with_overrides(
         {"model.label_classes": images.label_classes, "data.label_values": images.label_values}
     )
+    if resolved.data.label_names and images.label_classes:
+        # data.label_names must fit the classes the data has, now, not when the
+        # first `generate` after a whole run of training reads them
+        schema_from_config(resolved.data, images.label_classes)
+    return resolved
 
 
 def dataset_size(spec: str) -> int:

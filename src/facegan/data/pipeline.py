@@ -102,6 +102,11 @@ class DecodedImages(TrainingImages):
     def _label_rows(self, count: int, seed: int, part: int) -> np.ndarray:
         return self.labels
 
+    def rare_classes(self) -> list[str]:
+        if self.labels is None or self.label_schema is None:
+            return []
+        return self.label_schema.rare_classes(self.labels)
+
     def sample_pixels(self, count: int, seed: int, part: int) -> np.ndarray:
         """`count` different images (uint8), chosen from the run's PICK stream, in set order."""
         pick = rng(seed, Stream.PICK, part=part).permutation(len(self))[:count]

@@ -78,6 +78,14 @@ class TrainingImages(abc.ABC):
         strings = self._label_strings()
         return strings[1] if strings else ""
 
+    def rare_classes(self) -> list[str]:
+        """Label classes with few images ("gender 3: 1 image"), for a warning at the start.
+
+        Only a set whose labels are all in memory counts them; a streamed pack
+        would have to read every record, so it says nothing (an empty list).
+        """
+        return []
+
     def sample_labels(self, count: int, seed: int, part: int) -> np.ndarray | None:
         """Labels of `count` training images drawn with replacement from the run's PICK stream.
 

@@ -284,6 +284,7 @@ def serve(
     *,
     prepare: Callable[[], object] | None = None,
     out: TextIO | None = None,
+    label_names: str | None = None,
 ) -> None:
     """Serves the page for the run in `run_dir` until Ctrl-C (KeyboardInterrupt propagates).
 
@@ -294,6 +295,7 @@ def serve(
         prepare: called after the port is bound and before TensorFlow loads
             (the CLI imports TensorFlow quietly there).
         out: where the URL is printed (default stdout).
+        label_names: class names for this serving only (`facegan.load`'s).
 
     Raises:
         UserError: a missing run, a run without checkpoints, a port in use.
@@ -308,7 +310,7 @@ def serve(
             prepare()
         from facegan.artifacts.run import load
 
-        app = FaceApp(load(run_dir))
+        app = FaceApp(load(run_dir, label_names=label_names))
         app.warm_up()
         server.app = app
         print(

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import tensorflow as tf
 
 from facegan.artifacts.rundir import RunPaths
+from facegan.data.labels import RARE_CLASS_IMAGES
 from facegan.training.distribute import Role
 
 LOGGER_NAME = "facegan"
@@ -80,6 +81,17 @@ def report_data(log: logging.Logger, images, pack_above_gb: float = 0.0) -> None
         if notes:
             log.info("data check: %s (all kept; the full report is in train.log)", ", ".join(notes))
         log.debug("data report:\n%s", report.format_text(max_names=1000).rstrip())
+    rare = images.rare_classes()
+    if rare:
+        # generate and the page draw every class equally often, a rare one included
+        log.warning(
+            "labels: %d class(es) have fewer than %d images, too few to learn, yet "
+            "`generate` draws them as often as any other: %s (leave such values out "
+            "with data.labels)",
+            len(rare),
+            RARE_CLASS_IMAGES,
+            "; ".join(rare),
+        )
     if images.failures:
         log.warning(
             "skipped %d file(s) that cannot be used (all listed in train.log)", len(images.failures)

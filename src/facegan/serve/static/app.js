@@ -116,6 +116,8 @@ function buildLabelControls() {
     select.id = `label-${attribute.param}`;
     select.dataset.param = attribute.param;
     select.append(new Option("random", "random"));
+    // say it where the choice is made: not the data's class frequencies
+    select.title = "random: each seed draws a class uniformly, not as often as the training data has it";
     for (const cls of attribute.classes) select.append(new Option(cls.label, cls.value));
     select.value = state.labels[attribute.param] || "random";
     select.addEventListener("change", () => {

@@ -82,7 +82,8 @@ def test_training_start_warns_about_rare_classes(tmp_path, caplog):
         3,
         cache_dir=tmp_path / "cache",
     )
-    log = logging.getLogger("facegan.test-rare")
+    # Not under "facegan": a training test may have stopped that logger propagating.
+    log = logging.getLogger("test-rare-classes")
     with caplog.at_level(logging.WARNING, logger=log.name):
         report_data(log, images)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

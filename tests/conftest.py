@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -37,6 +39,21 @@ def tiny_config(source: str = "embedded:lfw", **train) -> Config:
         model=ModelConfig(resolution=16, width=8, max_width=32, latent_dim=16),
         train=TrainConfig(**schedule),
     )
+
+
+@contextmanager
+def serving_in_thread(server):
+    """Answers requests with `server` (a `facegan.serve` server) in a thread for the block."""
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 # Fixtures that train a run: a test that uses one trains too, so it is an integration

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 import facegan
+from conftest import serving_in_thread
 from facegan.cli import main
 from facegan.seeds import MAX_SEED
 from facegan.serve import FaceApp, make_server
@@ -29,17 +30,8 @@ def _serving(run_dir):
     """A FaceServer for `run_dir` on a free loopback port, answering in a thread."""
     app = FaceApp(facegan.load(run_dir))
     app.warm_up()
-    server = make_server("127.0.0.1", 0, app)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
+    with serving_in_thread(make_server("127.0.0.1", 0, app)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from contextlib import ExitStack, contextmanager
 
 import pytest
 
+from conftest import serving_in_thread
 from facegan.serve import make_server
 
 
@@ -23,16 +24,8 @@ def _server(**limits):
     server = make_server("127.0.0.1", 0)
     for name, value in limits.items():
         setattr(server, name, value)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
+    with serving_in_thread(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def _closed_within(client: socket.socket, seconds: float) -> bool:

@@ -34,6 +34,7 @@ from machine import describe_machine
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 THRESHOLDS = (200.0, 100.0, 60.0)
+CURVE_FILE = "quality-curve.jsonl"  # in the run folder: the points, so a later call continues
 
 
 def _arguments() -> argparse.Namespace:
@@ -52,7 +53,12 @@ def _arguments() -> argparse.Namespace:
                         help="with --minutes: FID every K minutes of training")
     parser.add_argument("--curve-num", type=int, default=1000,
                         help="generated and real images of each curve point (default 1000)")
-    parser.add_argument("--run-dir", help="default runs/quality-PRESET-<time>")
+    parser.add_argument("--run-dir", help="default runs/quality-PRESET-<time>; an existing "
+                        "run is continued (exactly) for --minutes more")
+    parser.add_argument("--held-out", metavar="PATH",
+                        help="images D never trains on: each curve point also gives D's "
+                             "mean logit on them against as many training images (the gap "
+                             "grows when D memorises its training set)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config value (for experiments; say so in the row)")
     return parser.parse_args()
@@ -82,19 +88,32 @@ def _train_timed(args, run_dir: Path, strategy) -> tuple[list[dict], float]:
     segment = args.curve_every or total
     curve, trained = [], 0.0
     evaluator = _evaluator() if args.curve_every else None
+    fresh = not (run_dir / "config.json").exists()
+    earlier = _minutes_trained(run_dir) if not fresh else 0.0
     while True:
         this = min(segment, total - trained) if total else 0.0
         config = _config(args, this)
-        if trained == 0.0:
+        if trained == 0.0 and fresh:
             facegan.train(config, run_dir, progress=False, strategy=strategy)
         else:  # exact resume, with this segment's budget
             facegan.resume(run_dir, minutes=this, progress=False, strategy=strategy)
         trained += this
         if args.curve_every:
-            curve.append(_curve_point(args, run_dir, evaluator, trained))
+            curve.append(_curve_point(args, run_dir, evaluator, earlier + trained))
             print(json.dumps(curve[-1]), flush=True)
+            with open(run_dir / CURVE_FILE, "a") as out:
+                out.write(json.dumps(curve[-1]) + "\n")
         if not args.curve_every or trained >= total - 1e-6:
-            return curve, trained
+            return curve, earlier + trained
+
+
+def _minutes_trained(run_dir: Path) -> float:
+    """Training-loop minutes an existing run has spent: its last curve point's, else 0."""
+    path = run_dir / CURVE_FILE
+    if not path.exists():
+        return 0.0
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return lines[-1]["minutes"] if lines else 0.0
 
 
 def _evaluator():
@@ -116,7 +135,39 @@ def _curve_point(args, run_dir: Path, evaluator, minutes: float) -> dict:
                           args.curve_num, seed=12345)  # the same real set at every point
     fake = ImageSet(run.generate(args.curve_num, seed=12345), "samples")
     fid = evaluator.compare(fake, real, ("fid",))["fid"]
-    return {"minutes": round(minutes, 2), "step": run.step, "fid_1k": round(fid, 2)}
+    point = {"minutes": round(minutes, 2), "step": run.step, "fid_1k": round(fid, 2)}
+    if args.held_out:
+        point.update(_discriminator_gap(args, run, real.pixels[:500]))
+    return point
+
+
+def _discriminator_gap(args, run, training: "np.ndarray") -> dict:
+    """D's mean logit and share called real: training images against held-out ones.
+
+    Both sets are 500 images; the training ones come from the curve's real set
+    (drawn from DATA). A growing gap means D memorises its training images.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from facegan.data.training_images import to_signed_unit
+    from facegan.evaluate import real_image_set
+    from facegan.models import build_discriminator
+
+    model = run.config.model
+    held = real_image_set(args.held_out, model.resolution, model.channels, 500, seed=1).pixels
+    discriminator = build_discriminator(model, seed=run.config.train.seed)
+    checkpoint = tf.train.Checkpoint(discriminator=discriminator)
+    checkpoint.restore(run.latest_checkpoint()).expect_partial()
+    out = {}
+    for name, pixels in (("train", training), ("held_out", held)):
+        logits = np.concatenate([
+            np.asarray(tf.cast(discriminator(to_signed_unit(pixels[i:i + 100]),
+                                             training=False), tf.float32)).reshape(-1)
+            for i in range(0, len(pixels), 100)])
+        out[f"d_{name}"] = round(float(logits.mean()), 3)
+        out[f"d_{name}_real"] = round(float((logits > 0).mean()), 3)
+    return out
 
 
 def _reached(curve: list[dict]) -> dict[str, float | None]:

@@ -316,6 +316,11 @@ print(json.dumps([code, "tensorflow" in sys.modules]))
         (["serve", "--run", "{tmp}/missing-run"], "does not exist"),
         (["train", "--data", "{tmp}/no-photos"], "does not exist"),
         (["train", "--resume", "{tmp}/missing-run"], "does not exist"),
+        (["generate", "--model", "no-such-model", "--seeds", "0"], "no shipped model"),
+        (["serve", "--model", "no-such-model"], "no shipped model 'no-such-model'"),
+        (["evaluate", "--model", "no-such-model", "--real", "{run}"], "no shipped model"),
+        (["train", "--data", "{run}", "--init", "no-such-model"], "no shipped model"),
+        (["models", "no-such-model"], "the models are:"),
     ],
 )
 @pytest.mark.integration
@@ -374,7 +379,8 @@ def test_a_usage_error_shows_the_commands_usage_in_its_one_line(capsys):
         main(["generate", "--run", "r", "--out", "o.png", "-n", "0"])
     err = capsys.readouterr().err
     assert stop.value.code == 2 and err.count("\n") == 1
-    assert "usage: facegan generate [-h] --run DIR [-n N]" in err and "-n/--num" in err
+    assert "usage: facegan generate [-h] (--run DIR | --model NAME) [-n N]" in err
+    assert "-n/--num" in err
 
 
 def test_a_misspelt_option_shows_the_commands_usage_and_the_nearest_option(capsys):

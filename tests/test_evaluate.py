@@ -156,7 +156,10 @@ def no_weights(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["evaluate", "--real", "a"], "--real takes exactly two image sets; received 1"),
+        (["evaluate", "--real", "a"], "two real sets: --real A --real B; received 1 --real"),
+        (["evaluate"], "give --run DIR or --model NAME"),
+        (["evaluate", "--run", "r", "--real", "a", "--real", "b"], "give one set of real photos"),
+        (["evaluate", "--model", "faces-64"], "give the real photos to compare with, --real PATH"),
         (["evaluate", "--real", "a", "--real", "b", "--data", "c"], "--data goes with --run"),
         (
             ["evaluate", "--run", "r", "--metrics", "fid,nope"],

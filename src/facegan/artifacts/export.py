@@ -50,11 +50,12 @@ __all__ = ["ExportError", "FORMATS", "default_output", "export", "metadata", "se
 
 
 def default_output(run: Run, fmt: str) -> Path:
-    """Where `export` writes when no --out is given: inside the run's `export/` folder."""
+    """Where `export` writes when no --out is given: the run's `export/` folder (for a
+    shipped model, `export/` in the current directory)."""
     name = _model_name(run)
     if fmt == "savedmodel":
-        return run.directory / "export" / name
-    return run.directory / "export" / f"{name}-step{run.step}{SUFFIXES[fmt]}"
+        return run.outputs / "export" / name
+    return run.outputs / "export" / f"{name}-step{run.step}{SUFFIXES[fmt]}"
 
 
 def export(
@@ -112,7 +113,8 @@ def metadata(run: Run) -> dict:
     model = run.config.model
     info = {
         "format_version": 1,
-        "run": str(run.directory.resolve()),
+        "run": run.name if run.shipped else str(run.directory.resolve()),
+        "shipped_model": run.shipped is not None,
         "step": run.step,
         "arch": model.arch,
         "resolution": model.resolution,
@@ -291,5 +293,5 @@ def usual_permissions(root: Path) -> None:
 
 
 def _model_name(run: Run) -> str:
-    name = "".join(c if c.isalnum() or c in "-_." else "-" for c in run.directory.resolve().name)
+    name = "".join(c if c.isalnum() or c in "-_." else "-" for c in run.name)
     return name.strip("-.") or "facegan"

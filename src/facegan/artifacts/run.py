@@ -1,4 +1,9 @@
-"""A finished (or running) run, loaded for generation: `facegan.load(run_dir)`."""
+"""A finished (or running) run, or a shipped model, loaded for generation.
+
+`facegan.load("runs/x")` opens a run directory; `facegan.load("faces-64")` (or
+`load(model="faces-64")`) a model shipped in the package (`facegan.pretrained`).
+Both are a `Run`: the same sampler, seeds and commands.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +22,10 @@ from facegan.artifacts.checkpoints import (
 )
 from facegan.artifacts.rundir import RunDirError, RunPaths, open_run_dir, require_resolved_config
 from facegan.artifacts.sampler import Sampler
+from facegan.artifacts.weights_file import load_weights
 from facegan.config import Config
 from facegan.models import build_generator, latents_from_seeds
+from facegan.pretrained import ShippedModel, model_names, shipped_model, unknown_model_line
 from facegan.seeds import Stream, rng, seed_range
 
 
@@ -28,11 +35,15 @@ class Run:
     Attributes:
         paths: where the run's files are.
         config: the resolved config the run was trained with.
+        shipped: the shipped model this is (None: a run directory). A shipped
+            model is read-only: what would be written into a run goes to
+            `outputs` (the current directory) instead.
     """
 
-    def __init__(self, paths: RunPaths, config: Config):
+    def __init__(self, paths: RunPaths, config: Config, shipped: ShippedModel | None = None):
         self.paths = paths
         self.config = config
+        self.shipped = shipped
         self._generator: keras.Model | None = None
         self._sampler: Sampler | None = None
         self._checkpoint_path: str | None = None  # the checkpoint restored
@@ -42,12 +53,26 @@ class Run:
     def directory(self) -> Path:
         return self.paths.root
 
+    @property
+    def name(self) -> str:
+        """What to call it: the model's name, or the run folder's."""
+        return self.shipped.name if self.shipped else self.paths.root.resolve().name
+
+    @property
+    def outputs(self) -> Path:
+        """Where commands write what belongs to it (exports, evaluation grids)."""
+        return Path.cwd() if self.shipped else self.paths.root
+
     def latest_checkpoint(self) -> str | None:
+        if self.shipped:
+            return None
         return tf.train.latest_checkpoint(str(self.paths.checkpoints))
 
     @property
     def step(self) -> int:
         """The step of the checkpoint the generator came from (before loading: the latest's)."""
+        if self.shipped:
+            return self.shipped.step
         latest = self._checkpoint_path or self.latest_checkpoint()
         return int(latest.rsplit("-", 1)[1]) if latest else 0
 
@@ -64,6 +89,13 @@ class Run:
                 not describe the network in its checkpoints.
             CheckpointReadError: every checkpoint is damaged (or `checkpoint` is).
         """
+        if self.shipped:
+            if checkpoint is not None:
+                raise RunDirError(f"shipped model {self.shipped.name!r} has no checkpoints")
+            if self._generator is None:
+                self._generator = build_generator(self.config.model, seed=self.config.train.seed)
+                load_weights(self.shipped.weights, {"generator_ema": self._generator})
+            return self._generator
         wanted = checkpoint or self.latest_checkpoint()
         if self._generator is None or wanted != self._wanted:
             if wanted is None:
@@ -269,15 +301,43 @@ class Run:
         )
 
 
-def load(run_dir: str | Path, *, label_names: str | None = None) -> Run:
-    """Opens a run directory for generation: `facegan.load("runs/x").generate(16, seed=7)`.
+def load(
+    run_dir: str | Path | None = None,
+    *,
+    model: str | None = None,
+    label_names: str | None = None,
+) -> Run:
+    """Opens a run directory or a shipped model for generation.
+
+        facegan.load("runs/x").generate(16, seed=7)
+        facegan.load("faces-64").generate(16, seed=7)   # a model in the package
 
     Args:
-        run_dir: the run directory.
+        run_dir: the run directory; a name that is no directory but a shipped
+            model's (`facegan models`) opens that model.
+        model: a shipped model's name (instead of `run_dir`).
         label_names: class names for a conditional run, as `data.label_names`
             takes them ("gender=male,female"), for this `Run` only: a run
             trained without them (or with wrong ones) gets them without
             retraining; the run directory is not changed.
+
+    Raises:
+        RunDirError: no such run directory, and no shipped model of that name.
+        UnknownModelError: `model` names no shipped model.
     """
+    if model is None and run_dir is not None and not Path(run_dir).exists():
+        if str(run_dir) in model_names():
+            model = str(run_dir)
+        elif "/" not in str(run_dir) and "\\" not in str(run_dir):
+            raise RunDirError(
+                f"no run directory {str(run_dir)!r}, and {unknown_model_line(str(run_dir))}"
+            )
+    if model is not None:
+        shipped = shipped_model(model)
+        paths = RunPaths(shipped.directory)
+        config = shipped.config
+        if label_names is not None:
+            raise RunDirError(f"shipped model {model!r} is not class-conditional")
+        return Run(paths, config, shipped)
     paths, config = open_run_dir(run_dir, label_names=label_names)
     return Run(paths, config)

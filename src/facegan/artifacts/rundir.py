@@ -23,6 +23,7 @@ from pathlib import Path
 
 from facegan.config import Config, ConfigError, UserError
 from facegan.errors import WriteError, write_error
+from facegan.pretrained import is_shipped_directory, model_names
 
 
 class RunDirError(UserError):
@@ -83,9 +84,10 @@ def create_run_dir(
     killed at any moment never leaves a run without its config.
 
     Raises:
-        RunDirError: if the path exists and `overwrite` is False.
+        RunDirError: if the path exists and `overwrite` is False, or is a shipped model.
     """
     root = Path(path)
+    refuse_shipped(root)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         if not overwrite:
             raise _exists_error(root)
@@ -114,6 +116,21 @@ def create_run_dir(
         shutil.rmtree(stage, ignore_errors=True)
         raise _exists_error(root) from None
     return paths
+
+
+def refuse_shipped(path: str | Path) -> None:
+    """Refuses to train into a model shipped with facegan (by its name or its folder).
+
+    Raises:
+        RunDirError: `path` is a shipped model's name (and no directory) or lies in its folder.
+    """
+    name = str(path)
+    if is_shipped_directory(path) or (not Path(path).exists() and name in model_names()):
+        shown = Path(path).resolve().name if is_shipped_directory(path) else name
+        raise RunDirError(
+            f"{shown} is a model shipped with facegan and is never trained further; "
+            f"fine-tune it on your photos with `facegan train --data PATH --init {shown}`"
+        )
 
 
 def _exists_error(root: Path) -> RunDirError:

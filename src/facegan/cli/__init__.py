@@ -20,6 +20,7 @@ from facegan.cli import (
     generate,
     inspect_data,
     interpolate,
+    models,
     pack,
     prepare_data,
     project,
@@ -34,6 +35,7 @@ from facegan.errors import ExitCode, Interrupted, UserError
 COMMANDS = (
     train,
     generate,
+    models,
     export,
     evaluate,
     weights,

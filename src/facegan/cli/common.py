@@ -10,7 +10,7 @@ import os
 import sys
 import textwrap
 
-from facegan.config import Config
+from facegan.config import Config, ConfigError
 from facegan.errors import ExitCode
 
 
@@ -83,7 +83,15 @@ def add_progress_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def add_run_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", required=True, metavar="DIR", help="run directory")
+    """--run DIR or --model NAME: a run directory, or a model shipped in the package."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", metavar="DIR", help="run directory")
+    source.add_argument(
+        "--model",
+        metavar="NAME",
+        help="a trained model shipped with facegan instead of a run (`facegan models` "
+        "lists them), e.g. faces-64",
+    )
 
 
 def int_from(low: int, high: int | None, allowed: str):
@@ -188,15 +196,23 @@ def label_names_from_args(args: argparse.Namespace) -> str | None:
     return names
 
 
-def open_run(path: str, label_names: str | None = None) -> tuple:
-    """(RunPaths, Config) of an existing run, read without TensorFlow: a missing or
-    broken run directory, or class names that do not fit it, are reported at once."""
-    from facegan.artifacts.rundir import open_run_dir, require_resolved_config
+def open_run(path: str | None, label_names: str | None = None, *, model: str | None = None):
+    """(RunPaths, Config, ShippedModel or None) of a run or shipped model, read without
+    TensorFlow: a missing or broken run directory, an unknown model, or class names
+    that do not fit, are reported at once."""
+    from facegan.artifacts.rundir import RunPaths, open_run_dir, require_resolved_config
 
+    if model is not None:
+        from facegan.pretrained import shipped_model
+
+        shipped = shipped_model(model)
+        if label_names is not None:
+            raise ConfigError(f"--set data.label_names: model {model!r} has no classes to name")
+        return RunPaths(shipped.directory), shipped.config, shipped
     paths, config = open_run_dir(path, label_names=label_names)
     if any(paths.checkpoints.glob("*.index")):  # a run without one says so later
         require_resolved_config(paths, config)
-    return paths, config
+    return paths, config, None
 
 
 def load_run(opened: tuple):
@@ -258,21 +274,30 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, with_help: bool = T
     )
 
 
-def config_from_args(args: argparse.Namespace, flags: dict | None = None) -> Config:
-    """Preset, then config file, then flags: later ones win."""
-    from facegan.config import ConfigError
+def config_from_args(
+    args: argparse.Namespace, flags: dict | None = None, *, base: Config | None = None
+) -> Config:
+    """Preset (or `base` when no preset is named), then config file, then flags: later
+    ones win."""
     from facegan.presets import DEFAULT_PRESET, get_preset
 
     file_preset = Config.from_file(args.config).preset if getattr(args, "config", None) else None
-    preset = args.preset or file_preset or DEFAULT_PRESET
-    config = get_preset(preset)
+    named = args.preset or file_preset
+    preset = named or (base.preset if base is not None else None) or DEFAULT_PRESET
+    config = get_preset(preset) if named or base is None else base
     if args.config:
         config = Config.from_file(args.config, base=config)
     config = Config.from_dict({"preset": preset}, base=config)
+    overrides = explicit_settings(args, flags)
+    return config.with_overrides(overrides) if overrides else config
+
+
+def explicit_settings(args: argparse.Namespace, flags: dict | None = None) -> dict[str, object]:
+    """SECTION.KEY -> value of what the flags and `--set` name (not the preset's defaults)."""
     overrides = {k: v for k, v in (flags or {}).items() if v is not None}
     for item in args.overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set takes SECTION.KEY=VALUE; received {item!r}")
         overrides[key.strip()] = value.strip()
-    return config.with_overrides(overrides) if overrides else config
+    return overrides

@@ -15,24 +15,30 @@ def add_parser(commands) -> None:
     evaluate = commands.add_parser(
         "evaluate",
         help="measure realism: FID, KID, precision/recall, face rate, memorization",
-        description="Measure a run's generator against real photos (--run), or two real sets "
-        "against each other (--real A --real B, a baseline). Results of --run are "
-        "appended to the run's metrics.jsonl and TensorBoard logs.",
+        description="Measure a run's generator against real photos (--run), a shipped "
+        "model's (--model NAME --real PATH), or two real sets against each other "
+        "(--real A --real B, a baseline). Results of --run are appended to the run's "
+        "metrics.jsonl and TensorBoard logs; a shipped model is never written to.",
         epilog="Inception features: uint8 -> bilinear resize to 299 -> /128 - 1 -> pool3 (2048-d) "
         "of the standard FID Inception-v3. Run `facegan weights` once to provision it.",
     )
-    target = evaluate.add_mutually_exclusive_group(required=True)
+    target = evaluate.add_mutually_exclusive_group()
     target.add_argument("--run", metavar="DIR", help="run directory to evaluate")
     target.add_argument(
+        "--model", metavar="NAME", help="a shipped model to evaluate (`facegan models`)"
+    )
+    evaluate.add_argument(
         "--real",
         action="append",
         metavar="PATH",
-        help="a real image set; give it twice (the same path twice compares two disjoint halves)",
+        help="a real image set: with --run or --model once, the photos to compare with; "
+        "alone twice, two sets compared (the same path twice: two disjoint halves)",
     )
     evaluate.add_argument(
         "--data",
         metavar="PATH",
-        help="real images to compare with (default: the run's training data)",
+        help="real images to compare with (default: the run's training data); "
+        "the same as --real PATH with --run or --model",
     )
     evaluate.add_argument(
         "--metrics",
@@ -75,11 +81,27 @@ def _check(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple | None]:
     """Everything that needs no TensorFlow: the metrics, the paths, the run."""
     from facegan.data.sources import check_source_path
 
-    if args.real is not None and len(args.real) != 2:
-        raise ConfigError(f"--real takes exactly two image sets; received {len(args.real)}")
-    if args.real is not None and args.data:
+    generator = args.run or args.model
+    if generator and args.real:
+        if len(args.real) != 1 or args.data:
+            raise ConfigError(
+                "with --run or --model give one set of real photos: --real PATH (or --data PATH)"
+            )
+        args.data, args.real = args.real[0], None
+    if not generator and (args.real is None or len(args.real) != 2):
+        received = len(args.real or [])
         raise ConfigError(
-            "--data goes with --run; with --real give the two sets as --real A --real B"
+            "give --run DIR or --model NAME (with --real PATH), or two real sets: "
+            f"--real A --real B; received {received} --real"
+        )
+    if not generator and args.data:
+        raise ConfigError(
+            "--data goes with --run or --model; with --real give the two sets as --real A --real B"
+        )
+    if args.model and not args.data:
+        raise ConfigError(
+            f"--model {args.model}: give the real photos to compare with, --real PATH "
+            f"(its training data is not on this machine)"
         )
     if not 16 <= args.resolution <= 1024:
         raise ConfigError(f"--resolution must be from 16 to 1024; received {args.resolution}")
@@ -87,7 +109,7 @@ def _check(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple | None]:
     for spec in (args.real or []) + ([args.data] if args.data else []):
         check_source_path(spec)
     # The run before the FID weights: a wrong --run is the likelier mistake.
-    return metrics, (open_run(args.run) if args.run else None)
+    return metrics, (open_run(args.run, model=args.model) if generator else None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         results = evaluate.evaluate_run(
             run, evaluator, args.data, metrics, args.num or 2000, args.seed
         )
-        title = f"{run.directory} at step {results['step']} vs {results['real']}"
+        title = f"{run.name if run.shipped else run.directory} at step {results['step']} vs {results['real']}"
     else:
         results = evaluate.evaluate_real(
             evaluator,

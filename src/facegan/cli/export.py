@@ -38,7 +38,8 @@ def add_parser(commands) -> None:
         "--out",
         metavar="PATH",
         help="savedmodel: the model folder NAME (writes NAME/VERSION/); tflite, "
-        "keras: the .tflite or .keras file (default: inside RUN/export/)",
+        "keras: the .tflite or .keras file (default: inside RUN/export/; with --model, "
+        "export/ here)",
     )
     export.add_argument(
         "--version",
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from facegan.artifacts.export_target import check_target
 
     # Before TensorFlow: a missing run or an existing output fails at once.
-    opened = open_run(args.run)
+    opened = open_run(args.run, model=args.model)
     check_target(args.export_format, args.out, args.model_version)
     run = load_run(opened)
     from facegan.artifacts.export import export

@@ -1,4 +1,4 @@
-"""`facegan generate`: faces from a trained run, as one grid or one PNG each."""
+"""`facegan generate`: faces from a trained run or a shipped model, as one grid or one PNG each."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from facegan.cli.common import (
+    HelpFormatter,
     add_label_argument,
     add_progress_flag,
     add_run_argument,
@@ -32,7 +33,13 @@ def add_parser(commands) -> None:
         description="Generate images from a run's latest checkpoint. Every seed is one "
         "face, the same everywhere (the web page, interpolate, an export's "
         "from_seed, facegan.load(RUN).generate): --seeds 0-15,42 draws those "
-        "faces; -n N --seed S draws seeds S .. S+N-1.",
+        "faces; -n N --seed S draws seeds S .. S+N-1. --model NAME draws a model "
+        "shipped with facegan (`facegan models`), no training needed.",
+        epilog="examples:\n"
+        "  facegan generate --model faces-64 --seeds 0-15     # faces-64-seeds-0-15.png\n"
+        "  facegan generate --run runs/faces -n 64 --out grid.png\n"
+        "  facegan generate --run runs/faces --seeds 0-999 --out faces/   # one PNG each",
+        formatter_class=HelpFormatter,
     )
     add_run_argument(generate)
     generate.add_argument(
@@ -51,10 +58,10 @@ def add_parser(commands) -> None:
     )
     generate.add_argument(
         "--out",
-        required=True,
         metavar="PATH",
         help="a .png file for one grid, or a folder for one PNG per image "
-        "(with --by: one grid per class)",
+        "(with --by: one grid per class); default NAME-seeds-FIRST-LAST.png here, "
+        "NAME the run's or model's",
     )
     generate.add_argument(
         "--truncation",
@@ -79,6 +86,21 @@ def add_parser(commands) -> None:
     )
     add_progress_flag(generate)
     generate.set_defaults(handler=run)
+
+
+def _default_out(args: argparse.Namespace, seeds: list[int]) -> str:
+    """NAME-seeds-0-15.png in the current directory: a grid named after what drew it."""
+    if args.by:
+        raise ConfigError("--by writes one grid per class into a folder: give it as --out DIR")
+    name = args.model or Path(args.run).resolve().name
+    contiguous = seeds == list(range(seeds[0], seeds[0] + len(seeds)))
+    if len(seeds) == 1:
+        span = f"{seeds[0]}"
+    elif contiguous:
+        span = f"{seeds[0]}-{seeds[-1]}"
+    else:
+        span = f"{min(seeds)}-{max(seeds)}-{len(seeds)}faces"
+    return f"{name}-seeds-{span}.png"
 
 
 def _check_out(args: argparse.Namespace) -> Path:
@@ -110,13 +132,15 @@ def _seeds(args: argparse.Namespace) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = _check_out(args)
     seeds = _seeds(args)
+    if args.out is None:
+        args.out = _default_out(args, seeds)
+    out = _check_out(args)
     from facegan.data.labels import parse_label_requests
 
     request = parse_label_requests(args.label)
     # before TensorFlow: a missing run fails at once
-    opened = open_run(args.run, label_names_from_args(args))
+    opened = open_run(args.run, label_names_from_args(args), model=args.model)
     if out.suffix.lower() == ".png" or args.by:
         _check_grid_memory(opened[1].model, len(seeds))
     run = load_run(opened)

@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--size must be at most 4096 px; received {args.size}")
     request = parse_label_requests(args.label)
     out = animation.check_output(args.out)  # refuse before loading a model
-    opened = open_run(args.run, label_names_from_args(args))
+    opened = open_run(args.run, label_names_from_args(args), model=args.model)
     model = opened[1].model
     count = animation.walk_length(len(args.seeds), args.frames, args.loop)
     animation.check_walk_memory(count, model.resolution, args.size, model.channels)

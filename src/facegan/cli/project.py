@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
     image, out = _check(args)
     request = parse_label_requests(args.label)
-    run = load_run(open_run(args.run))
+    run = load_run(open_run(args.run, model=args.model))
     from facegan import projection
 
     target = projection.load_target(image, run.config.model.resolution, run.config.model.channels)

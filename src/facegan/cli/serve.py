@@ -25,7 +25,8 @@ def add_parser(commands) -> None:
         "Seed s shows the face `facegan generate --seeds s` draws. The page reads a\n"
         "JSON/PNG API: GET /api/info, /api/faces, /api/face.png, /api/interpolate.\n"
         "Ctrl-C stops it.",
-        epilog="example:\n  facegan serve --run runs/faces        # then open http://127.0.0.1:8000/",
+        epilog="examples:\n  facegan serve --run runs/faces        # then open http://127.0.0.1:8000/\n"
+        "  facegan serve --model faces-64        # a model shipped with facegan",
         formatter_class=HelpFormatter,
     )
     add_run_argument(serve)
@@ -52,10 +53,12 @@ def run(args: argparse.Namespace) -> int:
     from facegan.serve import serve
 
     label_names = label_names_from_args(args)
-    open_run(args.run, label_names)  # a missing run or names that do not fit fail at once
+    # a missing run, an unknown model or names that do not fit fail at once
+    open_run(args.run, label_names, model=args.model)
     # The port is bound before TensorFlow loads: a port in use fails at once too.
     serve(
         args.run,
+        model=args.model,
         host=args.host,
         port=args.port,
         prepare=quiet_tensorflow,

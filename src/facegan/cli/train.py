@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from facegan.cli.common import (
@@ -10,6 +11,7 @@ from facegan.cli.common import (
     add_config_arguments,
     add_progress_flag,
     config_from_args,
+    explicit_settings,
     non_negative_float,
     positive_int,
     quiet_tensorflow,
@@ -27,6 +29,7 @@ examples:
   facegan train --data ~/faces --preset dcgan-64 --steps 20000
   facegan train --config my.toml --set optim.g_lr=1e-4 --run-dir runs/exp1
   facegan train --resume runs/exp1 --steps 40000  # continue until step 40000
+  facegan train --data ~/few-faces --init faces-64 --minutes 5   # fine-tune a shipped model
 """
 
 
@@ -74,6 +77,14 @@ def _add_what_to_train(train: argparse.ArgumentParser) -> None:
     )
     train.add_argument(
         "--seed", type=int, metavar="S", help="seed for weights, noise and data order"
+    )
+    train.add_argument(
+        "--init",
+        metavar="MODEL|RUN",
+        help="fine-tune: start from a shipped model's weights (`facegan models`, e.g. "
+        "faces-64) or a run's latest checkpoint, with fresh optimizers. The run takes "
+        "that network (architecture, resolution, channels: grey photos become RGB) and, "
+        "unless --preset or --config names another, its training recipe",
     )
     train.add_argument(
         "--jit",
@@ -136,21 +147,51 @@ def _add_where_and_how(train: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    return config_from_args(
-        args,
-        {
-            "data.source": args.data,
-            "train.steps": args.steps,
-            "train.minutes": args.minutes,
-            "train.batch_size": args.batch_size,
-            "train.seed": args.seed,
-            "train.jit": args.jit,
-            "train.eval_every": args.eval_every,
-            "train.strategy": args.strategy,
-            "train.precision": args.precision,
-            "train.cpu_replicas": args.cpu_replicas,
-        },
+    flags = _flags(args)
+    if args.init:
+        return _init_config(args, flags)
+    return config_from_args(args, flags)
+
+
+def _init_config(args: argparse.Namespace, flags: dict) -> Config:
+    """A fine-tuning run's config: the source's network, its recipe unless one is named."""
+    from facegan.artifacts.init_source import model_conflicts, resolve_init
+
+    if not args.data:
+        raise ConfigError(
+            f"--init {args.init} fine-tunes on your photos: give them with --data PATH"
+        )
+    source = resolve_init(args.init)
+    recipe = source.config.with_overrides({"train.minutes": 0, "train.init": ""})
+    wanted = Config.from_file(args.config, base=source.config) if args.config else source.config
+    overrides = explicit_settings(args, flags)
+    conflicts = model_conflicts(source, wanted.with_overrides(overrides) if overrides else wanted)
+    if conflicts:
+        model = source.config.model
+        raise ConfigError(
+            f"--init {args.init}: {', '.join(conflicts)} cannot apply to its weights (a "
+            f"{model.resolution} px {model.arch}, width {model.width}, {model.channels} "
+            f"channels); leave those settings out"
+        )
+    config = config_from_args(args, flags, base=recipe)
+    return dataclasses.replace(
+        config, model=source.config.model, train=dataclasses.replace(config.train, init=source.spec)
     )
+
+
+def _flags(args: argparse.Namespace) -> dict:
+    return {
+        "data.source": args.data,
+        "train.steps": args.steps,
+        "train.minutes": args.minutes,
+        "train.batch_size": args.batch_size,
+        "train.seed": args.seed,
+        "train.jit": args.jit,
+        "train.eval_every": args.eval_every,
+        "train.strategy": args.strategy,
+        "train.precision": args.precision,
+        "train.cpu_replicas": args.cpu_replicas,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -170,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
                 ("--config", args.config),
                 ("--batch-size", args.batch_size),
                 ("--seed", args.seed),
+                ("--init", args.init),
                 ("--jit", args.jit),
                 ("--precision", args.precision),
                 ("--eval-every", args.eval_every is not None),
@@ -201,8 +243,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _resume(run_dir: str, args: argparse.Namespace) -> int:
-    from facegan.artifacts.rundir import open_run_dir
+    from facegan.artifacts.rundir import open_run_dir, refuse_shipped
 
+    refuse_shipped(run_dir)
     _, saved = open_run_dir(run_dir)  # no TensorFlow needed to read it
     check_source_path(saved.data.source)
     # Each resumable setting has the flag of its name (args.steps ... args.cpu_replicas).
@@ -229,8 +272,9 @@ def _resume(run_dir: str, args: argparse.Namespace) -> int:
 
 def _auto_resume(args: argparse.Namespace) -> int:
     """The run exists: continue it, if it is the run these flags describe."""
-    from facegan.artifacts.rundir import open_run_dir
+    from facegan.artifacts.rundir import open_run_dir, refuse_shipped
 
+    refuse_shipped(args.run_dir)
     _, saved = open_run_dir(args.run_dir)
     wanted = _config(args)
     # How a run is executed may change between attempts; what it trains may not.

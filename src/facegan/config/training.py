@@ -167,6 +167,11 @@ class TrainConfig:
             D updates, each on its own real batch, then a G update through the
             updated D (SNGAN, WGAN-GP, StyleGAN2). A step then consumes
             `batch_size * n_critic` real images.
+        init: start from trained weights instead of random ones (fine-tuning):
+            a shipped model's name (`facegan models`) or a run directory. The
+            generator, its moving average and the discriminator are copied in;
+            the optimizers start fresh; the run takes the source's `model`
+            section (architecture, resolution, channels). "" = random weights.
     """
 
     steps: int = 2000
@@ -191,6 +196,7 @@ class TrainConfig:
     updates: str = "simultaneous"
     minutes: float = 0.0
     sample_minutes: float = 0.0
+    init: str = ""
 
     def __post_init__(self) -> None:
         if not 1 <= self.steps <= 10**9:

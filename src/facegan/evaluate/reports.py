@@ -75,7 +75,8 @@ def evaluate_run(
         progress=evaluator.progress,
     )
     train = None
-    if data is not None and "memorization" in metrics:
+    # A shipped model's training photos are not here: it is checked against `data`.
+    if data is not None and "memorization" in metrics and not run.shipped:
         train = real_image_set(
             run.config.data.source,
             model.resolution,
@@ -86,7 +87,7 @@ def evaluate_run(
         )
     step = run.step
     generated = ImageSet(
-        run.generate(num, seed=seed), f"{num} samples of {run.directory} at step {step}"
+        run.generate(num, seed=seed), f"{num} samples of {run.name} at step {step}"
     )
     results = evaluator.compare(generated, real, metrics, train)
     results["step"] = step
@@ -96,13 +97,16 @@ def evaluate_run(
     if pairs:
         train_pixels = (train or real).pixels
         tiles = [tile for g, t in pairs for tile in (generated.pixels[g], train_pixels[t])]
-        grid_path = run.paths.root / "evaluation" / f"memorization-step-{step:07d}.png"
+        prefix = f"{run.name}-" if run.shipped else ""  # a model's grid goes to the cwd
+        grid_path = run.outputs / "evaluation" / f"{prefix}memorization-step-{step:07d}.png"
         save_png(make_grid(np.stack(tiles), columns=2), grid_path)
         results["memorization_grid"] = str(grid_path)
 
     numbers = {
         f"eval/{k}": v for k, v in results.items() if isinstance(v, float) and not k.endswith("_s")
     }
+    if run.shipped:  # read-only: the results are printed, never written into the package
+        return results
     log = MetricsLog(run.paths.metrics, run.paths.logs)
     try:
         log.scalars(

@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from facegan.artifacts.checkpoints import COUNTERS
 from facegan.artifacts.images import make_grid
+from facegan.artifacts.init_source import with_init_network
 from facegan.artifacts.run import Run, load
 from facegan.artifacts.rundir import RunDirError, RunLock, RunPaths, create_run_dir, open_run_dir
 from facegan.config import Config
@@ -59,14 +60,22 @@ class GAN(keras.Model):
         config: a facegan `Config` (e.g. `facegan.presets.get_preset(name)`).
             Its automatic settings are resolved here: `train.precision` "auto"
             for this strategy's devices, `model.channels` from `data.source`.
+            With `train.init` (a shipped model's name or a run directory) the
+            GAN takes that source's network and starts from its weights.
     """
 
     def __init__(self, config: Config, **kwargs):
+        # False when a checkpoint is restored next (`from_run`): `train.init` only starts runs.
+        load_init = kwargs.pop("load_init", True)
         kwargs.setdefault("name", f"facegan_{(config.preset or 'custom').replace('-', '_')}")
         super().__init__(**kwargs)
         strategy = tf.distribute.get_strategy()
-        self.config = resolve_for_keras(config, strategy)
+        self.config = resolve_for_keras(
+            with_init_network(config) if load_init else config, strategy
+        )
         self._state = build_state(self.config, strategy)
+        if load_init and self.config.train.init:
+            self._state.load_init(self.config.train.init)
         self.generator = self._state.generator
         self.discriminator = self._state.discriminator
         self.generator_ema = self._state.generator_ema
@@ -103,7 +112,7 @@ class GAN(keras.Model):
         from facegan.keras.runs import restore_checkpoint
 
         paths, config = open_run_dir(run_dir)
-        gan = cls(config, **kwargs)
+        gan = cls(config, load_init=False, **kwargs)
         if restore_checkpoint(gan, paths) is None:
             raise RunDirError(f"run {str(paths.root)!r} has no checkpoint yet")
         gan._run_dir = paths.root

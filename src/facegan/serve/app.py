@@ -164,7 +164,7 @@ class FaceApp:
         model = self.run.config.model
         return json_response(
             {
-                "run": self.run.directory.name,
+                "run": self.run.name,
                 "step": self.run.step,
                 "arch": model.arch,
                 "resolution": model.resolution,
@@ -214,7 +214,7 @@ class FaceApp:
         truncation = _truncation(params)
         size = _integer(params, "size", self.run.config.model.resolution, 8, MAX_SIZE)
         images, _ = self._generate([seed], self._label_request(params), truncation)
-        name = re.sub(r"[^A-Za-z0-9._-]", "-", self.run.directory.name)
+        name = re.sub(r"[^A-Za-z0-9._-]", "-", self.run.name)
         return Response(
             200,
             png_bytes(images[0], size),

@@ -278,18 +278,20 @@ def make_server(host: str, port: int, app: FaceApp | None = None) -> FaceServer:
 
 
 def serve(
-    run_dir: str | Path,
+    run_dir: str | Path | None,
     host: str = "127.0.0.1",
     port: int = 8000,
     *,
     prepare: Callable[[], object] | None = None,
     out: TextIO | None = None,
     label_names: str | None = None,
+    model: str | None = None,
 ) -> None:
     """Serves the page for the run in `run_dir` until Ctrl-C (KeyboardInterrupt propagates).
 
     Args:
-        run_dir: a run directory with at least one checkpoint.
+        run_dir: a run directory with at least one checkpoint (None with `model`).
+        model: a shipped model's name instead of a run (`facegan models`).
         host: the address to listen on; the default answers this machine only.
         port: the TCP port; 0 picks a free one.
         prepare: called after the port is bound and before TensorFlow loads
@@ -301,21 +303,23 @@ def serve(
         UserError: a missing run, a run without checkpoints, a port in use.
     """
     from facegan.artifacts.rundir import open_run_dir
+    from facegan.pretrained import shipped_model
 
     out = out or sys.stdout
-    open_run_dir(run_dir)  # a wrong path fails before anything else
+    # a wrong path or name fails before anything else
+    shipped_model(model) if model is not None else open_run_dir(run_dir)
     server = make_server(host, port)
     try:
         if prepare is not None:
             prepare()
         from facegan.artifacts.run import load
 
-        app = FaceApp(load(run_dir, label_names=label_names))
+        app = FaceApp(load(run_dir, model=model, label_names=label_names))
         app.warm_up()
         server.app = app
         print(
-            f"facegan serve: run {app.run.directory.name} at step {app.run.step} on "
-            f"{server.url}  (Ctrl-C stops)",
+            f"facegan serve: {'model' if app.run.shipped else 'run'} {app.run.name} at step "
+            f"{app.run.step} on {server.url}  (Ctrl-C stops)",
             file=out,
             flush=True,
         )

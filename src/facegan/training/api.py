@@ -16,6 +16,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from facegan.artifacts.init_source import with_init_network
 from facegan.artifacts.run import Run
 from facegan.artifacts.rundir import (
     RunDirError,
@@ -24,6 +25,7 @@ from facegan.artifacts.rundir import (
     create_run_dir,
     default_run_dir,
     open_run_dir,
+    refuse_shipped,
     write_config,
 )
 from facegan.config import RESUME_CHANGES, Config
@@ -57,6 +59,8 @@ def train(
         UserError: for bad data paths, a batch the replicas cannot share, or an
             existing run directory, before any model is built.
     """
+    # A fine-tuning run takes its source's network (resolved once, at the start).
+    config = with_init_network(config)
     strategy = strategy or make_strategy(config.train)
     role = cluster_role()
     if not role.is_chief:
@@ -97,6 +101,7 @@ def resume(
             `train.strategy` and `train.cpu_replicas` (e.g. resume a one-GPU
             run on eight GPUs); None values are ignored.
     """
+    refuse_shipped(run_dir)
     paths, config = open_run_dir(run_dir)
     changes = {k: v for k, v in (execution or {}).items() if v is not None}
     assert set(changes) <= set(RESUME_CHANGES), f"resume cannot change {set(changes)}"

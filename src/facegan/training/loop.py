@@ -107,6 +107,10 @@ def _train(session: Session, log: logging.Logger, stops: StopRequests) -> None:
     start, total = int(state.step.numpy()), config.train.steps
     if restored:
         log.info("resumed from %s at step %d", restored, start)
+    elif config.train.init:
+        log.info(
+            "starting from the weights of %s (fresh optimizers)", state.load_init(config.train.init)
+        )
     if start >= total:
         log.info("run is already at step %d of %d; nothing to do", start, total)
         return

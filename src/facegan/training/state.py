@@ -16,6 +16,8 @@ import keras
 import tensorflow as tf
 
 from facegan.artifacts.checkpoints import CHECKPOINT_PARTS, CheckpointStore
+from facegan.artifacts.init_source import resolve_init
+from facegan.artifacts.weights_file import load_weights
 from facegan.config import Config
 from facegan.models import build_discriminator, build_generator
 
@@ -142,6 +144,34 @@ class TrainState:
         ):
             live.assign(initial)
         self.step.assign(0)
+        if config.train.init:
+            self.load_init(config.train.init)
+
+    def load_init(self, spec: str) -> str:
+        """Copies the networks of `train.init`'s source in: fine-tuning's first weights.
+
+        A shipped model's EMA generator becomes both the generator and its
+        average; a run's generator, average (its generator if it kept none) and
+        discriminator are restored from its newest checkpoint. Optimizers and
+        counters are left as built: fresh. Returns what was loaded, for the log.
+        """
+        source = resolve_init(spec)
+        generators = [g for g in (self.generator, self.generator_ema) if g is not None]
+        if source.shipped is not None:
+            for generator in generators:
+                load_weights(source.shipped.weights, {"generator_ema": generator})
+            load_weights(source.shipped.weights, {"discriminator": self.discriminator})
+            return f"shipped model {source.spec} (step {source.shipped.step})"
+        kept = source.config.train.ema_kimg > 0
+        tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator).restore(
+            source.checkpoint
+        ).expect_partial()
+        if self.generator_ema is not None:
+            name = "generator_ema" if kept else "generator"
+            tf.train.Checkpoint(**{name: self.generator_ema}).restore(
+                source.checkpoint
+            ).expect_partial()
+        return f"run {source.spec} ({Path(source.checkpoint).name})"
 
     def checkpoint_variables(self) -> list[tf.Variable]:
         """Every variable a checkpoint holds (weights, statistics, optimizer slots)."""

@@ -141,7 +141,7 @@ def _curve_point(args, run_dir: Path, evaluator, minutes: float) -> dict:
     return point
 
 
-def _discriminator_gap(args, run, training: "np.ndarray") -> dict:
+def _discriminator_gap(args, run, training) -> dict:
     """D's mean logit and share called real: training images against held-out ones.
 
     Both sets are 500 images; the training ones come from the curve's real set

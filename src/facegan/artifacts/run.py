@@ -20,12 +20,18 @@ from facegan.artifacts.checkpoints import (
     checkpoint_damage,
     sampling_network,
 )
-from facegan.artifacts.rundir import RunDirError, RunPaths, open_run_dir, require_resolved_config
+from facegan.artifacts.rundir import (
+    RunDirError,
+    RunPaths,
+    open_model,
+    open_run_dir,
+    require_resolved_config,
+)
 from facegan.artifacts.sampler import Sampler
 from facegan.artifacts.weights_file import load_weights
 from facegan.config import Config
 from facegan.models import build_generator, latents_from_seeds
-from facegan.pretrained import ShippedModel, model_names, shipped_model, unknown_model_line
+from facegan.pretrained import ShippedModel, model_names, unknown_model_line
 from facegan.seeds import Stream, rng, seed_range
 
 
@@ -333,11 +339,6 @@ def load(
                 f"no run directory {str(run_dir)!r}, and {unknown_model_line(str(run_dir))}"
             )
     if model is not None:
-        shipped = shipped_model(model)
-        paths = RunPaths(shipped.directory)
-        config = shipped.config
-        if label_names is not None:
-            raise RunDirError(f"shipped model {model!r} is not class-conditional")
-        return Run(paths, config, shipped)
+        return Run(*open_model(model, label_names=label_names))
     paths, config = open_run_dir(run_dir, label_names=label_names)
     return Run(paths, config)

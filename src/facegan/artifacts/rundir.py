@@ -23,7 +23,7 @@ from pathlib import Path
 
 from facegan.config import Config, ConfigError, UserError
 from facegan.errors import WriteError, write_error
-from facegan.pretrained import is_shipped_directory, model_names
+from facegan.pretrained import ShippedModel, is_shipped_directory, model_names, shipped_model
 
 
 class RunDirError(UserError):
@@ -164,6 +164,21 @@ def open_run_dir(path: str | Path, *, label_names: str | None = None) -> tuple[R
     if label_names is not None:
         config = _with_label_names(config, label_names)
     return paths, config
+
+
+def open_model(
+    name: str, *, label_names: str | None = None
+) -> tuple[RunPaths, Config, ShippedModel]:
+    """(RunPaths, Config, ShippedModel) of the model shipped as `name`, read like a run.
+
+    Raises:
+        UnknownModelError: no model of that name (the line names the ones there are).
+        RunDirError: class names given for it (shipped models have no classes).
+    """
+    shipped = shipped_model(name)
+    if label_names is not None:
+        raise RunDirError(f"shipped model {name!r} has no classes to name (data.label_names)")
+    return RunPaths(shipped.directory), shipped.config, shipped
 
 
 def require_resolved_config(paths: RunPaths, config: Config) -> None:

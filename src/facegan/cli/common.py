@@ -182,8 +182,6 @@ def label_names_from_args(args: argparse.Namespace) -> str | None:
     Raises:
         ConfigError: `--set` names any other setting (those were fixed by training).
     """
-    from facegan.config import ConfigError
-
     names = None
     for item in getattr(args, "overrides", []):
         key, sep, value = item.partition("=")
@@ -200,15 +198,10 @@ def open_run(path: str | None, label_names: str | None = None, *, model: str | N
     """(RunPaths, Config, ShippedModel or None) of a run or shipped model, read without
     TensorFlow: a missing or broken run directory, an unknown model, or class names
     that do not fit, are reported at once."""
-    from facegan.artifacts.rundir import RunPaths, open_run_dir, require_resolved_config
+    from facegan.artifacts.rundir import open_model, open_run_dir, require_resolved_config
 
     if model is not None:
-        from facegan.pretrained import shipped_model
-
-        shipped = shipped_model(model)
-        if label_names is not None:
-            raise ConfigError(f"--set data.label_names: model {model!r} has no classes to name")
-        return RunPaths(shipped.directory), shipped.config, shipped
+        return open_model(model, label_names=label_names)
     paths, config = open_run_dir(path, label_names=label_names)
     if any(paths.checkpoints.glob("*.index")):  # a run without one says so later
         require_resolved_config(paths, config)

@@ -302,12 +302,11 @@ def serve(
     Raises:
         UserError: a missing run, a run without checkpoints, a port in use.
     """
-    from facegan.artifacts.rundir import open_run_dir
-    from facegan.pretrained import shipped_model
+    from facegan.artifacts.rundir import open_model, open_run_dir
 
     out = out or sys.stdout
     # a wrong path or name fails before anything else
-    shipped_model(model) if model is not None else open_run_dir(run_dir)
+    open_model(model) if model is not None else open_run_dir(run_dir)
     server = make_server(host, port)
     try:
         if prepare is not None:

@@ -42,7 +42,7 @@ def test_train_help_lists_presets_and_examples(capsys):
         ),
         (
             ["train", "--preset", "nope"],
-            "`preset` must be one of dcgan-64, dcgan-128, quick-32, faces-64, faces-128, stylegan2-128, stylegan2-256; received 'nope'",
+            "`preset` must be one of dcgan-64, dcgan-128, quick-32, faces-64, faces-64-long, faces-128, stylegan2-128, stylegan2-256; received 'nope'",
         ),
         (["train", "--data", "/definitely/not/here"], "'/definitely/not/here' does not exist"),
         (

@@ -108,7 +108,7 @@ def test_presets():
     assert get_preset("quick-32").data.source == "embedded:lfw"
     with pytest.raises(
         ConfigError,
-        match="`preset` must be one of dcgan-64, dcgan-128, quick-32, faces-64, faces-128, stylegan2-128, stylegan2-256; received 'x'",
+        match="`preset` must be one of dcgan-64, dcgan-128, quick-32, faces-64, faces-64-long, faces-128, stylegan2-128, stylegan2-256; received 'x'",
     ):
         get_preset("x")
 

@@ -95,3 +95,17 @@ def test_the_dcgan_baselines_are_the_classic_recipe(name, resolution):
     assert config.train.updates == "simultaneous" and config.train.precision == "float32"
     assert (config.optim.g_lr, config.optim.d_lr, config.optim.beta1) == (2e-4, 2e-4, 0.5)
     assert not config.model.d_spectral_norm and config.train.batch_size == 64
+
+
+def test_the_long_budget_preset_is_faces_64_wider_and_the_shipped_models_recipe():
+    import dataclasses
+
+    from facegan.pretrained import shipped_model
+
+    short, long = get_preset("faces-64"), get_preset("faces-64-long")
+    assert (short.model.width, long.model.width) == (32, 48)
+    same = dataclasses.replace(long, preset="faces-64", model=short.model)
+    assert same == short  # only the width differs
+    assert shipped_model("faces-64").config.model == long.model.__class__(
+        **{**dataclasses.asdict(long.model), "channels": 3}
+    )

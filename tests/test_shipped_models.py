@@ -20,7 +20,7 @@ from facegan.pretrained import model_names, shipped_model
 # Loads real networks and runs the face detector: not in the fast tier.
 pytestmark = pytest.mark.integration
 
-SHIPPED = ("faces-64",)
+SHIPPED = ("faces-64", "faces-128")
 BUDGET_BYTES = 32 * 2**20  # all shipped models together
 
 
